@@ -1,0 +1,2 @@
+//! The `siren` command.
+fn main() {}

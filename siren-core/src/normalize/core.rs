@@ -1,0 +1,249 @@
+//! Derivation of the normalised core fields (`timestamp`, `host`, `user`, …) from the
+//! original fields, whichever source they came from.
+
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use serde_json::Value;
+
+use crate::event::Event;
+
+/// Original field names that carry each core field, in order of preference.
+const TIMESTAMP: &[&str] = &[
+    "TimeCreated",
+    "@timestamp",
+    "timestamp",
+    "time",
+    "UtcTime",
+    "EventTime",
+    "TimeGenerated",
+    "date",
+];
+const HOST: &[&str] = &[
+    "Computer",
+    "host.name",
+    "hostname",
+    "Hostname",
+    "host",
+    "computer_name",
+    "HostName",
+];
+const SOURCE: &[&str] = &[
+    "Channel",
+    "Provider_Name",
+    "source",
+    "program",
+    "app_name",
+    "SourceName",
+];
+const EVENT_ID: &[&str] = &["EventID", "event.code", "event_id", "EventId"];
+const RECORD_ID: &[&str] = &["EventRecordID", "record_id", "RecordNumber"];
+const SEVERITY: &[&str] = &["Level", "log.level", "severity", "Severity"];
+const USER: &[&str] = &[
+    "TargetUserName",
+    "User",
+    "SubjectUserName",
+    "UserName",
+    "AccountName",
+    "user.name",
+    "user",
+    "username",
+];
+const SRC_IP: &[&str] = &[
+    "IpAddress",
+    "SourceIp",
+    "SourceAddress",
+    "ClientAddress",
+    "source.ip",
+    "src_ip",
+    "SrcIP",
+    "src",
+];
+const DST_IP: &[&str] = &[
+    "DestinationIp",
+    "DestAddress",
+    "destination.ip",
+    "dst_ip",
+    "DstIP",
+    "dst",
+];
+const PROCESS: &[&str] = &[
+    "Image",
+    "NewProcessName",
+    "ProcessName",
+    "Application",
+    "process.executable",
+    "process",
+];
+const COMMAND_LINE: &[&str] = &["CommandLine", "process.command_line", "command_line"];
+const PARENT: &[&str] = &[
+    "ParentImage",
+    "ParentProcessName",
+    "process.parent.executable",
+    "parent_process",
+];
+
+/// Fills the core fields of `event` from its original fields.
+pub fn derive_core(event: &mut Event) {
+    let fields = &event.fields;
+    event.timestamp = first(fields, TIMESTAMP, parse_timestamp);
+    event.host = first(fields, HOST, text);
+    event.source = first(fields, SOURCE, text);
+    event.event_id = first(fields, EVENT_ID, integer);
+    event.record_id = first(fields, RECORD_ID, integer);
+    event.severity = first(fields, SEVERITY, severity);
+    event.user = first(fields, USER, text);
+    event.src_ip = first(fields, SRC_IP, text);
+    event.dst_ip = first(fields, DST_IP, text);
+    event.process = first(fields, PROCESS, text);
+    event.command_line = first(fields, COMMAND_LINE, text);
+    event.parent_process = first(fields, PARENT, text);
+}
+
+/// The first of `names` whose value `parse` accepts.
+fn first<T>(
+    fields: &crate::event::Fields,
+    names: &[&str],
+    parse: fn(&Value) -> Option<T>,
+) -> Option<T> {
+    names
+        .iter()
+        .filter_map(|name| fields.get(*name))
+        .find_map(parse)
+}
+
+/// Text of a scalar; Windows' placeholders for "nothing" (`-`, empty) count as absent.
+fn text(value: &Value) -> Option<String> {
+    let text = match value {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (!text.is_empty() && text != "-").then_some(text)
+}
+
+fn integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Windows levels (0–5), syslog keywords and common words, onto one scale.
+fn severity(value: &Value) -> Option<String> {
+    let word = match value {
+        Value::Number(n) => match n.as_i64()? {
+            1 => "critical",
+            2 => "error",
+            3 => "warning",
+            0 | 4 => "information",
+            5 => "verbose",
+            _ => return None,
+        },
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "0" | "4" | "info" | "information" | "informational" | "notice" => "information",
+            "1" | "critical" | "crit" | "alert" | "emerg" | "emergency" | "fatal" => "critical",
+            "2" | "error" | "err" => "error",
+            "3" | "warning" | "warn" => "warning",
+            "5" | "verbose" | "debug" | "trace" => "verbose",
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(word.to_owned())
+}
+
+/// RFC 3339 / ISO 8601 (an offset-less time is UTC), or Unix seconds / milliseconds.
+pub(crate) fn parse_timestamp(value: &Value) -> Option<DateTime<Utc>> {
+    match value {
+        Value::String(s) => parse_timestamp_str(s.trim()),
+        Value::Number(n) => {
+            let n = n.as_f64()?;
+            // Past the year 2286 in seconds, it must be milliseconds.
+            let millis = if n.abs() < 1e10 { n * 1000.0 } else { n };
+            Utc.timestamp_millis_opt(millis as i64).single()
+        }
+        _ => None,
+    }
+}
+
+/// Parses a timestamp string in the forms logs use.
+pub(crate) fn parse_timestamp_str(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f %z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    let naive = s.trim_end_matches('Z');
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(naive, format) {
+            return Some(t.and_utc());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Fields, TenantId};
+    use serde_json::json;
+
+    fn event(value: Value) -> Event {
+        let Value::Object(fields) = value else {
+            panic!("test input must be an object")
+        };
+        Event::from_fields(fields as Fields, TenantId::default())
+    }
+
+    #[test]
+    fn windows_logon_failure() {
+        let e = event(
+            json!({"EventID": 4625, "Channel": "Security", "Computer": "dc01",
+            "TimeCreated": "2021-04-22T10:09:34.123456Z", "EventRecordID": 7, "Level": 0,
+            "SubjectUserName": "-", "TargetUserName": "bob", "IpAddress": "10.1.2.3"}),
+        );
+        assert_eq!(e.event_id, Some(4625));
+        assert_eq!(e.record_id, Some(7));
+        assert_eq!(e.host.as_deref(), Some("dc01"));
+        assert_eq!(e.source.as_deref(), Some("Security"));
+        assert_eq!(e.user.as_deref(), Some("bob"));
+        assert_eq!(e.src_ip.as_deref(), Some("10.1.2.3"));
+        assert_eq!(e.severity.as_deref(), Some("information"));
+        assert_eq!(
+            e.timestamp.unwrap().to_rfc3339(),
+            "2021-04-22T10:09:34.123456+00:00"
+        );
+    }
+
+    #[test]
+    fn placeholders_are_absent_and_fallbacks_apply() {
+        let e = event(json!({"TargetUserName": "-", "SubjectUserName": "alice",
+            "NewProcessName": "C:\\x.exe", "ParentProcessName": "C:\\p.exe"}));
+        assert_eq!(e.user.as_deref(), Some("alice"));
+        assert_eq!(e.process.as_deref(), Some("C:\\x.exe"));
+        assert_eq!(e.parent_process.as_deref(), Some("C:\\p.exe"));
+    }
+
+    #[test]
+    fn timestamps_in_common_forms() {
+        for (input, expected) in [
+            (json!("2021-01-02 03:04:05"), "2021-01-02T03:04:05+00:00"),
+            (
+                json!("2021-01-02T03:04:05+02:00"),
+                "2021-01-02T01:04:05+00:00",
+            ),
+            (json!(1609556645), "2021-01-02T03:04:05+00:00"),
+            (json!(1609556645000_i64), "2021-01-02T03:04:05+00:00"),
+        ] {
+            assert_eq!(
+                parse_timestamp(&input).unwrap().to_rfc3339(),
+                expected,
+                "{input}"
+            );
+        }
+        assert!(parse_timestamp(&json!("yesterday")).is_none());
+    }
+}

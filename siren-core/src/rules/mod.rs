@@ -1,0 +1,1 @@
+//! Sigma rules: parsing, the log-source mapping, and the compiled matcher.

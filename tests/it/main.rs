@@ -1,0 +1,8 @@
+//! End-to-end tests of the SIREN binaries and of `siren-core` against the shared corpus.
+//!
+//! The corpus (`SIREN_SHARED`, default `../shared` from the workspace root) holds real EVTX
+//! files and SigmaHQ's rules. Where it is absent, the tests that need it print a notice and
+//! pass; with `SIREN_REQUIRE_CORPUS=1` (as CI sets) its absence is a failure.
+
+mod normalize_corpus;
+mod support;

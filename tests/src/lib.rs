@@ -1,0 +1,1 @@
+//! End-to-end tests of the SIREN binaries live in `it/`.
