@@ -13,6 +13,8 @@ mod json;
 mod lines;
 mod syslog;
 mod xml;
+#[cfg(test)]
+mod fuzz_tests;
 
 use std::fmt;
 use std::io::{BufReader, Read};
