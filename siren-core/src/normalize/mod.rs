@@ -9,12 +9,12 @@ pub mod core;
 mod csv;
 mod evtx;
 pub mod flatten;
+#[cfg(test)]
+mod fuzz_tests;
 mod json;
 mod lines;
 mod syslog;
 mod xml;
-#[cfg(test)]
-mod fuzz_tests;
 
 use std::fmt;
 use std::io::{BufReader, Read};
