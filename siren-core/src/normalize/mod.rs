@@ -131,6 +131,9 @@ pub struct ReadOptions {
     pub max_record_bytes: usize,
     /// Worker threads for EVTX parsing (0 = one per core).
     pub evtx_threads: usize,
+    /// The reference time for dates written without a year (RFC 3164 syslog): the year is
+    /// the one that puts the date closest before it.
+    pub now: chrono::DateTime<chrono::Utc>,
 }
 
 impl Default for ReadOptions {
@@ -139,6 +142,7 @@ impl Default for ReadOptions {
             tenant: TenantId::default(),
             max_record_bytes: 4 << 20,
             evtx_threads: 0,
+            now: chrono::Utc::now(),
         }
     }
 }
@@ -159,6 +163,12 @@ impl ReadOptions {
     /// Sets the number of EVTX worker threads.
     pub fn with_evtx_threads(mut self, threads: usize) -> Self {
         self.evtx_threads = threads;
+        self
+    }
+
+    /// Sets the reference time for dates written without a year.
+    pub fn with_now(mut self, now: chrono::DateTime<chrono::Utc>) -> Self {
+        self.now = now;
         self
     }
 }
