@@ -27,6 +27,10 @@ use crate::event::Event;
 /// How often (in bytes) progress is reported.
 const PROGRESS_STEP: u64 = 1 << 20;
 
+/// How deep elements may nest in one event (Windows events use five or six levels); the
+/// conversion and flattening recurse once per level.
+const MAX_DEPTH: usize = 256;
+
 pub(super) fn read(
     name: &str,
     reader: impl BufRead,
@@ -234,6 +238,11 @@ impl State {
         match self {
             State::Outside => {}
             State::Building { open, .. } => {
+                if open.len() >= MAX_DEPTH {
+                    return Err(format!(
+                        "elements nested more than {MAX_DEPTH} deep at line {line}"
+                    ));
+                }
                 let child = element(&start)?;
                 if empty {
                     if let Some(parent) = open.last_mut() {
@@ -940,6 +949,22 @@ mod tests {
         assert!(result.unwrap_err().contains("empty"));
         let (result, _) = read_bytes("other.xml", b"<root><a/></root>", &ReadOptions::default());
         assert!(result.unwrap_err().contains("<Event>"));
+    }
+
+    #[test]
+    fn deep_nesting_is_reported_not_followed() {
+        let deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
+        let text = format!(
+            "<Event><System><EventID>1</EventID></System><UserData>{deep}</UserData></Event>\n{LOGON_FAILURE}"
+        );
+        let sink = read(&text);
+        assert_eq!(sink.events.len(), 1);
+        assert_eq!(sink.diagnostics.len(), 1, "{:?}", sink.diagnostics);
+        assert!(
+            sink.diagnostics[0]
+                .reason
+                .contains("nested more than 256 deep")
+        );
     }
 
     /// Text form of a value, for comparing the XML and EVTX renderings of one record: XML has
