@@ -310,3 +310,37 @@ fn the_fixtures_read_as_documented() {
         );
     }
 }
+
+/// A sink that asks the reader to stop after the first thing it is given.
+#[derive(Default)]
+struct StopAtFirst {
+    seen: usize,
+}
+
+impl EventSink for StopAtFirst {
+    fn event(&mut self, _: Event) -> ControlFlow<()> {
+        self.seen += 1;
+        ControlFlow::Break(())
+    }
+    fn diagnostic(&mut self, _: Diagnostic) -> ControlFlow<()> {
+        self.seen += 1;
+        ControlFlow::Break(())
+    }
+}
+
+#[test]
+fn every_reader_stops_when_the_sink_says_so() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/inputs");
+    for file in [
+        "sample.xml",
+        "sample.syslog",
+        "sample.csv",
+        "sample.jsonl",
+        "bad.xml",
+    ] {
+        let mut sink = StopAtFirst::default();
+        let input = super::Input::File(dir.join(file));
+        assert!(super::read_input(&input, &ReadOptions::default(), &mut sink).is_some());
+        assert_eq!(sink.seen, 1, "{file}");
+    }
+}
