@@ -344,3 +344,49 @@ fn every_reader_stops_when_the_sink_says_so() {
         assert_eq!(sink.seen, 1, "{file}");
     }
 }
+
+#[test]
+fn json_bad_inputs() {
+    let good = r#"{"EventID": 4625, "TargetUserName": "bob", "timestamp": "2024-01-05T10:11:12Z"}"#;
+    let long = format!(r#"{{"x": "{}"}}"#, "y".repeat(2000));
+    let text = format!("{good}\n{{\"broken\": \n{long}\n{good}\n");
+    // A `.csv` name: the content decides.
+    let sink = read_checked("events.csv", text.as_bytes(), &fuzz_options());
+    assert_eq!(sink.events.len(), 2, "{:?}", sink.diagnostics);
+    let at: Vec<_> = sink
+        .diagnostics
+        .iter()
+        .map(|d| d.location.clone())
+        .collect();
+    assert_eq!(at, [Location::Line(2), Location::Line(3)]);
+    assert!(
+        sink.diagnostics[1]
+            .reason
+            .contains("exceeds the limit of 1024 bytes")
+    );
+    let (result, _) = read_bytes("empty.json", b"", &fuzz_options());
+    assert!(result.is_err_and(|reason| reason.contains("empty")));
+}
+
+#[test]
+fn evtx_bad_inputs() {
+    let Some(evtx) = corpus_evtx() else {
+        return;
+    };
+    // A wrong extension: the content decides.
+    let (result, whole) = read_bytes("copied.log.evtx", evtx, &fuzz_options());
+    assert_eq!(result, Ok(Format::Evtx));
+    assert!(whole.diagnostics.is_empty());
+    let mut sink = Collect::default();
+    let as_log = super::read_stream("copied.log", None, evtx, &fuzz_options(), &mut sink);
+    assert_eq!(as_log, Ok(Format::Evtx));
+    assert_eq!(sink.events.len(), whole.events.len());
+    // Cut inside the first chunk's records: what is whole is kept, the rest is reported.
+    let cut = &evtx[..evtx.len().min(4096 + 512 + 3000)];
+    let sink = read_checked("cut.evtx", cut, &fuzz_options());
+    assert!(sink.events.len() < whole.events.len());
+    assert!(!sink.diagnostics.is_empty());
+    // A chunk without its file header is named as such.
+    let (result, _) = read_bytes("carved.evtx", &evtx[4096..], &fuzz_options());
+    assert!(result.is_err_and(|reason| reason.contains("without its file header")));
+}
