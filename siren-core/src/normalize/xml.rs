@@ -47,6 +47,8 @@ pub(super) fn read(
 
     let mut state = State::Outside;
     let mut ordinal: u64 = 0;
+    // An `<Events>` export with no event in it is empty, not in another format.
+    let mut saw_events = false;
     let mut reported: u64 = 0;
     let mut last_error_at: Option<u64> = None;
     let mut outcomes = Vec::new();
@@ -82,6 +84,9 @@ pub(super) fn read(
                 done = true;
             }
             Ok(event) => {
+                if let XmlEvent::Start(start) | XmlEvent::Empty(start) = &event {
+                    saw_events |= start.local_name().as_ref() == b"Events";
+                }
                 if let Err(reason) = state.step(event, line, position, &mut ordinal, &mut outcomes)
                 {
                     state.fail(reason, line, &mut outcomes);
@@ -104,7 +109,7 @@ pub(super) fn read(
             break;
         }
     }
-    if ordinal == 0 {
+    if ordinal == 0 && !saw_events {
         return Err("XML without any Windows <Event> element".to_owned());
     }
     Ok(())
@@ -947,6 +952,13 @@ mod tests {
         assert_eq!(sink.events.len(), 1);
         let (result, _) = read_bytes("events.xml", b"", &ReadOptions::default());
         assert!(result.unwrap_err().contains("empty"));
+        let (result, sink) = read_bytes(
+            "none.xml",
+            b"<Events>\n</Events>\n",
+            &ReadOptions::default(),
+        );
+        assert_eq!(result, Ok(Format::Xml));
+        assert!(sink.events.is_empty() && sink.diagnostics.is_empty());
         let (result, _) = read_bytes("other.xml", b"<root><a/></root>", &ReadOptions::default());
         assert!(result.unwrap_err().contains("<Event>"));
     }
