@@ -1,1 +1,716 @@
 //! Sigma rules: parsing, the log-source mapping, and the compiled matcher.
+//!
+//! [`RuleSet::load`] reads rule files and folders (multi-document YAML: detection, correlation
+//! and filter rules), compiles every detection rule once, and reports each rule it could not
+//! load as a [`RuleDiagnostic`] naming the file, the rule and the construct. The set is
+//! `Send + Sync`; [`RuleSet::matches`] tests one event against only the rules whose log source
+//! can produce it (rules are bucketed by channel and event ID through the [`LogSourceMap`]).
+//!
+//! ```
+//! use siren_core::rules::{LoadOptions, RuleSet};
+//! use siren_core::{Event, TenantId};
+//!
+//! let rule = r#"
+//! title: Failed logon for a disabled account
+//! id: 3c1f8a52-0000-4000-8000-000000000001
+//! level: medium
+//! logsource: {product: windows, service: security}
+//! detection:
+//!     selection:
+//!         EventID: 4625
+//!         Status|endswith: '0072'
+//!     condition: selection
+//! "#;
+//! let (rules, diagnostics) = RuleSet::from_yaml("example.yml", rule, &LoadOptions::default());
+//! assert!(diagnostics.is_empty());
+//!
+//! let mut fields = siren_core::Fields::new();
+//! fields.insert("Channel".into(), "Security".into());
+//! fields.insert("EventID".into(), 4625.into());
+//! fields.insert("Status".into(), "0xC0000072".into());
+//! let event = Event::from_fields(fields, TenantId::default());
+//! let hits: Vec<&str> = rules.matches(&event).map(|r| r.title.as_str()).collect();
+//! assert_eq!(hits, ["Failed logon for a disabled account"]);
+//! ```
+
+mod condition;
+mod error;
+mod logsource;
+mod model;
+mod parse;
+mod value;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use error::{LogSourceError, RuleDiagnostic, RuleError};
+pub use logsource::{DEFAULT_MAPPING, LogSourceEntry, LogSourceMap, Source};
+pub use model::{
+    CompareOp, Correlation, CorrelationCondition, CorrelationType, Filter, Level, LogSource, Rule,
+    RuleId, RuleKind, RuleTests, SirenExtension, Status,
+};
+
+use crate::event::{Event, Fields};
+use parse::{Detection, Item, ParseContext};
+
+/// What rule loading needs: the log-source mapping and the `expand` placeholders.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// The log-source mapping (default: the one shipped in `rules/logsources.yml`).
+    pub logsources: LogSourceMap,
+    /// Placeholder values for the `expand` modifier: name (without `%`) → values.
+    pub placeholders: HashMap<String, Vec<String>>,
+    /// Rule files larger than this are refused.
+    pub max_file_bytes: u64,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            logsources: LogSourceMap::default(),
+            placeholders: HashMap::new(),
+            max_file_bytes: 8 << 20,
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Uses another log-source mapping.
+    pub fn with_logsources(mut self, map: LogSourceMap) -> Self {
+        self.logsources = map;
+        self
+    }
+
+    /// Sets the values of one `expand` placeholder.
+    pub fn with_placeholder(mut self, name: impl Into<String>, values: Vec<String>) -> Self {
+        self.placeholders.insert(name.into(), values);
+        self
+    }
+
+    /// Adds placeholders from YAML: a mapping of name → value or list of values.
+    pub fn with_placeholders_yaml(mut self, file: &str, text: &str) -> Result<Self, RuleError> {
+        let invalid = |reason: String| RuleError::InvalidKey {
+            key: format!("placeholders in {file}"),
+            reason,
+        };
+        let map: HashMap<String, serde_yaml::Value> =
+            serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        for (name, value) in map {
+            let values = match value {
+                serde_yaml::Value::Sequence(seq) => seq
+                    .iter()
+                    .map(|v| match v {
+                        serde_yaml::Value::String(s) => Some(s.clone()),
+                        serde_yaml::Value::Number(n) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| invalid(format!("'{name}': expected strings")))?,
+                serde_yaml::Value::String(s) => vec![s],
+                serde_yaml::Value::Number(n) => vec![n.to_string()],
+                _ => return Err(invalid(format!("'{name}': expected strings"))),
+            };
+            self.placeholders.insert(name, values);
+        }
+        Ok(self)
+    }
+}
+
+/// One detection rule compiled for one of its log source's sources.
+#[derive(Debug)]
+struct Compiled {
+    /// Index into [`RuleSet::rules`].
+    rule: usize,
+    /// Conditions the source adds (provider, field values).
+    guard: Vec<Item>,
+    /// The rule's detection, with the source's field names.
+    detection: Detection,
+    /// Filter rules' detections, which must hold too.
+    filters: Vec<Detection>,
+}
+
+#[derive(Debug, Default)]
+struct ChannelBucket {
+    by_event_id: HashMap<i64, Vec<u32>>,
+    any_event_id: Vec<u32>,
+}
+
+/// A loaded, compiled set of rules.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    compiled: Vec<Compiled>,
+    /// Compiled entries per rule (for [`RuleSet::rule_matches`]).
+    per_rule: Vec<Vec<u32>>,
+    /// Keyed by lower-case channel.
+    by_channel: HashMap<String, ChannelBucket>,
+    /// Windows rules without a mapped log source: every event with a channel.
+    windows_any: Vec<u32>,
+    /// Other rules without a mapped log source: every event without a channel.
+    generic: Vec<u32>,
+}
+
+/// Collects rules from files and texts, then compiles them into a [`RuleSet`].
+#[derive(Debug)]
+pub struct RuleSetBuilder<'o> {
+    options: &'o LoadOptions,
+    parsed: Vec<parse::Parsed>,
+    diagnostics: Vec<RuleDiagnostic>,
+}
+
+fn collect_files(path: &Path, out: &mut Vec<PathBuf>, diagnostics: &mut Vec<RuleDiagnostic>) {
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(path)
+            .follow_links(true)
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    diagnostics.push(RuleDiagnostic {
+                        file: e
+                            .path()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_else(|| path.display().to_string()),
+                        rule: None,
+                        error: RuleError::Io(e.to_string()),
+                    });
+                    None
+                }
+            })
+            .filter(|e| e.file_type().is_file())
+            .map(|e| e.into_path())
+            .filter(|p| {
+                p.extension().is_some_and(|x| {
+                    x.eq_ignore_ascii_case("yml") || x.eq_ignore_ascii_case("yaml")
+                })
+            })
+            .collect();
+        files.sort();
+        out.extend(files);
+    } else {
+        out.push(path.to_owned());
+    }
+}
+
+impl<'o> RuleSetBuilder<'o> {
+    /// A builder using `options`.
+    pub fn new(options: &'o LoadOptions) -> Self {
+        Self {
+            options,
+            parsed: Vec::new(),
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// Adds every rule of a file, or of every `.yml` / `.yaml` file under a folder.
+    pub fn add_path(&mut self, path: &Path) -> &mut Self {
+        let mut files = Vec::new();
+        collect_files(path, &mut files, &mut self.diagnostics);
+        let cx = ParseContext {
+            placeholders: &self.options.placeholders,
+        };
+        // Parse the files on a few threads: YAML parsing dominates start-up.
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let max = self.options.max_file_bytes;
+        let chunk = files.len().div_ceil(threads).max(1);
+        let results: Vec<Vec<Result<parse::Parsed, RuleDiagnostic>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|chunk| {
+                    let cx = &cx;
+                    s.spawn(move || {
+                        chunk
+                            .iter()
+                            .flat_map(|f| read_and_parse(f, max, cx))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        for result in results.into_iter().flatten() {
+            match result {
+                Ok(p) => self.parsed.push(p),
+                Err(d) => self.diagnostics.push(d),
+            }
+        }
+        self
+    }
+
+    /// Adds the rules of one YAML text; `name` stands for the file in diagnostics.
+    pub fn add_yaml(&mut self, name: &str, text: &str) -> &mut Self {
+        let cx = ParseContext {
+            placeholders: &self.options.placeholders,
+        };
+        for result in parse::parse_file(name, text, &cx) {
+            match result {
+                Ok(p) => self.parsed.push(p),
+                Err(d) => self.diagnostics.push(d),
+            }
+        }
+        self
+    }
+
+    /// Compiles what was added: the rule set, and every rule that was not loaded.
+    pub fn build(self) -> (RuleSet, Vec<RuleDiagnostic>) {
+        let RuleSetBuilder {
+            options,
+            parsed,
+            mut diagnostics,
+        } = self;
+        let mut set = RuleSet::default();
+        let mut seen_ids: HashMap<String, String> = HashMap::new();
+        let mut detections: Vec<Option<Detection>> = Vec::new();
+        for p in parsed {
+            if let Some(id) = &p.rule.id {
+                if let Some(first) = seen_ids.get(id.as_str()) {
+                    diagnostics.push(RuleDiagnostic {
+                        file: p.rule.file.clone(),
+                        rule: Some(p.rule.title.clone()),
+                        error: RuleError::DuplicateId {
+                            id: id.to_string(),
+                            first: first.clone(),
+                        },
+                    });
+                    continue;
+                }
+                seen_ids.insert(id.to_string(), p.rule.file.clone());
+            }
+            set.rules.push(p.rule);
+            detections.push(p.detection);
+        }
+        // Correlations must refer to loaded rules.
+        let mut keep = vec![true; set.rules.len()];
+        for (i, rule) in set.rules.iter().enumerate() {
+            if let RuleKind::Correlation(c) = &rule.kind {
+                for reference in &c.rules {
+                    if !set.rules.iter().any(|r| r.is_called(reference)) {
+                        diagnostics.push(RuleDiagnostic {
+                            file: rule.file.clone(),
+                            rule: Some(rule.title.clone()),
+                            error: RuleError::UnknownRuleReference(reference.clone()),
+                        });
+                        keep[i] = false;
+                        break;
+                    }
+                }
+            }
+        }
+        if keep.iter().any(|k| !k) {
+            let mut k = keep.into_iter();
+            let mut k2 = k.clone();
+            set.rules.retain(|_| k.next().unwrap_or(true));
+            detections.retain(|_| k2.next().unwrap_or(true));
+        }
+        set.per_rule = vec![Vec::new(); set.rules.len()];
+        // Filters: (referenced rule names, detection).
+        let filters: Vec<(Vec<String>, &Detection)> = set
+            .rules
+            .iter()
+            .zip(&detections)
+            .filter_map(|(r, d)| match (&r.kind, d) {
+                (RuleKind::Filter(f), Some(d)) => Some((f.rules.clone(), d)),
+                _ => None,
+            })
+            .collect();
+        for (index, detection) in detections.iter().enumerate() {
+            let (RuleKind::Detection, Some(detection)) = (&set.rules[index].kind, detection) else {
+                continue;
+            };
+            let rule = &set.rules[index];
+            let applicable: Vec<&Detection> = filters
+                .iter()
+                .filter(|(refs, _)| refs.iter().any(|r| rule.is_called(r)))
+                .map(|(_, d)| *d)
+                .collect();
+            let sources = options.logsources.resolve(&rule.logsource);
+            let mapped = sources.is_some();
+            match sources {
+                Some(sources) => {
+                    for source in sources {
+                        let rename = |f: &str| source.field(f).to_owned();
+                        let mut guard = Vec::new();
+                        if !source.providers.is_empty() {
+                            guard.push(equals_item("Provider_Name", &source.providers));
+                        }
+                        for (field, values) in &source.conditions {
+                            guard.push(equals_item(field, values));
+                        }
+                        let compiled = Compiled {
+                            rule: index,
+                            guard,
+                            detection: detection.renamed(&rename),
+                            filters: applicable.iter().map(|d| d.renamed(&rename)).collect(),
+                        };
+                        let at = set.compiled.len() as u32;
+                        set.compiled.push(compiled);
+                        set.per_rule[index].push(at);
+                        for channel in &source.channels {
+                            let bucket = set.by_channel.entry(channel.to_lowercase()).or_default();
+                            if source.event_ids.is_empty() {
+                                bucket.any_event_id.push(at);
+                            } else {
+                                for id in &source.event_ids {
+                                    bucket.by_event_id.entry(*id).or_default().push(at);
+                                }
+                            }
+                        }
+                    }
+                }
+                None => {
+                    let at = set.compiled.len() as u32;
+                    set.compiled.push(Compiled {
+                        rule: index,
+                        guard: Vec::new(),
+                        detection: detection.clone(),
+                        filters: applicable.into_iter().cloned().collect(),
+                    });
+                    set.per_rule[index].push(at);
+                    let windows = rule
+                        .logsource
+                        .product
+                        .as_deref()
+                        .is_some_and(|p| p.eq_ignore_ascii_case("windows"));
+                    if windows {
+                        set.windows_any.push(at);
+                    } else {
+                        set.generic.push(at);
+                    }
+                }
+            }
+            set.rules[index].logsource_mapped = mapped;
+        }
+        // Bucket lists in rule order, so matches come out in load order.
+        for bucket in set.by_channel.values_mut() {
+            for list in bucket.by_event_id.values_mut() {
+                list.sort_unstable();
+                list.dedup();
+            }
+            bucket.any_event_id.sort_unstable();
+            bucket.any_event_id.dedup();
+        }
+        (set, diagnostics)
+    }
+}
+
+fn read_and_parse(
+    path: &Path,
+    max_bytes: u64,
+    cx: &ParseContext<'_>,
+) -> Vec<Result<parse::Parsed, RuleDiagnostic>> {
+    let name = path.display().to_string();
+    let fail = |error: RuleError| {
+        vec![Err(RuleDiagnostic {
+            file: name.clone(),
+            rule: None,
+            error,
+        })]
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > max_bytes => {
+            return fail(RuleError::TooLarge(format!(
+                "the file has {} bytes (limit {max_bytes})",
+                m.len()
+            )));
+        }
+        Ok(_) => {}
+        Err(e) => return fail(RuleError::Io(e.to_string())),
+    }
+    match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => parse::parse_file(&name, &text, cx),
+            Err(e) => fail(RuleError::Io(format!("not UTF-8: {e}"))),
+        },
+        Err(e) => fail(RuleError::Io(e.to_string())),
+    }
+}
+
+/// A guard item: `field` equals one of `values` (case-insensitive).
+fn equals_item(field: &str, values: &[String]) -> Item {
+    let scalars: Vec<value::Scalar> = values
+        .iter()
+        .map(|v| {
+            value::Scalar::Str(
+                v.replace('\\', "\\\\")
+                    .replace('*', "\\*")
+                    .replace('?', "\\?"),
+            )
+        })
+        .collect();
+    let test = value::compile_item(field, &[], &scalars, &HashMap::new())
+        .unwrap_or(value::ValueTest::Exists(false));
+    Item {
+        field: Some(field.into()),
+        test,
+    }
+}
+
+fn eval_item(item: &Item, fields: &Fields) -> bool {
+    match &item.field {
+        Some(field) => item.test.eval(fields.get(&**field), fields),
+        None => fields.values().any(|v| match v {
+            Value::Array(items) => items.iter().any(|v| item.test.eval(Some(v), fields)),
+            Value::Object(_) | Value::Null => false,
+            v => item.test.eval(Some(v), fields),
+        }),
+    }
+}
+
+fn eval_detection(detection: &Detection, fields: &Fields) -> bool {
+    detection.condition.eval(&mut |i| {
+        detection.searches[i]
+            .alternatives
+            .iter()
+            .any(|group| group.iter().all(|item| eval_item(item, fields)))
+    })
+}
+
+impl Compiled {
+    fn matches(&self, fields: &Fields) -> bool {
+        self.guard.iter().all(|g| eval_item(g, fields))
+            && eval_detection(&self.detection, fields)
+            && self.filters.iter().all(|f| eval_detection(f, fields))
+    }
+}
+
+/// The event's channel, lower-cased into `buf` when it fits (no allocation), else owned.
+fn channel_key<'b>(channel: &str, buf: &'b mut [u8; 128]) -> std::borrow::Cow<'b, str> {
+    let bytes = channel.as_bytes();
+    if bytes.len() <= buf.len() && channel.is_ascii() {
+        let out = &mut buf[..bytes.len()];
+        out.copy_from_slice(bytes);
+        out.make_ascii_lowercase();
+        std::borrow::Cow::Borrowed(std::str::from_utf8(out).unwrap_or(""))
+    } else {
+        std::borrow::Cow::Owned(channel.to_lowercase())
+    }
+}
+
+impl RuleSet {
+    /// Loads every rule under `paths` (files, or folders searched for `.yml` / `.yaml`).
+    ///
+    /// Returns the compiled set and one diagnostic per rule or file that was not loaded.
+    pub fn load<P: AsRef<Path>>(
+        paths: &[P],
+        options: &LoadOptions,
+    ) -> (RuleSet, Vec<RuleDiagnostic>) {
+        let mut builder = RuleSetBuilder::new(options);
+        for path in paths {
+            builder.add_path(path.as_ref());
+        }
+        builder.build()
+    }
+
+    /// Loads the rules of one YAML text (one or many documents); `name` stands for the file.
+    pub fn from_yaml(
+        name: &str,
+        text: &str,
+        options: &LoadOptions,
+    ) -> (RuleSet, Vec<RuleDiagnostic>) {
+        let mut builder = RuleSetBuilder::new(options);
+        builder.add_yaml(name, text);
+        builder.build()
+    }
+
+    /// A builder, to load from several files and texts.
+    pub fn builder(options: &LoadOptions) -> RuleSetBuilder<'_> {
+        RuleSetBuilder::new(options)
+    }
+
+    /// Every loaded rule (detection, correlation and filter rules), in load order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The number of loaded rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether no rule was loaded.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The loaded correlation rules.
+    pub fn correlations(&self) -> impl Iterator<Item = (&Rule, &Correlation)> {
+        self.rules.iter().filter_map(|r| match &r.kind {
+            RuleKind::Correlation(c) => Some((r, c)),
+            _ => None,
+        })
+    }
+
+    /// The index of the rule with this id or name.
+    pub fn find(&self, reference: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.is_called(reference))
+    }
+
+    /// Calls `f` with the index (into [`RuleSet::rules`]) of every detection rule that matches
+    /// `event`, each once, in load order within each log-source bucket.
+    pub fn for_each_match(&self, event: &Event, mut f: impl FnMut(usize)) {
+        let fields = &event.fields;
+        let channel = match fields.get("Channel") {
+            Some(Value::String(c)) => Some(c.as_str()),
+            _ => event
+                .source
+                .as_deref()
+                .filter(|_| fields.contains_key("EventID")),
+        };
+        let mut matched: smallvec_lite::Small = smallvec_lite::Small::default();
+        let mut check = |at: u32, f: &mut dyn FnMut(usize)| {
+            let compiled = &self.compiled[at as usize];
+            if !matched.contains(compiled.rule) && compiled.matches(fields) {
+                matched.push(compiled.rule);
+                f(compiled.rule);
+            }
+        };
+        match channel {
+            Some(channel) => {
+                let mut buf = [0u8; 128];
+                let key = channel_key(channel, &mut buf);
+                if let Some(bucket) = self.by_channel.get(&*key) {
+                    if let Some(id) = event.event_id
+                        && let Some(list) = bucket.by_event_id.get(&id)
+                    {
+                        for &at in list {
+                            check(at, &mut f);
+                        }
+                    }
+                    for &at in &bucket.any_event_id {
+                        check(at, &mut f);
+                    }
+                }
+                for &at in &self.windows_any {
+                    check(at, &mut f);
+                }
+            }
+            None => {
+                for &at in &self.generic {
+                    check(at, &mut f);
+                }
+            }
+        }
+    }
+
+    /// The detection rules that match `event`.
+    pub fn matches<'s>(&'s self, event: &Event) -> impl Iterator<Item = &'s Rule> + 's {
+        let mut hits = Vec::new();
+        self.for_each_match(event, |i| hits.push(i));
+        hits.into_iter().map(move |i| &self.rules[i])
+    }
+
+    /// Whether the rule at `index` matches `event` (respecting its log source).
+    pub fn rule_matches(&self, index: usize, event: &Event) -> bool {
+        let mut hit = false;
+        self.for_each_match_of(index, event, &mut hit);
+        hit
+    }
+
+    fn for_each_match_of(&self, index: usize, event: &Event, hit: &mut bool) {
+        let Some(list) = self.per_rule.get(index) else {
+            return;
+        };
+        let fields = &event.fields;
+        let channel = match fields.get("Channel") {
+            Some(Value::String(c)) => Some(c.to_lowercase()),
+            _ => None,
+        };
+        for &at in list {
+            let in_bucket = match &channel {
+                Some(channel) => {
+                    self.windows_any.contains(&at)
+                        || self.by_channel.get(channel).is_some_and(|b| {
+                            b.any_event_id.contains(&at)
+                                || event
+                                    .event_id
+                                    .and_then(|id| b.by_event_id.get(&id))
+                                    .is_some_and(|l| l.contains(&at))
+                        })
+                }
+                None => self.generic.contains(&at),
+            };
+            if in_bucket && self.compiled[at as usize].matches(fields) {
+                *hit = true;
+                return;
+            }
+        }
+    }
+
+    /// Runs the test cases embedded in the rule at `index` (`siren: tests:`): the events of
+    /// `must_match` that it does not match, and those of `must_not_match` that it matches.
+    pub fn run_embedded_tests(&self, index: usize) -> EmbeddedTestReport {
+        let mut report = EmbeddedTestReport::default();
+        let Some(rule) = self.rules.get(index) else {
+            return report;
+        };
+        let tenant = crate::event::TenantId::default();
+        for (i, fields) in rule.siren.tests.must_match.iter().enumerate() {
+            report.run += 1;
+            let event = Event::from_fields(fields.clone(), tenant.clone());
+            if !self.rule_matches(index, &event) {
+                report.failed_match.push(i);
+            }
+        }
+        for (i, fields) in rule.siren.tests.must_not_match.iter().enumerate() {
+            report.run += 1;
+            let event = Event::from_fields(fields.clone(), tenant.clone());
+            if self.rule_matches(index, &event) {
+                report.failed_no_match.push(i);
+            }
+        }
+        report
+    }
+}
+
+/// The outcome of a rule's embedded tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmbeddedTestReport {
+    /// How many test events ran.
+    pub run: usize,
+    /// Positions in `must_match` of the events the rule did not match.
+    pub failed_match: Vec<usize>,
+    /// Positions in `must_not_match` of the events the rule matched.
+    pub failed_no_match: Vec<usize>,
+}
+
+impl EmbeddedTestReport {
+    /// Whether every test passed.
+    pub fn passed(&self) -> bool {
+        self.failed_match.is_empty() && self.failed_no_match.is_empty()
+    }
+}
+
+/// A tiny inline set of rule indices, so matching one event does not allocate.
+mod smallvec_lite {
+    #[derive(Default)]
+    pub(super) struct Small {
+        inline: [usize; 8],
+        len: usize,
+        spill: Vec<usize>,
+    }
+
+    impl Small {
+        pub(super) fn contains(&self, x: usize) -> bool {
+            self.inline[..self.len.min(8)].contains(&x) || self.spill.contains(&x)
+        }
+        pub(super) fn push(&mut self, x: usize) {
+            if self.len < 8 {
+                self.inline[self.len] = x;
+                self.len += 1;
+            } else {
+                self.spill.push(x);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,382 @@
+//! Rule-set tests: whole rules loaded from YAML and matched against events.
+
+use serde_json::json;
+
+use super::*;
+use crate::event::TenantId;
+
+fn event(fields: serde_json::Value) -> Event {
+    let serde_json::Value::Object(map) = fields else {
+        panic!("fields must be an object")
+    };
+    Event::from_fields(map, TenantId::default())
+}
+
+fn load(text: &str) -> RuleSet {
+    let (set, diagnostics) = RuleSet::from_yaml("test.yml", text, &LoadOptions::default());
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+    set
+}
+
+fn titles(set: &RuleSet, e: &Event) -> Vec<String> {
+    set.matches(e).map(|r| r.title.clone()).collect()
+}
+
+const PROC: &str = r#"
+title: Encoded PowerShell
+id: 11111111-0000-4000-8000-000000000001
+level: high
+status: test
+tags: [attack.execution, attack.t1059.001]
+logsource: {product: windows, category: process_creation}
+detection:
+    selection_img:
+        - Image|endswith: '\powershell.exe'
+        - OriginalFileName: PowerShell.EXE
+    selection_cli:
+        CommandLine|contains|windash: ' -enc '
+    filter_main:
+        ParentImage|startswith: 'C:\Program Files\Trusted\'
+    condition: all of selection_* and not 1 of filter_*
+"#;
+
+#[test]
+fn process_creation_matches_sysmon_and_security_4688() {
+    let set = load(PROC);
+    let rule = &set.rules()[0];
+    assert_eq!(rule.level, Some(Level::High));
+    assert_eq!(rule.attack_techniques(), vec!["T1059.001"]);
+    assert!(rule.logsource_mapped);
+    let sysmon = event(
+        json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1,
+        "Image": "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+        "CommandLine": "powershell /enc ZQBjAGgAbwA=", "ParentImage": "C:\\Windows\\explorer.exe"}),
+    );
+    assert_eq!(titles(&set, &sysmon), ["Encoded PowerShell"]);
+    let security = event(json!({"Channel": "Security", "EventID": 4688,
+        "NewProcessName": "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+        "CommandLine": "powershell -enc ZQBjAGgAbwA=", "ParentProcessName": "C:\\x.exe"}));
+    assert_eq!(titles(&set, &security), ["Encoded PowerShell"]);
+    // Filtered parent.
+    let filtered = event(
+        json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1,
+        "Image": "C:\\powershell.exe", "CommandLine": "powershell -enc x",
+        "ParentImage": "c:\\program files\\trusted\\a.exe"}),
+    );
+    assert!(titles(&set, &filtered).is_empty());
+    // Right fields, wrong event ID or channel: never considered.
+    let wrong_id = event(
+        json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 3,
+        "Image": "C:\\powershell.exe", "CommandLine": "powershell -enc x"}),
+    );
+    assert!(titles(&set, &wrong_id).is_empty());
+    let wrong_channel = event(json!({"Channel": "Application", "EventID": 1,
+        "Image": "C:\\powershell.exe", "CommandLine": "powershell -enc x"}));
+    assert!(titles(&set, &wrong_channel).is_empty());
+    assert!(set.rule_matches(0, &sysmon));
+    assert!(!set.rule_matches(0, &wrong_id));
+}
+
+#[test]
+fn keywords_search_every_field() {
+    let set = load(
+        r#"
+title: Keywords
+logsource: {product: windows, service: system}
+detection:
+    keywords:
+        - 'mimikatz'
+        - 'sekurlsa::*'
+    condition: keywords
+"#,
+    );
+    let hit = event(json!({"Channel": "System", "EventID": 7045, "ImagePath": "C:\\MimiKatz.exe"}));
+    assert_eq!(titles(&set, &hit).len(), 1);
+    let hit2 = event(
+        json!({"Channel": "System", "EventID": 1, "Data": ["x", "run sekurlsa::logonpasswords"]}),
+    );
+    assert_eq!(titles(&set, &hit2).len(), 1);
+    let miss = event(json!({"Channel": "System", "EventID": 7045, "ImagePath": "C:\\calc.exe"}));
+    assert!(titles(&set, &miss).is_empty());
+}
+
+#[test]
+fn condition_lists_are_or_and_them_skips_underscore() {
+    let set = load(
+        r#"
+title: Lists
+logsource: {product: windows, service: security}
+detection:
+    a: {EventID: 1}
+    b: {EventID: 2}
+    _c: {EventID: 3}
+    condition:
+        - a
+        - b
+---
+title: Them
+logsource: {product: windows, service: security}
+detection:
+    a: {EventID: 1}
+    _c: {EventID: 3}
+    condition: 1 of them
+"#,
+    );
+    let e = |id: i64| event(json!({"Channel": "Security", "EventID": id}));
+    assert_eq!(titles(&set, &e(1)), ["Lists", "Them"]);
+    assert_eq!(titles(&set, &e(2)), ["Lists"]);
+    assert!(titles(&set, &e(3)).is_empty());
+}
+
+#[test]
+fn null_and_empty_values() {
+    let set = load(
+        r#"
+title: Nulls
+logsource: {product: windows, service: security}
+detection:
+    sel:
+        EventID: 4624
+        TargetDomainName: null
+        Extra: ''
+    condition: sel
+"#,
+    );
+    let hit = event(json!({"Channel": "Security", "EventID": 4624, "Extra": ""}));
+    assert_eq!(titles(&set, &hit).len(), 1);
+    let miss = event(
+        json!({"Channel": "Security", "EventID": 4624, "TargetDomainName": "X", "Extra": ""}),
+    );
+    assert!(titles(&set, &miss).is_empty());
+}
+
+#[test]
+fn filter_rules_apply_to_named_rules() {
+    let set = load(
+        r#"
+title: Logon
+id: 22222222-0000-4000-8000-000000000001
+name: any_logon
+logsource: {product: windows, service: security}
+detection:
+    sel: {EventID: 4624}
+    condition: sel
+---
+title: Not from the jump host
+logsource: {product: windows, service: security}
+filter:
+    rules: [any_logon]
+    jump:
+        IpAddress: 10.0.0.5
+    condition: not jump
+"#,
+    );
+    assert!(matches!(set.rules()[1].kind, RuleKind::Filter(_)));
+    let from_jump = event(json!({"Channel": "Security", "EventID": 4624, "IpAddress": "10.0.0.5"}));
+    assert!(titles(&set, &from_jump).is_empty());
+    let other = event(json!({"Channel": "Security", "EventID": 4624, "IpAddress": "10.0.0.6"}));
+    assert_eq!(titles(&set, &other), ["Logon"]);
+}
+
+#[test]
+fn correlation_rules_are_parsed_and_references_checked() {
+    let text = r#"
+title: Many failures
+correlation:
+    type: event_count
+    rules: [failed_logon]
+    group-by: [TargetUserName]
+    timespan: 2m
+    condition: {gte: 5}
+level: high
+---
+title: Failed logon
+name: failed_logon
+logsource: {product: windows, service: security}
+detection:
+    sel: {EventID: 4625}
+    condition: sel
+"#;
+    let set = load(text);
+    let (rule, c) = set.correlations().next().unwrap();
+    assert_eq!(rule.title, "Many failures");
+    assert_eq!(c.kind, CorrelationType::EventCount);
+    assert_eq!(c.timespan.as_secs(), 120);
+    assert_eq!(c.group_by, ["TargetUserName"]);
+    assert_eq!(set.find("failed_logon"), Some(1));
+
+    let orphan = text.replace("rules: [failed_logon]", "rules: [nope]");
+    let (set, diagnostics) = RuleSet::from_yaml("c.yml", &orphan, &LoadOptions::default());
+    assert_eq!(set.len(), 1);
+    assert!(
+        diagnostics[0].to_string().contains("'nope'"),
+        "{}",
+        diagnostics[0]
+    );
+}
+
+#[test]
+fn bad_rules_are_reported_and_the_rest_load() {
+    let text = r#"
+title: Good
+logsource: {product: windows, service: security}
+detection:
+    sel: {EventID: 1}
+    condition: sel
+---
+title: Typo modifier
+logsource: {product: windows, service: security}
+detection:
+    sel: {CommandLine|contians: x}
+    condition: sel
+---
+title: Bad regex
+logsource: {product: windows, service: security}
+detection:
+    sel: {CommandLine|re: '(x'}
+    condition: sel
+---
+title: Bad condition
+logsource: {product: windows, service: security}
+detection:
+    sel: {EventID: 1}
+    condition: sel and selection
+---
+title: No detection
+logsource: {product: windows}
+---
+- just a list
+"#;
+    let (set, diagnostics) = RuleSet::from_yaml("mixed.yml", text, &LoadOptions::default());
+    assert_eq!(set.len(), 1);
+    let messages: Vec<String> = diagnostics.iter().map(|d| d.to_string()).collect();
+    assert_eq!(messages.len(), 5, "{messages:#?}");
+    assert!(messages[0].contains("'Typo modifier'") && messages[0].contains("contians"));
+    assert!(messages[1].contains("'(x'"));
+    assert!(messages[2].contains("'selection'"));
+    assert!(messages[3].contains("detection"));
+    assert!(messages[4].contains("document 6"));
+}
+
+#[test]
+fn duplicate_ids_are_reported() {
+    let one = "title: A\nid: x-1\nlogsource: {product: windows, service: system}\ndetection:\n  s: {EventID: 1}\n  condition: s\n";
+    let text = format!("{one}---\n{}", one.replace("title: A", "title: B"));
+    let (set, diagnostics) = RuleSet::from_yaml("d.yml", &text, &LoadOptions::default());
+    assert_eq!(set.len(), 1);
+    assert!(matches!(
+        diagnostics[0].error,
+        RuleError::DuplicateId { .. }
+    ));
+}
+
+#[test]
+fn unmapped_log_sources() {
+    let set = load(
+        r#"
+title: Linux
+logsource: {product: linux, service: auth}
+detection:
+    sel: {program: sshd}
+    condition: sel
+---
+title: Windows generic
+logsource: {product: windows}
+detection:
+    sel: {Computer: dc01}
+    condition: sel
+"#,
+    );
+    assert!(!set.rules()[0].logsource_mapped);
+    let syslog = event(json!({"program": "sshd"}));
+    assert_eq!(titles(&set, &syslog), ["Linux"]);
+    let win = event(json!({"Channel": "Whatever/Operational", "EventID": 9, "Computer": "DC01"}));
+    assert_eq!(titles(&set, &win), ["Windows generic"]);
+}
+
+#[test]
+fn placeholders_and_user_mapping() {
+    let text = r#"
+title: Admin logon
+logsource: {product: windows, service: security}
+detection:
+    sel:
+        TargetUserName|expand: '%admins%'
+    condition: sel
+"#;
+    let (_, diagnostics) = RuleSet::from_yaml("p.yml", text, &LoadOptions::default());
+    assert!(matches!(
+        diagnostics[0].error,
+        RuleError::UnknownPlaceholder { .. }
+    ));
+    let options = LoadOptions::default()
+        .with_placeholders_yaml("p.yml", "admins: [root, 'adm*']")
+        .unwrap()
+        .with_logsources(
+            LogSourceMap::parse(
+                "mine.yml",
+                "logsources:\n  - {product: windows, service: security, sources: [{channel: MySecurity}]}\n",
+            )
+            .unwrap(),
+        );
+    let (set, diagnostics) = RuleSet::from_yaml("p.yml", text, &options);
+    assert!(diagnostics.is_empty());
+    let hit =
+        event(json!({"Channel": "MySecurity", "EventID": 4624, "TargetUserName": "Administrator"}));
+    assert_eq!(titles(&set, &hit).len(), 1);
+    let elsewhere =
+        event(json!({"Channel": "Security", "EventID": 4624, "TargetUserName": "root"}));
+    assert!(titles(&set, &elsewhere).is_empty());
+}
+
+#[test]
+fn embedded_tests_run() {
+    let set = load(
+        r#"
+title: Failed logon
+logsource: {product: windows, service: security}
+detection:
+    sel: {EventID: 4625}
+    condition: sel
+siren:
+    tests:
+        match:
+            - {Channel: Security, EventID: 4625}
+        no_match:
+            - {Channel: Security, EventID: 4624}
+            - {Channel: Security, EventID: 4625}
+"#,
+    );
+    let report = set.run_embedded_tests(0);
+    assert_eq!(report.run, 3);
+    assert!(report.failed_match.is_empty());
+    assert_eq!(report.failed_no_match, vec![1]);
+    assert!(!report.passed());
+}
+
+#[test]
+fn registry_add_uses_the_event_type_guard() {
+    let set = load(
+        r#"
+title: Run key created
+logsource: {product: windows, category: registry_add}
+detection:
+    sel: {TargetObject|contains: '\CurrentVersion\Run'}
+    condition: sel
+"#,
+    );
+    let base = json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 12,
+        "TargetObject": "HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Run\\x"});
+    let mut create = base.clone();
+    create["EventType"] = json!("CreateKey");
+    let mut delete = base;
+    delete["EventType"] = json!("DeleteKey");
+    assert_eq!(titles(&set, &event(create)).len(), 1);
+    assert!(titles(&set, &event(delete)).is_empty());
+}
+
+#[test]
+fn rule_set_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<RuleSet>();
+}

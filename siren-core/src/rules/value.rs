@@ -1,0 +1,1340 @@
+//! Value modifiers (`contains`, `base64offset`, `windash`, `re`, `cidr`, `lt`…) and the
+//! compiled tests they turn a Sigma field item into.
+//!
+//! A field item (`CommandLine|contains|all: [a, b]`) compiles to one [`ValueTest`] tree whose
+//! leaves are prepared once: literal strings are classified as exact / prefix / suffix /
+//! contains (contains patterns of one item share one Aho-Corasick automaton, ASCII
+//! case-insensitive), other wildcard shapes and `re` values become compiled regexes.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+use base64::Engine as _;
+use ipnet::IpNet;
+use regex::{Regex, RegexBuilder};
+use serde_json::Value;
+
+use super::RuleError;
+use crate::event::Fields;
+
+/// The most values (after modifier expansion) one field item may produce.
+const MAX_VARIANTS: usize = 10_000;
+/// Compiled size limit for one regex.
+const REGEX_SIZE_LIMIT: usize = 4 << 20;
+/// The dash characters `windash` treats as interchangeable.
+const DASHES: [char; 5] = ['-', '/', '\u{2013}', '\u{2014}', '\u{2015}'];
+
+/// One token of a Sigma string value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    Lit(String),
+    /// `*`: any run of characters.
+    Star,
+    /// `?`: one character.
+    Quest,
+    /// A `windash` position: any of [`DASHES`].
+    Dash,
+}
+
+/// Parses a Sigma string: `*` and `?` are wildcards, `\` escapes `*`, `?` and `\`; a `\`
+/// before anything else is a literal backslash.
+fn parse_sigma_string(s: &str) -> Vec<Tok> {
+    let mut toks = Vec::new();
+    let mut lit = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.peek() {
+                Some(&n @ ('*' | '?' | '\\')) => {
+                    lit.push(n);
+                    chars.next();
+                }
+                _ => lit.push('\\'),
+            },
+            '*' | '?' => {
+                if !lit.is_empty() {
+                    toks.push(Tok::Lit(std::mem::take(&mut lit)));
+                }
+                toks.push(if c == '*' { Tok::Star } else { Tok::Quest });
+            }
+            _ => lit.push(c),
+        }
+    }
+    if !lit.is_empty() {
+        toks.push(Tok::Lit(lit));
+    }
+    toks
+}
+
+/// Merges adjacent literals and collapses runs of `*`.
+fn normalise(toks: Vec<Tok>) -> Vec<Tok> {
+    let mut out: Vec<Tok> = Vec::with_capacity(toks.len());
+    for t in toks {
+        match (out.last_mut(), t) {
+            (Some(Tok::Lit(prev)), Tok::Lit(s)) => prev.push_str(&s),
+            (Some(Tok::Star), Tok::Star) => {}
+            (_, Tok::Lit(s)) if s.is_empty() => {}
+            (_, t) => out.push(t),
+        }
+    }
+    out
+}
+
+fn plain_text(toks: &[Tok], field: &str, modifier: &str) -> Result<String, RuleError> {
+    let mut s = String::new();
+    for t in toks {
+        match t {
+            Tok::Lit(l) => s.push_str(l),
+            _ => {
+                return Err(RuleError::InvalidModifier {
+                    field: field.to_owned(),
+                    reason: format!("'{modifier}' cannot encode a value with wildcards"),
+                });
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// A value on its way through the transforming modifiers: text tokens or raw bytes.
+#[derive(Debug, Clone)]
+enum Work {
+    Toks(Vec<Tok>),
+    Bytes(Vec<u8>),
+}
+
+impl Work {
+    fn into_toks(self) -> Vec<Tok> {
+        match self {
+            Work::Toks(t) => t,
+            Work::Bytes(b) => vec![Tok::Lit(String::from_utf8_lossy(&b).into_owned())],
+        }
+    }
+    fn bytes(self, field: &str, modifier: &str) -> Result<Vec<u8>, RuleError> {
+        match self {
+            Work::Bytes(b) => Ok(b),
+            Work::Toks(t) => Ok(plain_text(&t, field, modifier)?.into_bytes()),
+        }
+    }
+}
+
+fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() * 2 + 2);
+    if bom {
+        out.extend_from_slice(if big_endian {
+            &[0xFE, 0xFF]
+        } else {
+            &[0xFF, 0xFE]
+        });
+    }
+    for unit in text.encode_utf16() {
+        out.extend_from_slice(&if big_endian {
+            unit.to_be_bytes()
+        } else {
+            unit.to_le_bytes()
+        });
+    }
+    out
+}
+
+/// The three base64 renderings of `data` at each alignment, trimmed to the characters that do
+/// not depend on the surrounding bytes (what Sigma's `base64offset` specifies).
+fn base64_offsets(data: &[u8]) -> Vec<String> {
+    let engine = base64::engine::general_purpose::STANDARD;
+    let start = [0usize, 2, 3];
+    let end_trim = [0usize, 3, 2];
+    (0..3)
+        .map(|i| {
+            let mut padded = vec![b' '; i];
+            padded.extend_from_slice(data);
+            let encoded = engine.encode(&padded);
+            let trim = end_trim[(data.len() + i) % 3];
+            let end = encoded.len().saturating_sub(trim);
+            encoded.get(start[i]..end).unwrap_or("").to_owned()
+        })
+        .collect()
+}
+
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// Marks the `windash` positions: a `-` or `/` at the start of a word.
+fn windash(toks: Vec<Tok>) -> Vec<Tok> {
+    let mut out = Vec::new();
+    for t in toks {
+        let Tok::Lit(s) = t else {
+            out.push(t);
+            continue;
+        };
+        let chars: Vec<char> = s.chars().collect();
+        let mut lit = String::new();
+        for (i, &c) in chars.iter().enumerate() {
+            let prev_word = i > 0 && is_word(chars[i - 1]);
+            let next_word = chars.get(i + 1).is_some_and(|&n| is_word(n));
+            if (c == '-' || c == '/') && !prev_word && next_word {
+                if !lit.is_empty() {
+                    out.push(Tok::Lit(std::mem::take(&mut lit)));
+                }
+                out.push(Tok::Dash);
+            } else {
+                lit.push(c);
+            }
+        }
+        if !lit.is_empty() {
+            out.push(Tok::Lit(lit));
+        }
+    }
+    out
+}
+
+/// Expands `Dash` tokens into literal variants when there are few of them (so the literals can
+/// use the fast paths); many are left for the regex.
+fn expand_dashes(toks: Vec<Tok>) -> Vec<Vec<Tok>> {
+    let count = toks.iter().filter(|t| **t == Tok::Dash).count();
+    if count == 0 || count > 3 {
+        return vec![toks];
+    }
+    let mut variants: Vec<Vec<Tok>> = vec![Vec::new()];
+    for t in toks {
+        if t == Tok::Dash {
+            let mut next = Vec::with_capacity(variants.len() * DASHES.len());
+            for v in &variants {
+                for d in DASHES {
+                    let mut v = v.clone();
+                    v.push(Tok::Lit(d.to_string()));
+                    next.push(v);
+                }
+            }
+            variants = next;
+        } else {
+            for v in &mut variants {
+                v.push(t.clone());
+            }
+        }
+    }
+    variants.into_iter().map(normalise).collect()
+}
+
+/// Replaces `%name%` placeholders in literals with each configured value.
+fn expand_placeholders(
+    toks: Vec<Tok>,
+    placeholders: &std::collections::HashMap<String, Vec<String>>,
+    field: &str,
+) -> Result<Vec<Vec<Tok>>, RuleError> {
+    let mut variants: Vec<Vec<Tok>> = vec![Vec::new()];
+    for t in toks {
+        let Tok::Lit(s) = t else {
+            for v in &mut variants {
+                v.push(t.clone());
+            }
+            continue;
+        };
+        let mut rest = s.as_str();
+        while !rest.is_empty() {
+            let placeholder = rest.find('%').and_then(|a| {
+                rest[a + 1..]
+                    .find('%')
+                    .map(|b| (a, a + 1 + b))
+                    .filter(|&(a, b)| b > a + 1)
+            });
+            let Some((a, b)) = placeholder else {
+                for v in &mut variants {
+                    v.push(Tok::Lit(rest.to_owned()));
+                }
+                break;
+            };
+            for v in &mut variants {
+                v.push(Tok::Lit(rest[..a].to_owned()));
+            }
+            let name = &rest[a + 1..b];
+            let values = placeholders
+                .get(name)
+                .ok_or_else(|| RuleError::UnknownPlaceholder {
+                    field: field.to_owned(),
+                    placeholder: name.to_owned(),
+                })?;
+            let mut next = Vec::new();
+            for v in &variants {
+                for value in values {
+                    let mut v = v.clone();
+                    v.extend(parse_sigma_string(value));
+                    next.push(v);
+                }
+            }
+            if next.len() > MAX_VARIANTS {
+                return Err(RuleError::TooLarge(format!(
+                    "'{field}' expands to more than {MAX_VARIANTS} values"
+                )));
+            }
+            variants = next;
+            rest = &rest[b + 1..];
+        }
+    }
+    Ok(variants.into_iter().map(normalise).collect())
+}
+
+/// A time part extracted by the `minute`…`year` modifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimePart {
+    Minute,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+/// A numeric comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NumOp {
+    Eq,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+}
+
+/// How a `fieldref` compares the two fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Exact,
+    Prefix,
+    Suffix,
+    Contains,
+}
+
+/// The compiled test of one value list against one field's value.
+#[derive(Debug, Clone)]
+pub(crate) enum ValueTest {
+    /// Any holds.
+    Or(Vec<ValueTest>),
+    /// All hold.
+    And(Vec<ValueTest>),
+    /// Does not hold.
+    Not(Box<ValueTest>),
+    /// Text patterns.
+    Str(StringSet),
+    /// The field is missing, null or empty.
+    Null,
+    /// The field is the empty string (or null).
+    Empty,
+    /// The field is present (with a non-null value) or not.
+    Exists(bool),
+    /// Numeric comparison of the value, or of a time part of it.
+    Num {
+        op: NumOp,
+        value: f64,
+        part: Option<TimePart>,
+    },
+    /// The value is an IP address inside one of the networks.
+    Cidr(Vec<IpNet>),
+    /// The value compares with another field's value.
+    FieldRef {
+        other: Box<str>,
+        shape: Shape,
+        cased: bool,
+    },
+}
+
+/// Formats a number into a small stack buffer, so numeric fields are matched without
+/// allocating.
+struct NumBuf {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl std::fmt::Write for NumBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(std::fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Calls `f` with the text of a scalar value (strings, numbers, booleans); `None` for null,
+/// arrays and objects.
+pub(crate) fn with_text<R>(value: &Value, f: impl FnOnce(&str) -> R) -> Option<R> {
+    match value {
+        Value::String(s) => Some(f(s)),
+        Value::Number(n) => {
+            let mut buf = NumBuf {
+                buf: [0; 40],
+                len: 0,
+            };
+            if write!(buf, "{n}").is_ok() {
+                std::str::from_utf8(&buf.buf[..buf.len]).ok().map(f)
+            } else {
+                Some(f(&n.to_string()))
+            }
+        }
+        Value::Bool(b) => Some(f(if *b { "true" } else { "false" })),
+        _ => None,
+    }
+}
+
+fn as_number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                i64::from_str_radix(hex, 16).ok().map(|n| n as f64)
+            } else {
+                s.parse::<f64>().ok()
+            }
+        }
+        _ => None,
+    }
+}
+
+fn time_part(value: &Value, part: TimePart) -> Option<f64> {
+    use chrono::{Datelike, Timelike};
+    let text = value.as_str()?.trim();
+    let dt = chrono::DateTime::parse_from_rfc3339(text)
+        .map(|d| d.naive_utc())
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f"))
+        .ok()?;
+    Some(f64::from(match part {
+        TimePart::Minute => dt.minute(),
+        TimePart::Hour => dt.hour(),
+        TimePart::Day => dt.day(),
+        TimePart::Week => dt.iso_week().week(),
+        TimePart::Month => dt.month(),
+        TimePart::Year => dt.year() as u32,
+    }))
+}
+
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    let text = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    let ip: IpAddr = text.parse().ok()?;
+    Some(match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    })
+}
+
+impl ValueTest {
+    /// Tests the field's value (`None` when the field is missing) of `fields`.
+    pub(crate) fn eval(&self, value: Option<&Value>, fields: &Fields) -> bool {
+        match self {
+            ValueTest::Or(ts) => ts.iter().any(|t| t.eval(value, fields)),
+            ValueTest::And(ts) => ts.iter().all(|t| t.eval(value, fields)),
+            ValueTest::Not(t) => !t.eval(value, fields),
+            ValueTest::Null => match value {
+                None | Some(Value::Null) => true,
+                Some(Value::String(s)) => s.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                _ => false,
+            },
+            ValueTest::Empty => {
+                matches!(value, Some(Value::Null))
+                    || matches!(value, Some(Value::String(s)) if s.is_empty())
+            }
+            ValueTest::Exists(want) => {
+                let present = !matches!(value, None | Some(Value::Null));
+                present == *want
+            }
+            _ => match value {
+                None => false,
+                Some(Value::Array(items)) => items.iter().any(|v| self.leaf(v, fields)),
+                Some(v) => self.leaf(v, fields),
+            },
+        }
+    }
+
+    fn leaf(&self, value: &Value, fields: &Fields) -> bool {
+        match self {
+            ValueTest::Str(set) => with_text(value, |s| set.is_match(s)).unwrap_or(false),
+            ValueTest::Num {
+                op,
+                value: want,
+                part,
+            } => {
+                let got = match part {
+                    Some(p) => time_part(value, *p),
+                    None => as_number(value),
+                };
+                let Some(got) = got else { return false };
+                match op {
+                    NumOp::Eq => got == *want,
+                    NumOp::Lt => got < *want,
+                    NumOp::Lte => got <= *want,
+                    NumOp::Gt => got > *want,
+                    NumOp::Gte => got >= *want,
+                }
+            }
+            ValueTest::Cidr(nets) => with_text(value, |s| {
+                parse_ip(s).is_some_and(|ip| nets.iter().any(|n| n.contains(&ip)))
+            })
+            .unwrap_or(false),
+            ValueTest::FieldRef {
+                other,
+                shape,
+                cased,
+            } => {
+                let Some(other) = fields.get(&**other) else {
+                    return false;
+                };
+                with_text(value, |a| {
+                    with_text(other, |b| compare_shape(a, b, *shape, *cased)).unwrap_or(false)
+                })
+                .unwrap_or(false)
+            }
+            // The combinators and null/exists tests are handled in `eval`.
+            other => other.eval(Some(value), fields),
+        }
+    }
+
+    /// Whether this test can only hold for a present, non-null value (used for keyword search).
+    pub(crate) fn is_text(&self) -> bool {
+        match self {
+            ValueTest::Str(_) => true,
+            ValueTest::Or(ts) | ValueTest::And(ts) => ts.iter().all(|t| t.is_text()),
+            _ => false,
+        }
+    }
+}
+
+fn compare_shape(a: &str, b: &str, shape: Shape, cased: bool) -> bool {
+    if cased {
+        match shape {
+            Shape::Exact => a == b,
+            Shape::Prefix => a.starts_with(b),
+            Shape::Suffix => a.ends_with(b),
+            Shape::Contains => a.contains(b),
+        }
+    } else {
+        let (a, b) = (a.to_lowercase(), b.to_lowercase());
+        match shape {
+            Shape::Exact => a == b,
+            Shape::Prefix => a.starts_with(&b),
+            Shape::Suffix => a.ends_with(&b),
+            Shape::Contains => a.contains(&b),
+        }
+    }
+}
+
+/// A set of text patterns, any of which may match, prepared for speed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StringSet {
+    /// ASCII case-insensitive comparison for the literal lists.
+    ci: bool,
+    exact: Vec<Box<str>>,
+    prefix: Vec<Box<str>>,
+    suffix: Vec<Box<str>>,
+    contains: Option<AhoCorasick>,
+    regexes: Vec<Regex>,
+    /// A bare `*`: any text matches.
+    any: bool,
+}
+
+impl StringSet {
+    pub(crate) fn is_match(&self, s: &str) -> bool {
+        if self.any {
+            return true;
+        }
+        let b = s.as_bytes();
+        if self.ci {
+            if self
+                .exact
+                .iter()
+                .any(|p| p.len() == b.len() && p.as_bytes().eq_ignore_ascii_case(b))
+            {
+                return true;
+            }
+            if self
+                .prefix
+                .iter()
+                .any(|p| b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
+            {
+                return true;
+            }
+            if self.suffix.iter().any(|p| {
+                b.len() >= p.len() && b[b.len() - p.len()..].eq_ignore_ascii_case(p.as_bytes())
+            }) {
+                return true;
+            }
+        } else {
+            if self.exact.iter().any(|p| **p == *s) {
+                return true;
+            }
+            if self.prefix.iter().any(|p| s.starts_with(&**p)) {
+                return true;
+            }
+            if self.suffix.iter().any(|p| s.ends_with(&**p)) {
+                return true;
+            }
+        }
+        if let Some(ac) = &self.contains
+            && ac.is_match(s)
+        {
+            return true;
+        }
+        self.regexes.iter().any(|r| r.is_match(s))
+    }
+}
+
+/// A pattern ready to join a [`StringSet`].
+#[derive(Debug, Clone)]
+enum Pattern {
+    Glob(Vec<Tok>),
+    Regex(String, RegexFlags),
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct RegexFlags {
+    i: bool,
+    m: bool,
+    s: bool,
+}
+
+fn regex_for_glob(toks: &[Tok], ci: bool) -> String {
+    let mut re = String::from(if ci { "(?is)^" } else { "(?s)^" });
+    for t in toks {
+        match t {
+            Tok::Lit(s) => re.push_str(&regex::escape(s)),
+            Tok::Star => re.push_str(".*"),
+            Tok::Quest => re.push('.'),
+            Tok::Dash => re.push_str("[-/\u{2013}\u{2014}\u{2015}]"),
+        }
+    }
+    re.push('$');
+    re
+}
+
+fn compile_regex(pattern: &str, flags: RegexFlags, field: &str) -> Result<Regex, RuleError> {
+    RegexBuilder::new(pattern)
+        .case_insensitive(flags.i)
+        .multi_line(flags.m)
+        .dot_matches_new_line(flags.s)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| RuleError::BadRegex {
+            field: field.to_owned(),
+            pattern: pattern.to_owned(),
+            reason: e.to_string().lines().last().unwrap_or("").trim().to_owned(),
+        })
+}
+
+/// Builds one set from patterns; `ci` = case-insensitive.
+fn build_set(patterns: Vec<Pattern>, ci: bool, field: &str) -> Result<StringSet, RuleError> {
+    let mut set = StringSet {
+        ci,
+        ..StringSet::default()
+    };
+    let mut contains: Vec<String> = Vec::new();
+    for p in patterns {
+        match p {
+            Pattern::Regex(re, flags) => set.regexes.push(compile_regex(&re, flags, field)?),
+            Pattern::Glob(toks) => {
+                // Non-ASCII literals under case-insensitivity need Unicode folding: regex.
+                let ascii = toks.iter().all(|t| match t {
+                    Tok::Lit(s) => s.is_ascii(),
+                    _ => true,
+                });
+                let lit = |t: &Tok| match t {
+                    Tok::Lit(s) => Some(s.clone()),
+                    _ => None,
+                };
+                let fast = if ci && !ascii {
+                    None
+                } else {
+                    match toks.as_slice() {
+                        [] => Some((0, String::new())),
+                        [Tok::Star] => Some((4, String::new())),
+                        [l @ Tok::Lit(_)] => lit(l).map(|s| (0, s)),
+                        [l @ Tok::Lit(_), Tok::Star] => lit(l).map(|s| (1, s)),
+                        [Tok::Star, l @ Tok::Lit(_)] => lit(l).map(|s| (2, s)),
+                        [Tok::Star, l @ Tok::Lit(_), Tok::Star] => lit(l).map(|s| (3, s)),
+                        _ => None,
+                    }
+                };
+                match fast {
+                    Some((0, s)) => set.exact.push(s.into()),
+                    Some((1, s)) => set.prefix.push(s.into()),
+                    Some((2, s)) => set.suffix.push(s.into()),
+                    Some((3, s)) => contains.push(s),
+                    Some(_) => set.any = true,
+                    None => {
+                        let re = regex_for_glob(&toks, ci);
+                        set.regexes
+                            .push(compile_regex(&re, RegexFlags::default(), field)?);
+                    }
+                }
+            }
+        }
+    }
+    if !contains.is_empty() {
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(ci)
+            .build(&contains)
+            .map_err(|e| RuleError::TooLarge(format!("'{field}': {e}")))?;
+        set.contains = Some(ac);
+    }
+    Ok(set)
+}
+
+/// A scalar value of a rule, as YAML gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Null => String::new(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Str(s) => s.clone(),
+        }
+    }
+    fn number(&self) -> Option<f64> {
+        match self {
+            Scalar::Int(i) => Some(*i as f64),
+            Scalar::Float(f) => Some(*f),
+            Scalar::Str(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+    /// A numeric or boolean value is matched as-is (no wildcards).
+    fn toks(&self) -> Vec<Tok> {
+        match self {
+            Scalar::Str(s) => normalise(parse_sigma_string(s)),
+            other => normalise(vec![Tok::Lit(other.text())]),
+        }
+    }
+}
+
+/// What the modifiers of one field item ask for.
+#[derive(Debug, Default)]
+struct Modifiers {
+    transforms: Vec<&'static str>,
+    shape: Option<Shape>,
+    re: bool,
+    flags: RegexFlags,
+    cidr: bool,
+    num: Option<NumOp>,
+    part: Option<TimePart>,
+    exists: bool,
+    fieldref: bool,
+    all: bool,
+    cased: bool,
+    neq: bool,
+}
+
+fn parse_modifiers(key: &str, mods: &[&str]) -> Result<Modifiers, RuleError> {
+    let mut m = Modifiers::default();
+    let conflict = |reason: String| RuleError::InvalidModifier {
+        field: key.to_owned(),
+        reason,
+    };
+    for &name in mods {
+        let set_shape = |m: &mut Modifiers, s: Shape| {
+            if m.shape.is_some() {
+                Err(conflict(
+                    "only one of contains, startswith, endswith may be used".to_owned(),
+                ))
+            } else {
+                m.shape = Some(s);
+                Ok(())
+            }
+        };
+        let set_num = |m: &mut Modifiers, op: NumOp| {
+            if m.num.is_some() {
+                Err(conflict(
+                    "only one of lt, lte, gt, gte may be used".to_owned(),
+                ))
+            } else {
+                m.num = Some(op);
+                Ok(())
+            }
+        };
+        match name {
+            "contains" => set_shape(&mut m, Shape::Contains)?,
+            "startswith" => set_shape(&mut m, Shape::Prefix)?,
+            "endswith" => set_shape(&mut m, Shape::Suffix)?,
+            "all" => m.all = true,
+            "cased" => m.cased = true,
+            "neq" => m.neq = true,
+            "exists" => m.exists = true,
+            "fieldref" => m.fieldref = true,
+            "re" => m.re = true,
+            "i" | "ignorecase" => m.flags.i = true,
+            "m" | "multiline" => m.flags.m = true,
+            "s" | "dotall" => m.flags.s = true,
+            "cidr" => m.cidr = true,
+            "lt" => set_num(&mut m, NumOp::Lt)?,
+            "lte" => set_num(&mut m, NumOp::Lte)?,
+            "gt" => set_num(&mut m, NumOp::Gt)?,
+            "gte" => set_num(&mut m, NumOp::Gte)?,
+            "minute" | "hour" | "day" | "week" | "month" | "year" => {
+                if m.part.is_some() {
+                    return Err(conflict(
+                        "only one time-part modifier may be used".to_owned(),
+                    ));
+                }
+                m.part = Some(match name {
+                    "minute" => TimePart::Minute,
+                    "hour" => TimePart::Hour,
+                    "day" => TimePart::Day,
+                    "week" => TimePart::Week,
+                    "month" => TimePart::Month,
+                    _ => TimePart::Year,
+                });
+            }
+            "base64" => m.transforms.push("base64"),
+            "base64offset" => m.transforms.push("base64offset"),
+            "wide" | "utf16le" => m.transforms.push("utf16le"),
+            "utf16be" => m.transforms.push("utf16be"),
+            "utf16" => m.transforms.push("utf16"),
+            "windash" => m.transforms.push("windash"),
+            "expand" => m.transforms.push("expand"),
+            _ => {
+                return Err(RuleError::UnknownModifier {
+                    field: key.to_owned(),
+                    modifier: name.to_owned(),
+                });
+            }
+        }
+    }
+    let kinds = [
+        m.re,
+        m.cidr,
+        m.num.is_some() || m.part.is_some(),
+        m.exists,
+        m.fieldref,
+    ]
+    .iter()
+    .filter(|&&b| b)
+    .count();
+    if kinds > 1 {
+        return Err(conflict(
+            "re, cidr, lt/lte/gt/gte (or a time part), exists and fieldref exclude each other"
+                .to_owned(),
+        ));
+    }
+    if (m.flags.i || m.flags.m || m.flags.s) && !m.re {
+        return Err(conflict("the regex flags i, m, s need 're'".to_owned()));
+    }
+    if m.shape.is_some() && (m.re || m.cidr || m.num.is_some() || m.part.is_some() || m.exists) {
+        return Err(conflict(
+            "contains/startswith/endswith cannot be combined with re, cidr, numeric or exists"
+                .to_owned(),
+        ));
+    }
+    if !m.transforms.is_empty() && (m.re || m.cidr || m.num.is_some() || m.exists || m.fieldref) {
+        return Err(conflict(format!(
+            "'{}' cannot be combined with re, cidr, numeric, exists or fieldref",
+            m.transforms[0]
+        )));
+    }
+    Ok(m)
+}
+
+/// Compiles one field item: `key` is the whole key (`Field|mod|mod`) for messages, `mods` its
+/// modifiers, `values` the value list (a single value is a list of one).
+pub(crate) fn compile_item(
+    key: &str,
+    mods: &[&str],
+    values: &[Scalar],
+    placeholders: &std::collections::HashMap<String, Vec<String>>,
+) -> Result<ValueTest, RuleError> {
+    let m = parse_modifiers(key, mods)?;
+    if values.is_empty() {
+        return Err(RuleError::InvalidKey {
+            key: key.to_owned(),
+            reason: "empty value list".to_owned(),
+        });
+    }
+    if values.len() > MAX_VARIANTS {
+        return Err(RuleError::TooLarge(format!(
+            "'{key}' has more than {MAX_VARIANTS} values"
+        )));
+    }
+    let invalid = |reason: String| RuleError::InvalidModifier {
+        field: key.to_owned(),
+        reason,
+    };
+
+    if m.exists {
+        let [value] = values else {
+            return Err(invalid("'exists' takes one boolean".to_owned()));
+        };
+        let want = match value {
+            Scalar::Bool(b) => *b,
+            Scalar::Str(s) if s.eq_ignore_ascii_case("true") => true,
+            Scalar::Str(s) if s.eq_ignore_ascii_case("false") => false,
+            other => {
+                return Err(invalid(format!(
+                    "'exists' takes true or false, not {other:?}"
+                )));
+            }
+        };
+        return Ok(ValueTest::Exists(want));
+    }
+
+    // One test per value; then OR (default), AND (`all`) or none (`neq`).
+    let mut per_value: Vec<ValueTest> = Vec::with_capacity(values.len());
+    let mut patterns_by_value: Vec<Vec<Pattern>> = Vec::new();
+    let ci = !m.cased;
+    for value in values {
+        if *value == Scalar::Null {
+            per_value.push(ValueTest::Null);
+            continue;
+        }
+        if m.fieldref {
+            per_value.push(ValueTest::FieldRef {
+                other: value.text().into(),
+                shape: m.shape.unwrap_or(Shape::Exact),
+                cased: m.cased,
+            });
+        } else if m.cidr {
+            let text = value.text();
+            let net: IpNet = text
+                .parse()
+                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| invalid(format!("'{text}' is not a CIDR network")))?;
+            per_value.push(ValueTest::Cidr(vec![net]));
+        } else if m.num.is_some() || m.part.is_some() {
+            let n = value
+                .number()
+                .ok_or_else(|| invalid(format!("'{}' is not a number", value.text())))?;
+            per_value.push(ValueTest::Num {
+                op: m.num.unwrap_or(NumOp::Eq),
+                value: n,
+                part: m.part,
+            });
+        } else if m.re {
+            patterns_by_value.push(vec![Pattern::Regex(value.text(), m.flags)]);
+        } else if matches!(value, Scalar::Str(s) if s.is_empty())
+            && m.shape.is_none()
+            && m.transforms.is_empty()
+        {
+            per_value.push(ValueTest::Empty);
+        } else {
+            patterns_by_value.push(
+                transform(value, &m, key, placeholders)?
+                    .into_iter()
+                    .map(Pattern::Glob)
+                    .collect(),
+            );
+        }
+    }
+    let total: usize = patterns_by_value.iter().map(Vec::len).sum();
+    if total > MAX_VARIANTS {
+        return Err(RuleError::TooLarge(format!(
+            "'{key}' expands to more than {MAX_VARIANTS} values"
+        )));
+    }
+    if m.all && values.len() > 1 {
+        for patterns in patterns_by_value {
+            per_value.push(ValueTest::Str(build_set(patterns, ci, key)?));
+        }
+        return Ok(simplify(ValueTest::And(per_value), m.neq));
+    }
+    if !patterns_by_value.is_empty() {
+        let all: Vec<Pattern> = patterns_by_value.into_iter().flatten().collect();
+        per_value.push(ValueTest::Str(build_set(all, ci, key)?));
+    }
+    // CIDR networks of one item share one test.
+    if per_value.len() > 1 && per_value.iter().all(|t| matches!(t, ValueTest::Cidr(_))) {
+        let nets = per_value
+            .drain(..)
+            .flat_map(|t| match t {
+                ValueTest::Cidr(n) => n,
+                _ => Vec::new(),
+            })
+            .collect();
+        per_value.push(ValueTest::Cidr(nets));
+    }
+    let test = if m.all {
+        ValueTest::And(per_value)
+    } else {
+        ValueTest::Or(per_value)
+    };
+    Ok(simplify(test, m.neq))
+}
+
+fn simplify(test: ValueTest, neq: bool) -> ValueTest {
+    let test = match test {
+        ValueTest::Or(mut ts) | ValueTest::And(mut ts) if ts.len() == 1 => {
+            ts.pop().expect("one test")
+        }
+        t => t,
+    };
+    if neq {
+        ValueTest::Not(Box::new(test))
+    } else {
+        test
+    }
+}
+
+/// Applies the transforming modifiers and the shape (`contains`…) to one value, giving the
+/// token lists of its variants.
+fn transform(
+    value: &Scalar,
+    m: &Modifiers,
+    key: &str,
+    placeholders: &std::collections::HashMap<String, Vec<String>>,
+) -> Result<Vec<Vec<Tok>>, RuleError> {
+    let mut work = vec![Work::Toks(value.toks())];
+    for &t in &m.transforms {
+        let mut next = Vec::new();
+        for w in work {
+            match t {
+                "utf16le" | "utf16be" | "utf16" => {
+                    let text = plain_text(&w.into_toks(), key, t)?;
+                    next.push(Work::Bytes(utf16(&text, t == "utf16be", t == "utf16")));
+                }
+                "base64" => {
+                    let bytes = w.bytes(key, t)?;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    next.push(Work::Toks(vec![Tok::Lit(encoded)]));
+                }
+                "base64offset" => {
+                    let bytes = w.bytes(key, t)?;
+                    for encoded in base64_offsets(&bytes) {
+                        next.push(Work::Toks(vec![Tok::Lit(encoded)]));
+                    }
+                }
+                "windash" => {
+                    for v in expand_dashes(windash(w.into_toks())) {
+                        next.push(Work::Toks(v));
+                    }
+                }
+                _ => {
+                    for v in expand_placeholders(w.into_toks(), placeholders, key)? {
+                        next.push(Work::Toks(v));
+                    }
+                }
+            }
+            if next.len() > MAX_VARIANTS {
+                return Err(RuleError::TooLarge(format!(
+                    "'{key}' expands to more than {MAX_VARIANTS} values"
+                )));
+            }
+        }
+        work = next;
+    }
+    Ok(work
+        .into_iter()
+        .map(|w| {
+            let mut toks = w.into_toks();
+            match m.shape {
+                Some(Shape::Contains) => {
+                    toks.insert(0, Tok::Star);
+                    toks.push(Tok::Star);
+                }
+                Some(Shape::Prefix) => toks.push(Tok::Star),
+                Some(Shape::Suffix) => toks.insert(0, Tok::Star),
+                _ => {}
+            }
+            normalise(toks)
+        })
+        .collect())
+}
+
+/// Compiles the value list of a keyword (field-less) search: each value matches when it occurs
+/// anywhere in a field's text.
+pub(crate) fn compile_keywords(
+    key: &str,
+    mods: &[&str],
+    values: &[Scalar],
+    placeholders: &std::collections::HashMap<String, Vec<String>>,
+) -> Result<ValueTest, RuleError> {
+    let mut mods: Vec<&str> = mods.to_vec();
+    let has_shape = mods
+        .iter()
+        .any(|m| matches!(*m, "contains" | "startswith" | "endswith" | "re"));
+    if !has_shape {
+        mods.push("contains");
+    }
+    let test = compile_item(key, &mods, values, placeholders)?;
+    if !test.is_text() {
+        return Err(RuleError::InvalidModifier {
+            field: key.to_owned(),
+            reason: "keyword searches take text values (no null, exists, numeric or cidr)"
+                .to_owned(),
+        });
+    }
+    Ok(test)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn item(key: &str, values: &[Scalar]) -> Result<ValueTest, RuleError> {
+        let mut parts = key.split('|');
+        let _field = parts.next();
+        let mods: Vec<&str> = parts.collect();
+        let mut placeholders = std::collections::HashMap::new();
+        placeholders.insert(
+            "admins".to_owned(),
+            vec!["root".to_owned(), "adm*".to_owned()],
+        );
+        compile_item(key, &mods, values, &placeholders)
+    }
+
+    fn s(v: &str) -> Scalar {
+        Scalar::Str(v.to_owned())
+    }
+
+    fn hit(key: &str, values: &[Scalar], event_value: Value) -> bool {
+        let fields = Fields::new();
+        item(key, values).unwrap().eval(Some(&event_value), &fields)
+    }
+
+    #[test]
+    fn plain_is_exact_and_case_insensitive() {
+        assert!(hit("F", &[s("Foo")], json!("foo")));
+        assert!(!hit("F", &[s("Foo")], json!("foo2")));
+        assert!(hit("F", &[s("a"), s("b")], json!("B")));
+        assert!(hit("F|cased", &[s("Foo")], json!("Foo")));
+        assert!(!hit("F|cased", &[s("Foo")], json!("foo")));
+    }
+
+    #[test]
+    fn wildcards_and_escapes() {
+        assert!(hit("F", &[s("*\\cmd.exe")], json!("C:\\Windows\\CMD.EXE")));
+        assert!(hit("F", &[s("a?c")], json!("abc")));
+        assert!(!hit("F", &[s("a?c")], json!("abbc")));
+        assert!(hit("F", &[s("a*c*e")], json!("aXXcYYe")));
+        assert!(hit("F", &[s("a\\*b")], json!("a*b")));
+        assert!(!hit("F", &[s("a\\*b")], json!("axb")));
+        assert!(hit("F", &[s("a\\?b")], json!("a?b")));
+        assert!(hit("F", &[s("a\\\\*")], json!("a\\anything")));
+        assert!(hit("F", &[s("C:\\Windows\\")], json!("c:\\windows\\")));
+        assert!(hit("F", &[s("*")], json!("")));
+        assert!(hit("F", &[s("ÄB")], json!("äb")));
+    }
+
+    #[test]
+    fn shapes() {
+        assert!(hit("F|contains", &[s("mimi")], json!("x MIMIkatz")));
+        assert!(hit("F|startswith", &[s("c:\\")], json!("C:\\x")));
+        assert!(!hit("F|startswith", &[s("c:\\")], json!("D:\\x")));
+        assert!(hit("F|endswith", &[s(".EXE")], json!("a.exe")));
+        assert!(hit("F|contains|all", &[s("a"), s("b")], json!("xbxa")));
+        assert!(!hit("F|contains|all", &[s("a"), s("b")], json!("xxa")));
+        assert!(hit("F|contains", &[s("a*c")], json!("zzabbbczz")));
+        assert!(hit("F|contains|cased", &[s("AbC")], json!("xAbCx")));
+        assert!(!hit("F|contains|cased", &[s("AbC")], json!("xabcx")));
+    }
+
+    #[test]
+    fn numbers_and_null() {
+        assert!(hit("EventID", &[Scalar::Int(4688)], json!(4688)));
+        assert!(hit("EventID", &[Scalar::Int(4688)], json!("4688")));
+        assert!(!hit("EventID", &[Scalar::Int(4688)], json!(46880)));
+        let fields = Fields::new();
+        let null = item("F", &[Scalar::Null]).unwrap();
+        assert!(null.eval(None, &fields));
+        assert!(null.eval(Some(&json!(null)), &fields));
+        assert!(null.eval(Some(&json!("")), &fields));
+        assert!(!null.eval(Some(&json!("x")), &fields));
+        let empty = item("F", &[s("")]).unwrap();
+        assert!(empty.eval(Some(&json!("")), &fields));
+        assert!(!empty.eval(None, &fields));
+        assert!(!empty.eval(Some(&json!("x")), &fields));
+        assert!(hit("F", &[Scalar::Bool(true)], json!(true)));
+        assert!(hit("F", &[s("x")], json!(["a", "X"])));
+    }
+
+    #[test]
+    fn exists() {
+        let fields = Fields::new();
+        let t = item("F|exists", &[Scalar::Bool(true)]).unwrap();
+        assert!(t.eval(Some(&json!("")), &fields));
+        assert!(!t.eval(None, &fields));
+        let f = item("F|exists", &[Scalar::Bool(false)]).unwrap();
+        assert!(f.eval(None, &fields));
+        assert!(item("F|exists", &[s("maybe")]).is_err());
+    }
+
+    #[test]
+    fn neq() {
+        assert!(hit("F|neq", &[s("a")], json!("b")));
+        assert!(!hit("F|neq", &[s("a")], json!("A")));
+        assert!(!hit("F|neq", &[s("a"), s("b")], json!("b")));
+        assert!(hit("F|neq", &[s("a"), s("b")], json!("c")));
+    }
+
+    #[test]
+    fn windash() {
+        for v in ["-enc", "/enc", "\u{2013}enc", "\u{2014}enc", "\u{2015}enc"] {
+            assert!(hit(
+                "F|windash|contains",
+                &[s(" -enc ")],
+                json!(format!("x {v} y"))
+            ));
+        }
+        assert!(!hit(
+            "F|windash|contains",
+            &[s(" -enc ")],
+            json!("x +enc y")
+        ));
+        // Many dash positions fall back to a regex.
+        let many = " -a -b -c -d -e";
+        assert!(hit(
+            "F|contains|windash",
+            &[s(many)],
+            json!("x /a -b /c -d /e")
+        ));
+        // A dash inside a word is left alone.
+        assert!(!hit("F|windash", &[s("a-b")], json!("a/b")));
+    }
+
+    #[test]
+    fn base64_and_utf16() {
+        assert!(hit("F|base64", &[s("abc")], json!("YWJj")));
+        assert!(hit("F|base64|contains", &[s("abc")], json!("xxYWJjxx")));
+        assert_eq!(
+            base64_offsets(b"http://"),
+            vec!["aHR0cDovL", "h0dHA6Ly", "odHRwOi8v"]
+        );
+        let engine = base64::engine::general_purpose::STANDARD;
+        for prefix in ["", "a", "ab", "abc"] {
+            let encoded = engine.encode(format!("{prefix}http://host"));
+            assert!(hit(
+                "F|base64offset|contains",
+                &[s("http://")],
+                json!(encoded)
+            ));
+        }
+        let wide = engine.encode(utf16("xx Invoke-Mimikatz yy", false, false));
+        assert!(hit(
+            "F|wide|base64offset|contains",
+            &[s("Invoke-Mimikatz")],
+            json!(wide)
+        ));
+        assert!(hit(
+            "F|utf16le|base64offset|contains",
+            &[s("Invoke-Mimikatz")],
+            json!(wide)
+        ));
+        let be = engine.encode(utf16("Invoke", true, false));
+        assert!(hit("F|utf16be|base64", &[s("Invoke")], json!(be)));
+        let bom = engine.encode(utf16("Invoke", false, true));
+        assert!(hit("F|utf16|base64", &[s("Invoke")], json!(bom)));
+        assert!(item("F|base64", &[s("a*")]).is_err());
+    }
+
+    #[test]
+    fn regexes() {
+        assert!(hit("F|re", &[s("^a.c$")], json!("abc")));
+        assert!(!hit("F|re", &[s("^a.c$")], json!("ABC")));
+        assert!(hit("F|re|i", &[s("^a.c$")], json!("ABC")));
+        assert!(hit("F|re|m", &[s("^b$")], json!("a\nb\nc")));
+        assert!(!hit("F|re", &[s("^b$")], json!("a\nb\nc")));
+        assert!(hit("F|re|s", &[s("a.b")], json!("a\nb")));
+        assert!(!hit("F|re", &[s("a.b")], json!("a\nb")));
+        assert!(matches!(
+            item("F|re", &[s("(unclosed")]),
+            Err(RuleError::BadRegex { .. })
+        ));
+        assert!(item("F|i", &[s("x")]).is_err());
+    }
+
+    #[test]
+    fn numeric() {
+        assert!(hit("F|lt", &[Scalar::Int(5)], json!(4)));
+        assert!(!hit("F|lt", &[Scalar::Int(5)], json!(5)));
+        assert!(hit("F|lte", &[Scalar::Int(5)], json!("5")));
+        assert!(hit("F|gt", &[Scalar::Int(5)], json!(6)));
+        assert!(hit("F|gte", &[Scalar::Float(5.5)], json!(5.5)));
+        assert!(hit("F|gt", &[Scalar::Int(15)], json!("0x10")));
+        assert!(!hit("F|gt", &[Scalar::Int(5)], json!("n/a")));
+        assert!(item("F|gt", &[s("x")]).is_err());
+    }
+
+    #[test]
+    fn cidr() {
+        let nets = [s("10.0.0.0/8"), s("fe80::/10")];
+        assert!(hit("F|cidr", &nets, json!("10.1.2.3")));
+        assert!(hit("F|cidr", &nets, json!("::ffff:10.1.2.3")));
+        assert!(hit("F|cidr", &nets, json!("fe80::1")));
+        assert!(!hit("F|cidr", &nets, json!("192.168.1.1")));
+        assert!(!hit("F|cidr", &nets, json!("-")));
+        assert!(item("F|cidr", &[s("10.0.0.0/99")]).is_err());
+    }
+
+    #[test]
+    fn expand() {
+        assert!(hit("F|expand", &[s("%admins%")], json!("ROOT")));
+        assert!(hit("F|expand", &[s("%admins%")], json!("administrator")));
+        assert!(hit(
+            "F|expand|contains",
+            &[s("u=%admins%;")],
+            json!("x u=root; y")
+        ));
+        assert!(!hit("F|expand", &[s("%admins%")], json!("bob")));
+        assert!(matches!(
+            item("F|expand", &[s("%nope%")]),
+            Err(RuleError::UnknownPlaceholder { .. })
+        ));
+    }
+
+    #[test]
+    fn fieldref() {
+        let mut fields = Fields::new();
+        fields.insert("A".into(), json!("Alice"));
+        fields.insert("B".into(), json!("alice"));
+        fields.insert("C".into(), json!("Al"));
+        let t = item("B|fieldref", &[s("A")]).unwrap();
+        assert!(t.eval(fields.get("B"), &fields));
+        let t = item("B|fieldref|cased", &[s("A")]).unwrap();
+        assert!(!t.eval(fields.get("B"), &fields));
+        let t = item("A|fieldref|startswith", &[s("C")]).unwrap();
+        assert!(t.eval(fields.get("A"), &fields));
+        let t = item("A|fieldref", &[s("Missing")]).unwrap();
+        assert!(!t.eval(fields.get("A"), &fields));
+    }
+
+    #[test]
+    fn time_parts() {
+        let ts = json!("2024-03-10T22:15:00.123Z");
+        assert!(hit("T|hour", &[Scalar::Int(22)], ts.clone()));
+        assert!(hit("T|hour|gte", &[Scalar::Int(20)], ts.clone()));
+        assert!(hit("T|minute", &[Scalar::Int(15)], ts.clone()));
+        assert!(hit("T|day", &[Scalar::Int(10)], ts.clone()));
+        assert!(hit("T|week", &[Scalar::Int(10)], ts.clone()));
+        assert!(hit("T|month", &[Scalar::Int(3)], ts.clone()));
+        assert!(hit("T|year", &[Scalar::Int(2024)], ts.clone()));
+        assert!(hit(
+            "T|hour",
+            &[Scalar::Int(5)],
+            json!("2024-03-10 05:00:00.000")
+        ));
+        assert!(!hit("T|hour", &[Scalar::Int(5)], json!("garbage")));
+    }
+
+    #[test]
+    fn bad_modifiers_are_named() {
+        match item("F|contanis", &[s("x")]) {
+            Err(RuleError::UnknownModifier { modifier, .. }) => assert_eq!(modifier, "contanis"),
+            other => panic!("{other:?}"),
+        }
+        assert!(item("F|contains|startswith", &[s("x")]).is_err());
+        assert!(item("F|re|cidr", &[s("x")]).is_err());
+        assert!(item("F", &[]).is_err());
+    }
+}
