@@ -1,2 +1,163 @@
-//! The `siren` command.
-fn main() {}
+//! The `siren` command: ingest, hunt, rules, incidents, reports — for analysts at a terminal
+//! and for scripts and cron jobs (machine formats, exit codes, no prompts).
+
+mod commands;
+mod config;
+mod exit;
+mod output;
+mod time_arg;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::{CommandResult, EXIT_CODES_HELP, Exit, Failure};
+use crate::output::{OutputFormat, Printer};
+
+/// SIREN turns raw security events into a short, prioritised list of incidents.
+#[derive(Debug, Parser)]
+#[command(name = "siren", version, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Database URL: sqlite://PATH (default sqlite://siren.db) or postgres://USER@HOST/DB.
+    #[arg(
+        long,
+        global = true,
+        env = "SIREN_DATABASE_URL",
+        hide_env_values = true
+    )]
+    db: Option<String>,
+    /// Configuration file (default ./siren.yaml when present).
+    #[arg(long, global = true, env = "SIREN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Tenant whose data the command reads and writes.
+    #[arg(long, global = true, env = "SIREN_TENANT")]
+    tenant: Option<String>,
+    /// Output format.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "table",
+        env = "SIREN_FORMAT"
+    )]
+    format: OutputFormat,
+    /// No progress bars, no warnings: only results and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// More log output on stderr (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read events from files, folders or stdin (`-`) and store them.
+    Ingest(commands::ingest::Args),
+    /// Look at stored events.
+    #[command(subcommand)]
+    Events(commands::events::EventsCommand),
+}
+
+/// Settings every command shares, resolved from flags, environment and the config file.
+pub struct Context {
+    /// Database URL.
+    pub database_url: String,
+    /// Tenant.
+    pub tenant: siren_core::TenantId,
+    /// Output.
+    pub printer: Printer,
+}
+
+impl Cli {
+    fn context(&self) -> Result<Context, Failure> {
+        let config = config::Config::load(self.config.as_deref())
+            .map_err(|e| Failure::new(Exit::Config, e))?;
+        let database = match (&self.db, &config.database) {
+            (Some(url), _) => url.clone(),
+            (None, Some(url)) => config::resolve_secret(url, |name| std::env::var(name).ok())
+                .map_err(|e| {
+                    Failure::new(Exit::Config, e.context("configuration key 'database'"))
+                })?,
+            (None, None) => siren_core::store::DEFAULT_DATABASE_URL.to_owned(),
+        };
+        let tenant_name = self
+            .tenant
+            .as_deref()
+            .or(config.tenant.as_deref())
+            .unwrap_or(siren_core::TenantId::DEFAULT);
+        let tenant =
+            siren_core::TenantId::parse(tenant_name).map_err(|e| Failure::new(Exit::Config, e))?;
+        Ok(Context {
+            database_url: database,
+            tenant,
+            printer: Printer {
+                format: self.format,
+                quiet: self.quiet,
+            },
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SIREN_LOG")
+                .unwrap_or_else(|_| level.into()),
+        )
+        .init();
+    let result = run(cli);
+    match result {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(failure) => {
+            // A closed pipe (`siren … | head`) is not an error.
+            let broken_pipe = failure.error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
+                return ExitCode::SUCCESS;
+            }
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {:#}", failure.error);
+            }
+            ExitCode::from(failure.exit.code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> CommandResult {
+    let context = cli.context()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(Exit::Software, e))?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Ingest(args) => commands::ingest::run(&context, args).await,
+            Command::Events(command) => commands::events::run(&context, command).await,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -23,7 +23,11 @@
 #![deny(missing_docs)]
 
 pub mod event;
+#[cfg(feature = "store")]
+pub mod ingest;
 pub mod normalize;
 pub mod rules;
+#[cfg(feature = "store")]
+pub mod store;
 
 pub use event::{Event, Fields, TenantId};

@@ -4,5 +4,10 @@
 //! files and SigmaHQ's rules. Where it is absent, the tests that need it print a notice and
 //! pass; with `SIREN_REQUIRE_CORPUS=1` (as CI sets) its absence is a failure.
 
+// A failed unwrap is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+mod ingest;
 mod normalize_corpus;
+mod store;
 mod support;

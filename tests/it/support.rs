@@ -33,3 +33,99 @@ pub fn shared_dir(what: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// A new, empty PostgreSQL database on the server `SIREN_TEST_POSTGRES_URL` names, or `None`
+/// (after a notice) when it is unset. Panics when unset but the corpus is required (CI).
+pub async fn fresh_postgres_database() -> Option<String> {
+    let Ok(admin_url) = std::env::var("SIREN_TEST_POSTGRES_URL") else {
+        if std::env::var_os("SIREN_REQUIRE_CORPUS").is_some() {
+            panic!("SIREN_TEST_POSTGRES_URL must be set where the full suite is required");
+        }
+        eprintln!("notice: skipping the PostgreSQL backend: SIREN_TEST_POSTGRES_URL is not set");
+        return None;
+    };
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to the PostgreSQL test server");
+    let name = format!(
+        "siren_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    // Databases left by earlier test runs (another process id) are dropped first.
+    let stale: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'siren_test_%'")
+            .fetch_all(&mut admin)
+            .await
+            .expect("list test databases");
+    let ours = format!("siren_test_{}_", std::process::id());
+    for old in stale.iter().filter(|n| !n.starts_with(&ours)) {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{old}\" WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
+    }
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create a test database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(base, _)| base);
+    Some(format!("{base}/{name}"))
+}
+
+/// The `siren` binary, built once per test run with the same profile as the tests.
+pub fn siren_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/it-… → target/<profile>/siren
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("target/<profile>")
+            .to_owned();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build
+            .args(["build", "--quiet", "-p", "siren-cli", "--bin", "siren"])
+            .current_dir(workspace_root());
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "building the siren binary failed");
+        profile_dir.join(format!("siren{}", std::env::consts::EXE_SUFFIX))
+    })
+    .clone()
+}
+
+/// A `siren` command with a clean environment, working in `dir`, on the database `dir/siren.db`.
+pub fn siren(dir: &std::path::Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(siren_bin());
+    cmd.current_dir(dir)
+        .env_remove("SIREN_DATABASE_URL")
+        .env_remove("SIREN_CONFIG")
+        .env_remove("SIREN_TENANT")
+        .env_remove("SIREN_FORMAT")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// Runs a command and parses its stdout as one JSON document.
+pub fn json_output(cmd: &mut assert_cmd::Command) -> (i32, serde_json::Value) {
+    let output = cmd.output().expect("run siren");
+    let code = output.status.code().unwrap_or(-1);
+    let value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}), exit {code}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (code, value)
+}

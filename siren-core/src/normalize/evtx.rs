@@ -10,6 +10,9 @@ use evtx::{EvtxParser, ParserSettings};
 use super::{Diagnostic, EventSink, Location, ReadOptions, flatten};
 use crate::event::Event;
 
+/// The size of an EVTX chunk.
+const CHUNK_SIZE: u64 = 64 * 1024;
+
 /// What a worker thread made of one record.
 type RecordOutcome = Result<Event, (u64, String)>;
 
@@ -69,6 +72,28 @@ fn drain<T: std::io::Read + std::io::Seek + Send + 'static>(
     options: &ReadOptions,
     sink: &mut dyn EventSink,
 ) {
+    // The evtx crate reads what is there; a cut-off file is only visible against its header.
+    let header = parser.header();
+    let declared = u64::from(header.header_block_size) + u64::from(header.chunk_count) * CHUNK_SIZE;
+    if size < declared {
+        let chunks = u64::from(header.chunk_count);
+        let complete = size.saturating_sub(u64::from(header.header_block_size)) / CHUNK_SIZE;
+        let reason = format!(
+            "file truncated: the header declares {chunks} chunks ({declared} bytes) but the file has \
+             {size} bytes; records in chunks {complete} to {} are lost",
+            chunks - 1
+        );
+        if sink
+            .diagnostic(Diagnostic {
+                file: name.to_owned(),
+                location: Location::Chunk(complete),
+                reason,
+            })
+            .is_break()
+        {
+            return;
+        }
+    }
     let tenant = options.tenant.clone();
     let records = parser.serialized_records(move |record| {
         let record = record?;

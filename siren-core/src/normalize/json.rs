@@ -20,6 +20,14 @@ pub(super) fn read(
     options: &ReadOptions,
     sink: &mut dyn EventSink,
 ) -> Result<(), String> {
+    // A UTF-8 byte order mark is not part of the first document.
+    if reader
+        .fill_buf()
+        .map_err(|e| super::io_reason(&e))?
+        .starts_with(b"\xEF\xBB\xBF")
+    {
+        reader.consume(3);
+    }
     let first = loop {
         let buf = reader.fill_buf().map_err(|e| super::io_reason(&e))?;
         match buf.iter().position(|b| !b.is_ascii_whitespace()) {
@@ -80,7 +88,7 @@ fn read_lines(
                         let rest = head.chain(lines.into_inner());
                         return read_documents(name, rest, options, sink);
                     }
-                    Err(error) => Err(format!("invalid JSON: {error}")),
+                    Err(error) => Err(format!("invalid JSON at column {}: {}", error.column(), without_position(&error))),
                 }
             }
         };
@@ -103,6 +111,15 @@ fn read_lines(
     }
     sink.progress(unreported);
     Ok(())
+}
+
+/// serde_json's message without its " at line L column C" (the caller gives the position).
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
 }
 
 /// Documents one after another, each possibly spread over many lines. A syntax error ends the
@@ -220,5 +237,55 @@ impl<'de> DeserializeSeed<'de> for ValueSeed {
     type Value = Value;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
         serde::Deserialize::deserialize(deserializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::{Diagnostic, EventSink};
+
+    #[derive(Default)]
+    struct Count(usize, Vec<Diagnostic>);
+    impl EventSink for Count {
+        fn event(&mut self, _: Event) -> ControlFlow<()> {
+            self.0 += 1;
+            ControlFlow::Continue(())
+        }
+        fn diagnostic(&mut self, d: Diagnostic) -> ControlFlow<()> {
+            self.1.push(d);
+            ControlFlow::Continue(())
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_a_bad_first_line() {
+        let input = b"\xEF\xBB\xBF{\"EventID\": 1}\n{\"EventID\": 2}\n";
+        let mut sink = Count::default();
+        read("bom.jsonl", &input[..], &ReadOptions::default(), &mut sink).unwrap();
+        assert_eq!((sink.0, sink.1.len()), (2, 0), "{:?}", sink.1);
+    }
+
+    #[test]
+    fn arrays_and_pretty_documents_stream() {
+        let mut sink = Count::default();
+        read(
+            "a.json",
+            &b"[{\"a\": 1}, 2, {\"b\": 3}]"[..],
+            &ReadOptions::default(),
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(sink.0, 2);
+        assert_eq!(sink.1[0].location, Location::Record(2));
+        let mut sink = Count::default();
+        read(
+            "p.json",
+            &b"{\n  \"a\": 1\n}\n{\n  \"b\": 2\n}\n"[..],
+            &ReadOptions::default(),
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!((sink.0, sink.1.len()), (2, 0));
     }
 }

@@ -120,7 +120,15 @@ pub trait EventSink {
     fn diagnostic(&mut self, diagnostic: Diagnostic) -> ControlFlow<()>;
     /// `bytes` more of the current input were consumed (for progress display).
     fn progress(&mut self, _bytes: u64) {}
+    /// A file found in a folder was left alone: it is empty or not a log (see [`Input::File`]).
+    fn ignored(&mut self, _file: &str, _reason: &str) {}
 }
+
+/// Extensions of files that are meant to be logs: in a folder, such a file that cannot be
+/// read is an error, where any other unreadable file is merely ignored.
+const LOG_EXTENSIONS: &[&str] = &[
+    "evtx", "xml", "json", "jsonl", "ndjson", "log", "syslog", "csv", "tsv",
+];
 
 /// Options shared by all readers.
 #[derive(Debug, Clone)]
@@ -176,7 +184,10 @@ impl ReadOptions {
 /// One input to read: a file, or standard input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// A file on disk.
+    /// A file named explicitly: whatever it holds, it must be readable as events.
+    Named(PathBuf),
+    /// A file found by walking a folder: when it is empty, or holds no format SIREN reads and
+    /// has no log-file extension (a README, a licence), it is ignored rather than an error.
     File(PathBuf),
     /// Standard input (`-`).
     Stdin,
@@ -186,15 +197,15 @@ impl Input {
     /// The name diagnostics use for this input.
     pub fn name(&self) -> String {
         match self {
-            Input::File(path) => path.display().to_string(),
+            Input::Named(path) | Input::File(path) => path.display().to_string(),
             Input::Stdin => "-".to_owned(),
         }
     }
 
     /// The input's size in bytes, when known.
-    pub fn len(&self) -> Option<u64> {
+    pub fn size(&self) -> Option<u64> {
         match self {
-            Input::File(path) => std::fs::metadata(path).ok().map(|m| m.len()),
+            Input::Named(path) | Input::File(path) => std::fs::metadata(path).ok().map(|m| m.len()),
             Input::Stdin => None,
         }
     }
@@ -234,7 +245,7 @@ pub fn expand_inputs<P: AsRef<Path>>(paths: &[P]) -> (Vec<Input>, Vec<Diagnostic
                     }
                 }
             }
-            Ok(_) => inputs.push(Input::File(path.to_owned())),
+            Ok(_) => inputs.push(Input::Named(path.to_owned())),
         }
     }
     (inputs, problems)
@@ -251,8 +262,18 @@ pub fn read_input(
 ) -> Option<Format> {
     let name = input.name();
     let result = match input {
-        Input::File(path) => match std::fs::File::open(path) {
+        Input::Named(path) => match std::fs::File::open(path) {
             Ok(file) => read_stream(&name, Some(path), file, options, sink),
+            Err(error) => Err(io_reason(&error)),
+        },
+        Input::File(path) => match std::fs::File::open(path) {
+            Ok(file) => match not_a_log(path, &file) {
+                Some(reason) => {
+                    sink.ignored(&name, &reason);
+                    return None;
+                }
+                None => read_stream(&name, Some(path), file, options, sink),
+            },
             Err(error) => Err(io_reason(&error)),
         },
         Input::Stdin => read_stream(&name, None, std::io::stdin().lock(), options, sink),
@@ -263,6 +284,29 @@ pub fn read_input(
             let _ = sink.diagnostic(Diagnostic::file(&name, reason));
             None
         }
+    }
+}
+
+/// Why a file found in a folder is not a log to read, if it is not: empty, or in no format
+/// SIREN reads and without a log-file extension.
+fn not_a_log(path: &Path, file: &std::fs::File) -> Option<String> {
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    let read = file.take(HEAD_BYTES as u64).read_to_end(&mut head);
+    let mut rewind = file;
+    let rewound = std::io::Seek::rewind(&mut rewind);
+    if read.is_err() || rewound.is_err() {
+        return None; // Reading again reports the error.
+    }
+    if head.is_empty() {
+        return Some("empty file".to_owned());
+    }
+    let log_extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| LOG_EXTENSIONS.iter().any(|l| l.eq_ignore_ascii_case(e)));
+    match detect(&head, Some(path)) {
+        Err(reason) if !log_extension => Some(format!("not a log: {reason}")),
+        _ => None,
     }
 }
 

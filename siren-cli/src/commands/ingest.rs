@@ -1,0 +1,222 @@
+//! `siren ingest`: read events from files, folders or stdin and store them, de-duplicated.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use indicatif::ProgressBar;
+use serde_json::json;
+use siren_core::ingest::{IngestObserver, IngestOptions, IngestSummary};
+use siren_core::normalize::{self, Diagnostic, ReadOptions};
+
+use crate::Context;
+use crate::exit::{CommandResult, Exit, Failure};
+
+/// Warnings printed one by one before the rest are only counted.
+const WARNINGS_SHOWN: u64 = 20;
+
+/// Arguments of `siren ingest`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files or folders to read (folders recursively); `-` reads stdin. The format of each
+    /// input (EVTX, Windows XML, JSON / JSON Lines, syslog, CSV) is detected from its content.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Stop at the first record or file that cannot be read (what was read before is kept).
+    #[arg(long)]
+    strict: bool,
+    /// Skip records (lines, elements, rows) larger than this many bytes.
+    #[arg(long, default_value_t = 4 << 20, value_name = "BYTES")]
+    max_record_bytes: usize,
+    /// Reader threads (0 = one per core).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    threads: usize,
+}
+
+/// Shows progress and the first warnings while the run goes.
+struct Observer {
+    bar: ProgressBar,
+    quiet: bool,
+    warnings: AtomicU64,
+}
+
+impl IngestObserver for Observer {
+    fn progress(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+
+    fn diagnostic(&self, diagnostic: &Diagnostic) {
+        let n = self.warnings.fetch_add(1, Ordering::Relaxed);
+        if !self.quiet && n < WARNINGS_SHOWN {
+            self.bar
+                .suspend(|| warn_line(&format!("skipped {diagnostic}")));
+        }
+    }
+}
+
+#[allow(clippy::print_stderr)]
+fn warn_line(text: &str) {
+    eprintln!("warning: {text}");
+}
+
+/// Runs `siren ingest`.
+pub async fn run(context: &Context, args: Args) -> CommandResult {
+    let printer = &context.printer;
+    let (inputs, problems) = normalize::expand_inputs(&args.paths);
+    // A path named on the command line that cannot be read is missing input (exit 66); a file
+    // inside a folder that cannot be read is a skipped file like any other (exit 65).
+    let (missing, unreadable): (Vec<_>, Vec<_>) = problems
+        .into_iter()
+        .partition(|p| args.paths.iter().any(|a| a.display().to_string() == p.file));
+    for problem in &missing {
+        printer.warn(format!("cannot read {problem}"));
+    }
+    if inputs.is_empty() {
+        return Err(Failure::new(
+            Exit::NoInput,
+            anyhow::anyhow!("nothing to ingest: no readable input among the paths given"),
+        ));
+    }
+    let store = super::open_store(context).await?;
+    let total: u64 = inputs.iter().filter_map(normalize::Input::size).sum();
+    let observer = Arc::new(Observer {
+        bar: printer.progress_bar(total),
+        quiet: printer.quiet,
+        warnings: AtomicU64::new(0),
+    });
+    let read = ReadOptions::default()
+        .with_tenant(context.tenant.clone())
+        .with_max_record_bytes(args.max_record_bytes);
+    let options = IngestOptions::default()
+        .with_read(read)
+        .with_strict(args.strict)
+        .with_threads(args.threads);
+    let result = siren_core::ingest::ingest(store, inputs, options, observer.clone()).await;
+    observer.bar.finish_and_clear();
+    let mut summary = result.map_err(|e| match e {
+        siren_core::ingest::IngestError::Store { source, stored } => {
+            let failure = Failure::from(source);
+            Failure::new(
+                failure.exit,
+                failure
+                    .error
+                    .context(format!("ingest stopped after storing {stored} events")),
+            )
+        }
+        other => Failure::new(Exit::Software, other),
+    })?;
+    // Paths that could not be opened count as skipped inputs.
+    summary.files_skipped += (missing.len() + unreadable.len()) as u64;
+    for problem in &unreadable {
+        printer.warn(format!("skipped {problem}"));
+    }
+    let named_missing = missing.len();
+    let missing: Vec<_> = missing.into_iter().chain(unreadable).collect();
+    let shown = observer.warnings.load(Ordering::Relaxed);
+    if !printer.quiet && shown > WARNINGS_SHOWN {
+        printer.warn(format!(
+            "{} more records or files skipped (see --format json for the list)",
+            shown - WARNINGS_SHOWN
+        ));
+    }
+    print_summary(context, &summary, &missing).map_err(|e| Failure::new(Exit::Software, e))?;
+    Ok(if named_missing > 0 {
+        Exit::NoInput
+    } else if !summary.is_clean() || summary.stopped_early {
+        Exit::DataError
+    } else {
+        Exit::Ok
+    })
+}
+
+/// "2 (not logs: LICENSE, README.md)".
+fn ignored_text(summary: &IngestSummary) -> String {
+    if summary.files_ignored == 0 {
+        return "0".to_owned();
+    }
+    let names: Vec<_> = summary
+        .ignored
+        .iter()
+        .take(5)
+        .map(|d| {
+            std::path::Path::new(&d.file)
+                .file_name()
+                .map_or(d.file.clone(), |n| n.to_string_lossy().into_owned())
+        })
+        .collect();
+    let more = if summary.files_ignored > 5 {
+        ", …"
+    } else {
+        ""
+    };
+    format!(
+        "{} (empty or not logs: {}{more})",
+        summary.files_ignored,
+        names.join(", ")
+    )
+}
+
+fn print_summary(
+    context: &Context,
+    summary: &IngestSummary,
+    unopened: &[Diagnostic],
+) -> std::io::Result<()> {
+    let mut document = serde_json::to_value(summary).unwrap_or_default();
+    document["events_per_second"] = json!(summary.events_per_second().round());
+    document["database"] = json!(siren_core::store::redact_url(&context.database_url));
+    document["tenant"] = json!(context.tenant);
+    if let Some(list) = document["diagnostics"].as_array_mut() {
+        for problem in unopened {
+            list.insert(
+                0,
+                json!({"file": problem.file, "location": "", "reason": problem.reason}),
+            );
+        }
+    }
+    let formats = summary
+        .formats
+        .iter()
+        .map(|(f, n)| format!("{f}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut table = vec![
+        (
+            "files read".to_owned(),
+            format!("{} ({formats})", summary.files),
+        ),
+        (
+            "files skipped".to_owned(),
+            summary.files_skipped.to_string(),
+        ),
+        ("files ignored".to_owned(), ignored_text(summary)),
+        ("records read".to_owned(), summary.records_read.to_string()),
+        ("stored".to_owned(), summary.stored.to_string()),
+        ("duplicates".to_owned(), summary.duplicates.to_string()),
+        (
+            "records skipped".to_owned(),
+            summary.records_skipped.to_string(),
+        ),
+        (
+            "elapsed".to_owned(),
+            format!("{:.2} s", summary.elapsed.as_secs_f64()),
+        ),
+        (
+            "events/s".to_owned(),
+            format!("{:.0}", summary.events_per_second()),
+        ),
+    ];
+    if summary.stopped_early {
+        table.push((
+            "stopped".to_owned(),
+            "at the first skipped record (--strict)".to_owned(),
+        ));
+    }
+    let mut reasons: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for d in &summary.diagnostics {
+        *reasons.entry(d.reason.as_str()).or_default() += 1;
+    }
+    for (reason, count) in reasons.iter().take(10) {
+        table.push((format!("skipped ×{count}"), (*reason).to_owned()));
+    }
+    context.printer.document("ingest", &document, table)
+}

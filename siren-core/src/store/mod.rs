@@ -1,0 +1,194 @@
+//! Storage: the [`Store`] trait and its SQLite (embedded default) and PostgreSQL backends,
+//! picked from the database URL's scheme.
+
+#[cfg(feature = "postgres")]
+mod postgres;
+mod row;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+pub use row::EventRow;
+
+use crate::event::{Fields, TenantId};
+
+/// The database used when none is configured: a SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://siren.db";
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The URL names no backend this build has.
+    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    /// The database could not be opened or reached.
+    #[error("cannot open database '{url}': {source}")]
+    Connect {
+        /// The URL, with any password removed.
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The schema migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (the database was busy or unreachable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Connect { source, .. } | StoreError::Query(source) => {
+                matches!(
+                    source,
+                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+                ) || source
+                    .as_database_error()
+                    .is_some_and(|e| e.message().contains("database is locked"))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Filters for [`Store::list_events`].
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Only events of this host (exact, case-insensitive).
+    pub host: Option<String>,
+    /// Only events with this event ID.
+    pub event_id: Option<i64>,
+    /// Only events of this channel / source (exact, case-insensitive).
+    pub source: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only events before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many events, newest first.
+    pub limit: u32,
+}
+
+/// An event as stored: its row id and everything it was ingested with.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StoredEvent {
+    /// The store's id for the event.
+    pub id: i64,
+    /// The tenant that owns it.
+    pub tenant: TenantId,
+    /// When the event happened.
+    pub timestamp: Option<DateTime<Utc>>,
+    /// Host.
+    pub host: Option<String>,
+    /// Channel, provider or program.
+    pub source: Option<String>,
+    /// Event ID.
+    pub event_id: Option<i64>,
+    /// Record number in its log.
+    pub record_id: Option<i64>,
+    /// Normalised source severity.
+    pub severity: Option<String>,
+    /// Account concerned.
+    pub user: Option<String>,
+    /// Source IP.
+    pub src_ip: Option<String>,
+    /// Destination IP.
+    pub dst_ip: Option<String>,
+    /// Process image.
+    pub process: Option<String>,
+    /// Command line.
+    pub command_line: Option<String>,
+    /// Parent process image.
+    pub parent_process: Option<String>,
+    /// Every original field.
+    pub fields: Fields,
+}
+
+/// Where SIREN keeps its data. Every method is scoped to one tenant.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Stores events, skipping any already stored (same tenant and dedup key). Returns how
+    /// many were new. All rows are written in one transaction.
+    async fn insert_events(&self, rows: &[EventRow]) -> Result<u64, StoreError>;
+
+    /// Events of `tenant` matching `query`, newest first.
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        query: &EventQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+
+    /// How many events `tenant` has stored.
+    async fn count_events(&self, tenant: &TenantId) -> Result<u64, StoreError>;
+
+    /// The backend's name (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+}
+
+/// Opens the store a URL names, creating the database (SQLite) and running the migrations.
+///
+/// `sqlite://PATH` (or `sqlite:PATH`, or a bare path ending in `.db`) selects SQLite;
+/// `postgres://…` / `postgresql://…` selects PostgreSQL.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return Ok(Arc::new(postgres::PostgresStore::open(url).await?));
+    }
+    let sqlite_path = lower.starts_with("sqlite:") || !lower.contains("://");
+    if sqlite_path {
+        #[cfg(feature = "sqlite")]
+        return Ok(Arc::new(sqlite::SqliteStore::open(url).await?));
+    }
+    Err(StoreError::UnsupportedUrl(redact_url(url)))
+}
+
+/// A URL with its password replaced by `***`, for messages.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => {
+                format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &rest[..colon],
+                    &rest[at..]
+                )
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://siren:s3cret@db/siren"),
+            "postgres://siren:***@db/siren"
+        );
+        assert_eq!(
+            redact_url("postgres://siren@db/siren"),
+            "postgres://siren@db/siren"
+        );
+        assert_eq!(redact_url("sqlite://siren.db"), "sqlite://siren.db");
+    }
+}

@@ -1,0 +1,170 @@
+//! The SQLite store: one file, WAL mode, migrations from `migrations/sqlite`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{EventQuery, EventRow, Store, StoreError, StoredEvent};
+use crate::event::TenantId;
+
+/// Rows per INSERT statement: 16 parameters each, well under SQLite's 32,766.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The columns every event query selects, in [`decode_event`]'s order.
+const EVENT_COLUMNS: &str = "id, tenant, ts, host, source, event_id, record_id, severity, user_name, \
+     src_ip, dst_ip, process, command_line, parent_process, fields";
+
+/// SIREN's data in a SQLite database.
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` and migrates it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let connect_error = |source| StoreError::Connect {
+            url: url.to_owned(),
+            source,
+        };
+        let options = if url.to_ascii_lowercase().starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url).map_err(connect_error)?
+        } else {
+            SqliteConnectOptions::new().filename(url)
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn insert_events(&self, rows: &[EventRow]) -> Result<u64, StoreError> {
+        let now = Utc::now().timestamp_micros();
+        let mut tx = self.pool.begin().await?;
+        let mut stored = 0;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (tenant, dedup_key, ts, host, source, event_id, record_id, \
+                 severity, user_name, src_ip, dst_ip, process, command_line, parent_process, \
+                 fields, ingested_at) ",
+            );
+            insert.push_values(chunk, |mut values, row| {
+                values
+                    .push_bind(row.tenant.as_str())
+                    .push_bind(&row.dedup_key[..])
+                    .push_bind(row.ts_micros)
+                    .push_bind(row.host.as_deref())
+                    .push_bind(row.source.as_deref())
+                    .push_bind(row.event_id)
+                    .push_bind(row.record_id)
+                    .push_bind(row.severity.as_deref())
+                    .push_bind(row.user.as_deref())
+                    .push_bind(row.src_ip.as_deref())
+                    .push_bind(row.dst_ip.as_deref())
+                    .push_bind(row.process.as_deref())
+                    .push_bind(row.command_line.as_deref())
+                    .push_bind(row.parent_process.as_deref())
+                    .push_bind(row.fields_json.as_str())
+                    .push_bind(now);
+            });
+            insert.push(" ON CONFLICT (tenant, dedup_key) DO NOTHING");
+            stored += insert.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn list_events(
+        &self,
+        tenant: &TenantId,
+        query: &EventQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut select = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE tenant = "
+        ));
+        select.push_bind(tenant.as_str());
+        if let Some(host) = &query.host {
+            select
+                .push(" AND host = ")
+                .push_bind(host)
+                .push(" COLLATE NOCASE");
+        }
+        if let Some(event_id) = query.event_id {
+            select.push(" AND event_id = ").push_bind(event_id);
+        }
+        if let Some(source) = &query.source {
+            select
+                .push(" AND source = ")
+                .push_bind(source)
+                .push(" COLLATE NOCASE");
+        }
+        if let Some(since) = query.since {
+            select
+                .push(" AND ts >= ")
+                .push_bind(since.timestamp_micros());
+        }
+        if let Some(until) = query.until {
+            select
+                .push(" AND ts < ")
+                .push_bind(until.timestamp_micros());
+        }
+        select
+            .push(" ORDER BY ts DESC, id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        let rows = select.build().fetch_all(&self.pool).await?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    async fn count_events(&self, tenant: &TenantId) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant = ?")
+            .bind(tenant.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count as u64)
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
+    let tenant: String = row.try_get("tenant")?;
+    let fields: String = row.try_get("fields")?;
+    let ts: Option<i64> = row.try_get("ts")?;
+    Ok(StoredEvent {
+        id: row.try_get("id")?,
+        tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        timestamp: ts.and_then(DateTime::<Utc>::from_timestamp_micros),
+        host: row.try_get("host")?,
+        source: row.try_get("source")?,
+        event_id: row.try_get("event_id")?,
+        record_id: row.try_get("record_id")?,
+        severity: row.try_get("severity")?,
+        user: row.try_get("user_name")?,
+        src_ip: row.try_get("src_ip")?,
+        dst_ip: row.try_get("dst_ip")?,
+        process: row.try_get("process")?,
+        command_line: row.try_get("command_line")?,
+        parent_process: row.try_get("parent_process")?,
+        fields: serde_json::from_str(&fields)
+            .map_err(|e| StoreError::Corrupt(format!("event fields: {e}")))?,
+    })
+}
