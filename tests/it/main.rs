@@ -9,5 +9,6 @@
 
 mod ingest;
 mod normalize_corpus;
+mod sigma_regression;
 mod store;
 mod support;

@@ -453,9 +453,49 @@ fn equals_item(field: &str, values: &[String]) -> Item {
     }
 }
 
-fn eval_item(item: &Item, fields: &Fields) -> bool {
+/// One event being matched: its fields, and what was learnt about them on the way.
+struct Subject<'e> {
+    fields: &'e Fields,
+    /// Whether some field names contain spaces (computed on the first miss).
+    spaced: std::cell::Cell<Option<bool>>,
+}
+
+impl<'e> Subject<'e> {
+    fn new(fields: &'e Fields) -> Self {
+        Self {
+            fields,
+            spaced: std::cell::Cell::new(None),
+        }
+    }
+
+    /// The field's value. Windows events name some fields with spaces (`Threat Name`), which
+    /// Sigma rules write without (`ThreatName`): a miss falls back to that comparison.
+    fn get(&self, name: &str) -> Option<&'e Value> {
+        if let Some(v) = self.fields.get(name) {
+            return Some(v);
+        }
+        let spaced = match self.spaced.get() {
+            Some(s) => s,
+            None => {
+                let s = self.fields.keys().any(|k| k.contains(' '));
+                self.spaced.set(Some(s));
+                s
+            }
+        };
+        if !spaced {
+            return None;
+        }
+        self.fields
+            .iter()
+            .find(|(k, _)| k.contains(' ') && k.bytes().filter(|&b| b != b' ').eq(name.bytes()))
+            .map(|(_, v)| v)
+    }
+}
+
+fn eval_item(item: &Item, subject: &Subject<'_>) -> bool {
+    let fields = subject.fields;
     match &item.field {
-        Some(field) => item.test.eval(fields.get(&**field), fields),
+        Some(field) => item.test.eval(subject.get(field), fields),
         None => fields.values().any(|v| match v {
             Value::Array(items) => items.iter().any(|v| item.test.eval(Some(v), fields)),
             Value::Object(_) | Value::Null => false,
@@ -464,20 +504,20 @@ fn eval_item(item: &Item, fields: &Fields) -> bool {
     }
 }
 
-fn eval_detection(detection: &Detection, fields: &Fields) -> bool {
+fn eval_detection(detection: &Detection, subject: &Subject<'_>) -> bool {
     detection.condition.eval(&mut |i| {
         detection.searches[i]
             .alternatives
             .iter()
-            .any(|group| group.iter().all(|item| eval_item(item, fields)))
+            .any(|group| group.iter().all(|item| eval_item(item, subject)))
     })
 }
 
 impl Compiled {
-    fn matches(&self, fields: &Fields) -> bool {
-        self.guard.iter().all(|g| eval_item(g, fields))
-            && eval_detection(&self.detection, fields)
-            && self.filters.iter().all(|f| eval_detection(f, fields))
+    fn matches(&self, subject: &Subject<'_>) -> bool {
+        self.guard.iter().all(|g| eval_item(g, subject))
+            && eval_detection(&self.detection, subject)
+            && self.filters.iter().all(|f| eval_detection(f, subject))
     }
 }
 
@@ -564,10 +604,11 @@ impl RuleSet {
                 .as_deref()
                 .filter(|_| fields.contains_key("EventID")),
         };
+        let subject = Subject::new(fields);
         let mut matched: smallvec_lite::Small = smallvec_lite::Small::default();
         let mut check = |at: u32, f: &mut dyn FnMut(usize)| {
             let compiled = &self.compiled[at as usize];
-            if !matched.contains(compiled.rule) && compiled.matches(fields) {
+            if !matched.contains(compiled.rule) && compiled.matches(&subject) {
                 matched.push(compiled.rule);
                 f(compiled.rule);
             }
@@ -637,7 +678,7 @@ impl RuleSet {
                 }
                 None => self.generic.contains(&at),
             };
-            if in_bucket && self.compiled[at as usize].matches(fields) {
+            if in_bucket && self.compiled[at as usize].matches(&Subject::new(fields)) {
                 *hit = true;
                 return;
             }
