@@ -8,7 +8,6 @@ pub enum Exit {
     /// Success.
     Ok = 0,
     /// The command ran and found a failure it reports (failed rule tests, invalid rules).
-    #[allow(dead_code)] // Returned by the `rules` commands.
     Findings = 1,
     /// Bad command line (clap exits with this itself).
     #[allow(dead_code)]

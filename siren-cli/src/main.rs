@@ -6,6 +6,7 @@ mod config;
 mod exit;
 mod output;
 mod time_arg;
+mod timeline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,11 @@ enum Command {
     /// Look at stored events.
     #[command(subcommand)]
     Events(commands::events::EventsCommand),
+    /// Scan logs with Sigma rules, without a database: a detection timeline.
+    Hunt(commands::hunt::Args),
+    /// Validate, list and test Sigma rules.
+    #[command(subcommand)]
+    Rules(commands::rules::RulesCommand),
 }
 
 /// Settings every command shares, resolved from flags, environment and the config file.
@@ -148,6 +154,8 @@ fn run(cli: Cli) -> CommandResult {
         match cli.command {
             Command::Ingest(args) => commands::ingest::run(&context, args).await,
             Command::Events(command) => commands::events::run(&context, command).await,
+            Command::Hunt(args) => commands::hunt::run(&context, args).await,
+            Command::Rules(command) => commands::rules::run(&context, command).await,
         }
     })
 }

@@ -57,6 +57,13 @@ impl Printer {
         }
     }
 
+    /// A note for people on stderr (unless quiet), e.g. a summary after machine output.
+    pub fn note(&self, message: impl std::fmt::Display) {
+        if !self.quiet {
+            let _ = writeln!(std::io::stderr().lock(), "{message}");
+        }
+    }
+
     /// A JSON document (for `json`), or the same as a key/value table otherwise.
     pub fn document(
         &self,

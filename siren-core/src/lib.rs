@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 pub mod event;
+pub mod hunt;
 #[cfg(feature = "store")]
 pub mod ingest;
 pub mod normalize;

@@ -1,7 +1,9 @@
 //! One module per `siren` subcommand: parse → validated settings → library call → printer.
 
 pub mod events;
+pub mod hunt;
 pub mod ingest;
+pub mod rules;
 
 use std::sync::Arc;
 
@@ -12,4 +14,65 @@ pub async fn open_store(
     context: &crate::Context,
 ) -> Result<Arc<dyn siren_core::store::Store>, Failure> {
     Ok(siren_core::store::open(&context.database_url).await?)
+}
+
+/// Where rules come from, shared by `hunt`, `rules …` and (later) `ingest`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RuleSource {
+    /// Rule files or folders (searched for .yml / .yaml), e.g. SigmaHQ's rules/windows.
+    #[arg(long = "rules", short = 'r', value_name = "DIR", required = true)]
+    pub rules: Vec<std::path::PathBuf>,
+    /// Log-source mapping that replaces the built-in one (see rules/logsources.yml).
+    #[arg(long, value_name = "FILE", env = "SIREN_LOGSOURCES")]
+    pub logsources: Option<std::path::PathBuf>,
+}
+
+/// Loads rules; per-rule problems are returned, not fatal. A missing path or a bad mapping is.
+pub fn load_rules(
+    source: &RuleSource,
+) -> Result<
+    (
+        siren_core::rules::RuleSet,
+        Vec<siren_core::rules::RuleDiagnostic>,
+    ),
+    Failure,
+> {
+    use crate::exit::Exit;
+    use siren_core::rules::{LoadOptions, LogSourceMap, RuleSet};
+    for path in &source.rules {
+        if !path.exists() {
+            return Err(Failure::new(
+                Exit::NoInput,
+                anyhow::anyhow!("{}: no such file or directory", path.display()),
+            ));
+        }
+    }
+    let mut options = LoadOptions::default();
+    if let Some(file) = &source.logsources {
+        let map = LogSourceMap::load(file).map_err(|e| Failure::new(Exit::Config, e))?;
+        options = options.with_logsources(map);
+    }
+    Ok(RuleSet::load(&source.rules, &options))
+}
+
+/// One detection as the public JSON object of `siren hunt` and `siren rules test`.
+pub fn detection_json(
+    rules: &siren_core::rules::RuleSet,
+    detection: &siren_core::hunt::Detection,
+) -> serde_json::Value {
+    let rule = &rules.rules()[detection.rule];
+    let event = &detection.event;
+    serde_json::json!({
+        "timestamp": event.timestamp.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        "rule_id": rule.id.as_ref().map(|id| id.as_str()),
+        "rule_title": rule.title,
+        "level": rule.level.map(|l| l.as_str()),
+        "tags": rule.tags,
+        "host": event.host,
+        "channel": event.source,
+        "event_id": event.event_id,
+        "record_id": event.record_id,
+        "file": &*detection.file,
+        "fields": event.fields,
+    })
 }

@@ -88,7 +88,11 @@ fn read_lines(
                         let rest = head.chain(lines.into_inner());
                         return read_documents(name, rest, options, sink);
                     }
-                    Err(error) => Err(format!("invalid JSON at column {}: {}", error.column(), without_position(&error))),
+                    Err(error) => Err(format!(
+                        "invalid JSON at column {}: {}",
+                        error.column(),
+                        without_position(&error)
+                    )),
                 }
             }
         };

@@ -1,0 +1,252 @@
+//! `siren hunt`: scan logs with Sigma rules, no database — a detection timeline.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use indicatif::ProgressBar;
+use siren_core::hunt::{HuntObserver, HuntOptions};
+use siren_core::normalize::{self, Diagnostic, ReadOptions};
+use siren_core::rules::Level;
+
+use super::{RuleSource, detection_json, load_rules};
+use crate::Context;
+use crate::exit::{CommandResult, Exit, Failure};
+use crate::output::{OutputFormat, cell};
+use crate::timeline::Timeline;
+
+/// Arguments of `siren hunt`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files or folders to scan (folders recursively); `-` reads stdin.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    rules: RuleSource,
+    /// Report only rules of at least this level.
+    #[arg(long, value_parser = parse_level, value_name = "LEVEL")]
+    min_level: Option<Level>,
+    /// Write the timeline to this file (`-` for stdout, the default).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Stop at the first record or file that cannot be read.
+    #[arg(long)]
+    strict: bool,
+    /// Reader threads (0 = one per core).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    threads: usize,
+}
+
+fn parse_level(text: &str) -> Result<Level, String> {
+    Level::parse(text).ok_or_else(|| {
+        format!("unknown level '{text}': use informational, low, medium, high or critical")
+    })
+}
+
+struct Observer {
+    bar: ProgressBar,
+    quiet: bool,
+    warnings: AtomicU64,
+}
+
+impl HuntObserver for Observer {
+    fn progress(&self, bytes: u64) {
+        self.bar.inc(bytes);
+    }
+    fn diagnostic(&self, diagnostic: &Diagnostic) {
+        if !self.quiet && self.warnings.fetch_add(1, Ordering::Relaxed) < 20 {
+            self.bar.suspend(|| {
+                let _ = writeln!(std::io::stderr(), "warning: skipped {diagnostic}");
+            });
+        }
+    }
+}
+
+/// Runs `siren hunt`.
+pub async fn run(context: &Context, args: Args) -> CommandResult {
+    let printer = &context.printer;
+    let load_started = std::time::Instant::now();
+    let (rules, rule_problems) = load_rules(&args.rules)?;
+    let load_time = load_started.elapsed();
+    let (inputs, problems) = normalize::expand_inputs(&args.paths);
+    for problem in &problems {
+        printer.warn(format!("cannot read {problem}"));
+    }
+    if inputs.is_empty() {
+        return Err(Failure::new(
+            Exit::NoInput,
+            anyhow::anyhow!("nothing to scan: no readable input among the paths given"),
+        ));
+    }
+    let total: u64 = inputs.iter().filter_map(normalize::Input::size).sum();
+    let observer = Observer {
+        bar: printer.progress_bar(total),
+        quiet: printer.quiet,
+        warnings: AtomicU64::new(0),
+    };
+    let options = HuntOptions::default()
+        .with_read(ReadOptions::default().with_tenant(context.tenant.clone()))
+        .with_min_level(args.min_level)
+        .with_threads(args.threads);
+    let options = HuntOptions {
+        strict: args.strict,
+        ..options
+    };
+    let format = printer.format;
+    let mut timeline = Timeline::new();
+    let mut by_level: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut write_error = None;
+    let summary = tokio::task::block_in_place(|| {
+        siren_core::hunt::hunt(
+            &inputs,
+            &rules,
+            &options,
+            &observer,
+            |detection| {
+                let level = rules.rules()[detection.rule]
+                    .level
+                    .map_or("none", |l| l.as_str());
+                *by_level.entry(level).or_default() += 1;
+                let time = detection
+                    .event
+                    .timestamp
+                    .map_or(i64::MIN, |t| t.timestamp_micros());
+                let line = detection_json(&rules, &detection).to_string();
+                if let Err(e) = timeline.push(time, line) {
+                    write_error.get_or_insert(e);
+                }
+            },
+            |_| {},
+        )
+    });
+    observer.bar.finish_and_clear();
+    if let Some(e) = write_error {
+        return Err(Failure::new(
+            Exit::Software,
+            anyhow::Error::from(e).context("cannot spill the timeline to a temporary file"),
+        ));
+    }
+    write_timeline(timeline, format, args.output.as_deref())?;
+
+    if !printer.quiet {
+        let levels = by_level
+            .iter()
+            .rev()
+            .map(|(l, n)| format!("{l} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(
+            err,
+            "hunt: {} files, {} events, {} detections ({levels}); rules: {} loaded in {:.2} s, {} not loaded{}; {:.2} s, {:.0} events/s",
+            summary.files,
+            summary.events,
+            summary.detections,
+            rules.len(),
+            load_time.as_secs_f64(),
+            rule_problems.len(),
+            if rule_problems.is_empty() {
+                ""
+            } else {
+                " (see siren rules validate)"
+            },
+            summary.elapsed.as_secs_f64(),
+            summary.events as f64 / summary.elapsed.as_secs_f64().max(1e-9),
+        );
+        if summary.files_skipped + summary.records_skipped > 0 {
+            let _ = writeln!(
+                err,
+                "hunt: skipped {} files and {} records (see warnings)",
+                summary.files_skipped, summary.records_skipped
+            );
+        }
+    }
+    Ok(if !problems.is_empty() {
+        Exit::NoInput
+    } else if summary.files_skipped + summary.records_skipped > 0 || summary.stopped_early {
+        Exit::DataError
+    } else {
+        Exit::Ok
+    })
+}
+
+/// Columns of the table and CSV forms.
+const COLUMNS: [&str; 9] = [
+    "timestamp",
+    "level",
+    "rule_title",
+    "host",
+    "channel",
+    "event_id",
+    "record_id",
+    "rule_id",
+    "file",
+];
+
+fn write_timeline(
+    timeline: Timeline,
+    format: OutputFormat,
+    output: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let sink: Box<dyn Write> = match output {
+        Some(path) if path != std::path::Path::new("-") => {
+            Box::new(std::fs::File::create(path).map_err(|e| {
+                Failure::new(
+                    Exit::Software,
+                    anyhow::Error::from(e).context(format!("cannot write {}", path.display())),
+                )
+            })?)
+        }
+        _ => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = std::io::BufWriter::new(sink);
+    let result = match format {
+        OutputFormat::Jsonl => timeline.finish(|line| writeln!(out, "{line}")),
+        OutputFormat::Json => {
+            let mut first = true;
+            write!(out, "[")
+                .and_then(|()| {
+                    timeline.finish(|line| {
+                        let sep = if first { "\n" } else { ",\n" };
+                        first = false;
+                        write!(out, "{sep}{line}")
+                    })
+                })
+                .and_then(|()| writeln!(out, "\n]"))
+        }
+        OutputFormat::Csv => {
+            let mut csv = csv::Writer::from_writer(&mut out);
+            let header = COLUMNS.iter().copied().chain(["tags"]);
+            let mut result = csv.write_record(header).map_err(std::io::Error::from);
+            if result.is_ok() {
+                result = timeline.finish(|line| {
+                    let value: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                    let tags = value["tags"]
+                        .as_array()
+                        .map(|t| t.iter().map(cell).collect::<Vec<_>>().join(" "))
+                        .unwrap_or_default();
+                    let row = COLUMNS.iter().map(|c| cell(&value[*c])).chain([tags]);
+                    csv.write_record(row).map_err(std::io::Error::from)
+                });
+            }
+            result.and_then(|()| csv.flush())
+        }
+        OutputFormat::Table => {
+            let mut table = comfy_table::Table::new();
+            table
+                .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+                .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+                .set_header(&COLUMNS[..7]);
+            let result = timeline.finish(|line| {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                table.add_row(COLUMNS[..7].iter().map(|c| cell(&value[*c])));
+                Ok(())
+            });
+            result.and_then(|()| writeln!(out, "{table}"))
+        }
+    };
+    result
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::new(Exit::Software, anyhow::Error::from(e)))
+}

@@ -1,0 +1,253 @@
+//! Hunting: read inputs and match every event against a [`RuleSet`], without a database.
+//!
+//! Reader threads (one per core, each taking the next input) parse and match in parallel;
+//! detections are handed to the caller on the calling thread, in no particular order (the
+//! caller sorts them, e.g. into a timeline).
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::event::Event;
+use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadOptions};
+use crate::rules::{Level, RuleSet};
+
+/// How a hunt behaves.
+#[derive(Debug, Clone, Default)]
+pub struct HuntOptions {
+    /// Reader options.
+    pub read: ReadOptions,
+    /// Only rules of at least this level report detections.
+    pub min_level: Option<Level>,
+    /// Reader threads (0 = one per core).
+    pub threads: usize,
+    /// Stop at the first skipped record or file.
+    pub strict: bool,
+}
+
+impl HuntOptions {
+    /// Sets the reader options.
+    pub fn with_read(mut self, read: ReadOptions) -> Self {
+        self.read = read;
+        self
+    }
+
+    /// Reports only rules of at least `level`.
+    pub fn with_min_level(mut self, level: Option<Level>) -> Self {
+        self.min_level = level;
+        self
+    }
+
+    /// Sets the number of reader threads (0 = one per core).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+}
+
+/// One rule matching one event.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    /// The rule's index in [`RuleSet::rules`].
+    pub rule: usize,
+    /// The event.
+    pub event: Event,
+    /// The input the event came from.
+    pub file: Arc<str>,
+}
+
+/// Told about the hunt as it goes. Called from reader threads.
+pub trait HuntObserver: Send + Sync {
+    /// `bytes` more input were consumed.
+    fn progress(&self, _bytes: u64) {}
+    /// A record or file was skipped.
+    fn diagnostic(&self, _diagnostic: &Diagnostic) {}
+}
+
+/// What a hunt did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct HuntSummary {
+    /// Inputs read.
+    pub files: u64,
+    /// Inputs skipped as a whole.
+    pub files_skipped: u64,
+    /// Files found in folders and left alone (empty, not logs).
+    pub files_ignored: u64,
+    /// Events read.
+    pub events: u64,
+    /// Records that could not be parsed.
+    pub records_skipped: u64,
+    /// Detections reported.
+    pub detections: u64,
+    /// Whether `strict` ended the hunt early.
+    pub stopped_early: bool,
+    /// Wall-clock time.
+    #[serde(serialize_with = "seconds")]
+    pub elapsed: Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+enum Message {
+    Detection(Box<Detection>),
+    Diagnostic(Diagnostic),
+    Ignored,
+    FileDone { format: Option<Format>, events: u64 },
+}
+
+/// Reads `inputs`, matching every event against `rules`; calls `on_detection` for each
+/// detection and `on_diagnostic` for each skipped record or file, on the calling thread.
+pub fn hunt(
+    inputs: &[Input],
+    rules: &RuleSet,
+    options: &HuntOptions,
+    observer: &dyn HuntObserver,
+    mut on_detection: impl FnMut(Detection),
+    mut on_diagnostic: impl FnMut(Diagnostic),
+) -> HuntSummary {
+    let started = Instant::now();
+    let threads = match options.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(inputs.len().max(1));
+    let mut read = options.read.clone();
+    if threads > 1 {
+        read.evtx_threads = 1;
+    }
+    // Which rules may report: detection rules at or above the minimum level.
+    let reporting: Vec<bool> = rules
+        .rules()
+        .iter()
+        .map(|r| {
+            options
+                .min_level
+                .is_none_or(|min| r.level.is_some_and(|l| l >= min))
+        })
+        .collect();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = crossbeam_channel::bounded::<Message>(4096);
+    let mut summary = HuntSummary::default();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, stop, read, reporting) = (&next, &stop, &read, &reporting);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(input) = inputs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    let file: Arc<str> = Arc::from(input.name());
+                    let mut sink = MatchSink {
+                        rules,
+                        reporting,
+                        file,
+                        tx: &tx,
+                        events: 0,
+                        strict: options.strict,
+                        stop,
+                        observer,
+                    };
+                    let format = normalize::read_input(input, read, &mut sink);
+                    let events = sink.events;
+                    if tx.send(Message::FileDone { format, events }).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        for message in rx {
+            match message {
+                Message::Detection(detection) => {
+                    summary.detections += 1;
+                    on_detection(*detection);
+                }
+                Message::Diagnostic(diagnostic) => {
+                    if diagnostic.is_file_level() {
+                        summary.files_skipped += 1;
+                    } else {
+                        summary.records_skipped += 1;
+                    }
+                    on_diagnostic(diagnostic);
+                }
+                Message::Ignored => summary.files_ignored += 1,
+                Message::FileDone { format, events } => {
+                    summary.events += events;
+                    summary.files += u64::from(format.is_some());
+                }
+            }
+        }
+    });
+    summary.stopped_early = stop.load(Ordering::Relaxed);
+    summary.elapsed = started.elapsed();
+    summary
+}
+
+struct MatchSink<'a> {
+    rules: &'a RuleSet,
+    reporting: &'a [bool],
+    file: Arc<str>,
+    tx: &'a crossbeam_channel::Sender<Message>,
+    events: u64,
+    strict: bool,
+    stop: &'a AtomicBool,
+    observer: &'a dyn HuntObserver,
+}
+
+impl EventSink for MatchSink<'_> {
+    fn event(&mut self, event: Event) -> ControlFlow<()> {
+        self.events += 1;
+        let mut matched: Vec<usize> = Vec::new();
+        self.rules.for_each_match(&event, |rule| {
+            if self.reporting.get(rule).copied().unwrap_or(false) {
+                matched.push(rule);
+            }
+        });
+        let last = matched.len().saturating_sub(1);
+        let mut event = Some(event);
+        for (i, rule) in matched.iter().enumerate() {
+            // The last detection takes the event; earlier ones clone it.
+            let event = if i == last {
+                event.take()
+            } else {
+                event.clone()
+            };
+            let Some(event) = event else { break };
+            let detection = Box::new(Detection {
+                rule: *rule,
+                event,
+                file: self.file.clone(),
+            });
+            if self.tx.send(Message::Detection(detection)).is_err() {
+                return ControlFlow::Break(());
+            }
+        }
+        if self.stop.load(Ordering::Relaxed) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn diagnostic(&mut self, diagnostic: Diagnostic) -> ControlFlow<()> {
+        self.observer.diagnostic(&diagnostic);
+        if self.tx.send(Message::Diagnostic(diagnostic)).is_err() || self.strict {
+            self.stop.store(true, Ordering::Relaxed);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn progress(&mut self, bytes: u64) {
+        self.observer.progress(bytes);
+    }
+
+    fn ignored(&mut self, _file: &str, _reason: &str) {
+        let _ = self.tx.send(Message::Ignored);
+    }
+}
