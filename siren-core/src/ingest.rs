@@ -38,7 +38,7 @@ impl Default for IngestOptions {
         Self {
             read: ReadOptions::default(),
             strict: false,
-            batch_size: 4096,
+            batch_size: 2048,
             max_diagnostics: 1000,
             threads: 0,
         }
@@ -195,7 +195,7 @@ pub async fn ingest(
     if threads > 1 {
         read.evtx_threads = 1;
     }
-    let (tx, mut rx) = mpsc::channel::<Message>(threads * 2);
+    let (tx, mut rx) = mpsc::channel::<Message>(threads);
     let inputs = Arc::new(inputs);
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
