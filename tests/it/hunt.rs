@@ -34,7 +34,7 @@ fn write(dir: &Path, name: &str, text: &str) {
 fn events_jsonl(dir: &Path) -> std::path::PathBuf {
     let line = |rid: u32, id: u32, user: &str, time: &str| {
         format!(
-            r#"{{"Event":{{"System":{{"EventID":{id},"Channel":"Security","Computer":"dc01","EventRecordID":{rid},"TimeCreated":{{"#attributes":{{"SystemTime":"{time}"}}}}}},"EventData":{{"TargetUserName":"{user}"}}}}}}"#
+            r##"{{"Event":{{"System":{{"EventID":{id},"Channel":"Security","Computer":"dc01","EventRecordID":{rid},"TimeCreated":{{"#attributes":{{"SystemTime":"{time}"}}}}}},"EventData":{{"TargetUserName":"{user}"}}}}}}"##
         )
     };
     let text = [
