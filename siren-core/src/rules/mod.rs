@@ -133,8 +133,8 @@ struct Compiled {
 
 #[derive(Debug, Default)]
 struct ChannelBucket {
-    by_event_id: HashMap<i64, Vec<u32>>,
-    any_event_id: Vec<u32>,
+    by_event_id: HashMap<i64, Candidates>,
+    any_event_id: Candidates,
 }
 
 /// A loaded, compiled set of rules.
@@ -147,9 +147,9 @@ pub struct RuleSet {
     /// Keyed by lower-case channel.
     by_channel: HashMap<String, ChannelBucket>,
     /// Windows rules without a mapped log source: every event with a channel.
-    windows_any: Vec<u32>,
+    windows_any: Candidates,
     /// Other rules without a mapped log source: every event without a channel.
-    generic: Vec<u32>,
+    generic: Candidates,
 }
 
 /// Collects rules from files and texts, then compiles them into a [`RuleSet`].
@@ -388,15 +388,17 @@ impl<'o> RuleSetBuilder<'o> {
             }
             set.rules[index].logsource_mapped = mapped;
         }
-        // Bucket lists in rule order, so matches come out in load order.
+        // Prefilters over each bucket's literals.
+        let needs: Vec<Option<parse::Need>> =
+            set.compiled.iter().map(|c| c.detection.need()).collect();
         for bucket in set.by_channel.values_mut() {
             for list in bucket.by_event_id.values_mut() {
-                list.sort_unstable();
-                list.dedup();
+                list.finish(&needs);
             }
-            bucket.any_event_id.sort_unstable();
-            bucket.any_event_id.dedup();
+            bucket.any_event_id.finish(&needs);
         }
+        set.windows_any.finish(&needs);
+        set.generic.finish(&needs);
         (set, diagnostics)
     }
 }
@@ -621,22 +623,16 @@ impl RuleSet {
                     if let Some(id) = event.event_id
                         && let Some(list) = bucket.by_event_id.get(&id)
                     {
-                        for &at in list {
-                            check(at, &mut f);
-                        }
+                        list.for_each(&subject, |at| check(at, &mut f));
                     }
-                    for &at in &bucket.any_event_id {
-                        check(at, &mut f);
-                    }
+                    bucket
+                        .any_event_id
+                        .for_each(&subject, |at| check(at, &mut f));
                 }
-                for &at in &self.windows_any {
-                    check(at, &mut f);
-                }
+                self.windows_any.for_each(&subject, |at| check(at, &mut f));
             }
             None => {
-                for &at in &self.generic {
-                    check(at, &mut f);
-                }
+                self.generic.for_each(&subject, |at| check(at, &mut f));
             }
         }
     }
@@ -667,16 +663,16 @@ impl RuleSet {
         for &at in list {
             let in_bucket = match &channel {
                 Some(channel) => {
-                    self.windows_any.contains(&at)
+                    self.windows_any.contains(at)
                         || self.by_channel.get(channel).is_some_and(|b| {
-                            b.any_event_id.contains(&at)
+                            b.any_event_id.contains(at)
                                 || event
                                     .event_id
                                     .and_then(|id| b.by_event_id.get(&id))
-                                    .is_some_and(|l| l.contains(&at))
+                                    .is_some_and(|l| l.contains(at))
                         })
                 }
-                None => self.generic.contains(&at),
+                None => self.generic.contains(at),
             };
             if in_bucket && self.compiled[at as usize].matches(&Subject::new(fields)) {
                 *hit = true;
@@ -726,6 +722,148 @@ impl EmbeddedTestReport {
     /// Whether every test passed.
     pub fn passed(&self) -> bool {
         self.failed_match.is_empty() && self.failed_no_match.is_empty()
+    }
+}
+
+/// The compiled rules of one bucket, with a prefilter: for each field their literals occur
+/// in, one Aho-Corasick automaton over all of them. An event meets only the rules one of
+/// whose necessary literals it contains (and the rules without such literals).
+#[derive(Debug, Default)]
+struct Candidates {
+    /// Compiled rule indices, ascending.
+    members: Vec<u32>,
+    /// Bit set over `members` positions: rules evaluated whatever the prefilter says.
+    always: Vec<u64>,
+    scans: Vec<FieldScan>,
+}
+
+#[derive(Debug)]
+struct FieldScan {
+    field: Box<str>,
+    automaton: aho_corasick::AhoCorasick,
+    /// Per pattern: the `members` positions it enables.
+    targets: Vec<Vec<u32>>,
+}
+
+/// Below this many members, the prefilter costs more than it saves.
+const PREFILTER_MIN: usize = 4;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl Candidates {
+    fn push(&mut self, at: u32) {
+        self.members.push(at);
+    }
+
+    fn contains(&self, at: u32) -> bool {
+        self.members.binary_search(&at).is_ok()
+    }
+
+    fn finish(&mut self, needs: &[Option<parse::Need>]) {
+        self.members.sort_unstable();
+        self.members.dedup();
+        let words = self.members.len().div_ceil(64);
+        self.always = vec![0; words];
+        // Per field: literal (lower-case) → pattern id, and each pattern's targets.
+        type Patterns = (Box<str>, HashMap<String, usize>, Vec<Vec<u32>>);
+        let mut by_field: Vec<Patterns> = Vec::new();
+        for (pos, &at) in self.members.iter().enumerate() {
+            let need = needs.get(at as usize).and_then(|n| n.as_ref());
+            let Some(need) = need.filter(|_| self.members.len() >= PREFILTER_MIN) else {
+                self.always[pos / 64] |= 1 << (pos % 64);
+                continue;
+            };
+            for (field, literal) in need {
+                let slot = match by_field.iter().position(|(f, _, _)| f == field) {
+                    Some(i) => i,
+                    None => {
+                        by_field.push((field.clone(), HashMap::new(), Vec::new()));
+                        by_field.len() - 1
+                    }
+                };
+                let (_, ids, targets) = &mut by_field[slot];
+                let next = targets.len();
+                let id = *ids.entry(literal.to_ascii_lowercase()).or_insert(next);
+                if id == next {
+                    targets.push(Vec::new());
+                }
+                if targets[id].last() != Some(&(pos as u32)) {
+                    targets[id].push(pos as u32);
+                }
+            }
+        }
+        for (field, ids, targets) in by_field {
+            let mut patterns = vec![String::new(); ids.len()];
+            for (literal, id) in ids {
+                patterns[id] = literal;
+            }
+            match aho_corasick::AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .build(&patterns)
+            {
+                Ok(automaton) => self.scans.push(FieldScan {
+                    field,
+                    automaton,
+                    targets,
+                }),
+                // Without an automaton, its rules are simply always evaluated.
+                Err(_) => {
+                    for pos in targets.into_iter().flatten() {
+                        self.always[pos as usize / 64] |= 1 << (pos % 64);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `f` with every member the prefilter lets through, in ascending order.
+    fn for_each(&self, subject: &Subject<'_>, mut f: impl FnMut(u32)) {
+        if self.members.is_empty() {
+            return;
+        }
+        if self.scans.is_empty() {
+            for &at in &self.members {
+                f(at);
+            }
+            return;
+        }
+        // Reuse one bit set per thread (taken out, so a re-entrant call cannot clash).
+        let mut bits = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        bits.clear();
+        bits.extend_from_slice(&self.always);
+        for scan in &self.scans {
+            let Some(value) = subject.get(&scan.field) else {
+                continue;
+            };
+            let mut run = |text: &str| {
+                for m in scan.automaton.find_overlapping_iter(text) {
+                    for &pos in &scan.targets[m.pattern().as_usize()] {
+                        bits[pos as usize / 64] |= 1 << (pos % 64);
+                    }
+                }
+            };
+            match value {
+                Value::Array(items) => {
+                    for item in items {
+                        value::with_text(item, &mut run);
+                    }
+                }
+                v => {
+                    value::with_text(v, &mut run);
+                }
+            }
+        }
+        for (w, &word) in bits.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let bit = word.trailing_zeros() as usize;
+                word &= word - 1;
+                f(self.members[w * 64 + bit]);
+            }
+        }
+        SCRATCH.with(|s| *s.borrow_mut() = bits);
     }
 }
 

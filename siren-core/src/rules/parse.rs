@@ -59,6 +59,62 @@ impl Detection {
     }
 }
 
+/// A necessary condition for a detection: one of these (field, literal) pairs occurs, the
+/// literal ASCII case-insensitively in the field's text, whenever the detection holds.
+pub(crate) type Need = Vec<(Box<str>, Box<str>)>;
+
+fn need_score(need: &Need) -> (usize, std::cmp::Reverse<usize>) {
+    (
+        need.iter().map(|(_, a)| a.len()).min().unwrap_or(0),
+        std::cmp::Reverse(need.len()),
+    )
+}
+
+fn best(needs: impl Iterator<Item = Need>) -> Option<Need> {
+    needs.max_by_key(need_score)
+}
+
+fn union(needs: impl Iterator<Item = Option<Need>>) -> Option<Need> {
+    let mut all = Vec::new();
+    for n in needs {
+        all.extend(n?);
+    }
+    (!all.is_empty()).then_some(all)
+}
+
+impl Detection {
+    /// The detection's necessary condition, when one can be derived from its literals.
+    pub(crate) fn need(&self) -> Option<Need> {
+        self.cond_need(&self.condition)
+    }
+
+    fn search_need(&self, i: usize) -> Option<Need> {
+        union(self.searches[i].alternatives.iter().map(|group| {
+            best(group.iter().filter_map(|item| {
+                let field = item.field.clone()?;
+                let atoms = item.test.atoms()?;
+                Some(atoms.into_iter().map(|a| (field.clone(), a)).collect())
+            }))
+        }))
+    }
+
+    fn cond_need(&self, cond: &Cond) -> Option<Need> {
+        match cond {
+            Cond::Search(i) => self.search_need(*i),
+            Cond::Not(_) => None,
+            Cond::And(cs) => best(cs.iter().filter_map(|c| self.cond_need(c))),
+            Cond::Or(cs) => union(cs.iter().map(|c| self.cond_need(c))),
+            Cond::AtLeast { min, searches } => {
+                if *min >= searches.len() {
+                    best(searches.iter().filter_map(|&i| self.search_need(i)))
+                } else {
+                    union(searches.iter().map(|&i| self.search_need(i)))
+                }
+            }
+        }
+    }
+}
+
 fn rename_test(test: &mut ValueTest, rename: &dyn Fn(&str) -> String) {
     match test {
         ValueTest::Or(ts) | ValueTest::And(ts) => {

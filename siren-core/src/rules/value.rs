@@ -496,6 +496,26 @@ impl ValueTest {
         }
     }
 
+    /// Literals one of which occurs (ASCII case-insensitively) in the value's text whenever
+    /// this test holds; `None` when no such list is known.
+    pub(crate) fn atoms(&self) -> Option<Vec<Box<str>>> {
+        match self {
+            ValueTest::Str(set) => set.atoms.clone(),
+            ValueTest::Or(ts) => {
+                let mut all = Vec::new();
+                for t in ts {
+                    all.extend(t.atoms()?);
+                }
+                Some(all)
+            }
+            ValueTest::And(ts) => ts
+                .iter()
+                .filter_map(|t| t.atoms())
+                .max_by_key(|a| atom_score(a)),
+            _ => None,
+        }
+    }
+
     /// Whether this test can only hold for a present, non-null value (used for keyword search).
     pub(crate) fn is_text(&self) -> bool {
         match self {
@@ -504,6 +524,14 @@ impl ValueTest {
             _ => false,
         }
     }
+}
+
+/// How selective a list of atoms is: its shortest literal's length, fewer atoms breaking ties.
+pub(crate) fn atom_score(atoms: &[Box<str>]) -> (usize, std::cmp::Reverse<usize>) {
+    (
+        atoms.iter().map(|a| a.len()).min().unwrap_or(0),
+        std::cmp::Reverse(atoms.len()),
+    )
 }
 
 fn compare_shape(a: &str, b: &str, shape: Shape, cased: bool) -> bool {
@@ -537,6 +565,9 @@ pub(crate) struct StringSet {
     regexes: Vec<Regex>,
     /// A bare `*`: any text matches.
     any: bool,
+    /// Literals one of which occurs (ASCII case-insensitively) in every text this set
+    /// matches; `None` when no such list is known.
+    atoms: Option<Vec<Box<str>>>,
 }
 
 impl StringSet {
@@ -600,7 +631,18 @@ struct RegexFlags {
 }
 
 fn regex_for_glob(toks: &[Tok], ci: bool) -> String {
-    let mut re = String::from(if ci { "(?is)^" } else { "(?s)^" });
+    let mut re = String::from(if ci { "(?is)" } else { "(?s)" });
+    let mut toks = toks;
+    let open_start = toks.first() == Some(&Tok::Star);
+    let open_end = toks.len() > 1 && toks.last() == Some(&Tok::Star);
+    if open_start {
+        toks = &toks[1..];
+    } else {
+        re.push('^');
+    }
+    if open_end {
+        toks = &toks[..toks.len() - 1];
+    }
     for t in toks {
         match t {
             Tok::Lit(s) => re.push_str(&regex::escape(s)),
@@ -609,8 +651,30 @@ fn regex_for_glob(toks: &[Tok], ci: bool) -> String {
             Tok::Dash => re.push_str("[-/\u{2013}\u{2014}\u{2015}]"),
         }
     }
-    re.push('$');
+    if !open_end {
+        re.push('$');
+    }
     re
+}
+
+/// Whether ASCII case-insensitive comparison of `s` is full case-insensitive comparison:
+/// every non-ASCII character has no case (dashes, symbols).
+fn ascii_foldable(s: &str) -> bool {
+    s.chars().all(|c| {
+        c.is_ascii()
+            || (c.to_lowercase().eq(std::iter::once(c)) && c.to_uppercase().eq(std::iter::once(c)))
+    })
+}
+
+/// The longest literal of a glob, usable as a prefilter atom.
+fn glob_atom(toks: &[Tok], ci: bool) -> Option<Box<str>> {
+    toks.iter()
+        .filter_map(|t| match t {
+            Tok::Lit(s) if !ci || ascii_foldable(s) => Some(s),
+            _ => None,
+        })
+        .max_by_key(|s| s.len())
+        .map(|s| s.as_str().into())
 }
 
 fn compile_regex(pattern: &str, flags: RegexFlags, field: &str) -> Result<Regex, RuleError> {
@@ -634,15 +698,23 @@ fn build_set(patterns: Vec<Pattern>, ci: bool, field: &str) -> Result<StringSet,
         ..StringSet::default()
     };
     let mut contains: Vec<String> = Vec::new();
+    let mut atoms: Option<Vec<Box<str>>> = Some(Vec::new());
     for p in patterns {
         match p {
-            Pattern::Regex(re, flags) => set.regexes.push(compile_regex(&re, flags, field)?),
+            Pattern::Regex(re, flags) => {
+                atoms = None;
+                set.regexes.push(compile_regex(&re, flags, field)?);
+            }
             Pattern::Glob(toks) => {
                 // Non-ASCII literals under case-insensitivity need Unicode folding: regex.
                 let ascii = toks.iter().all(|t| match t {
-                    Tok::Lit(s) => s.is_ascii(),
+                    Tok::Lit(s) => ascii_foldable(s),
                     _ => true,
                 });
+                match (&mut atoms, glob_atom(&toks, ci)) {
+                    (Some(list), Some(atom)) => list.push(atom),
+                    (atoms, _) => *atoms = None,
+                }
                 let lit = |t: &Tok| match t {
                     Tok::Lit(s) => Some(s.clone()),
                     _ => None,
@@ -682,6 +754,7 @@ fn build_set(patterns: Vec<Pattern>, ci: bool, field: &str) -> Result<StringSet,
             .map_err(|e| RuleError::TooLarge(format!("'{field}': {e}")))?;
         set.contains = Some(ac);
     }
+    set.atoms = atoms.filter(|a| !a.is_empty() && !set.any);
     Ok(set)
 }
 
