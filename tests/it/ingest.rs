@@ -394,3 +394,99 @@ fn first_multi_chunk(shared: &Path) -> std::path::PathBuf {
         })
         .expect("a multi-chunk EVTX file")
 }
+
+/// Every text format through the CLI, from files and from stdin, into one store.
+#[test]
+fn every_format_ingests_from_files_and_stdin() {
+    let fixtures = crate::support::workspace_root().join("tests/fixtures/inputs");
+    let dir = tempfile::tempdir().unwrap();
+    let samples = ["sample.xml", "sample.syslog", "sample.csv", "sample.jsonl"];
+    let mut cmd = siren(dir.path());
+    cmd.args(["ingest", "--format", "json"]);
+    for sample in samples {
+        cmd.arg(fixtures.join(sample));
+    }
+    let (code, summary) = json_output(&mut cmd);
+    assert_eq!(code, 0, "{summary:#}");
+    assert_eq!(
+        summary["formats"],
+        serde_json::json!({"csv": 1, "json": 1, "syslog": 1, "xml": 1})
+    );
+    assert_eq!(summary["records_read"], 3 + 7 + 5 + 4);
+    // The XML and JSON Lines samples carry the same three Windows events: stored once.
+    assert_eq!(summary["stored"], 3 + 7 + 5 + 4 - 3, "{summary:#}");
+    assert_eq!(summary["duplicates"], 3, "{summary:#}");
+
+    // The same JSON Lines on stdin: all duplicates.
+    let jsonl = std::fs::read(fixtures.join("sample.jsonl")).unwrap();
+    let (code, again) = json_output(
+        siren(dir.path())
+            .args(["ingest", "-", "--format", "json"])
+            .write_stdin(jsonl),
+    );
+    assert_eq!(code, 0, "{again:#}");
+    assert_eq!(
+        (again["records_read"].as_u64(), again["stored"].as_u64()),
+        (Some(4), Some(0)),
+        "{again:#}"
+    );
+
+    // The bad variants: every good record kept, each bad one reported where it is.
+    let mut cmd = siren(dir.path());
+    cmd.args(["ingest", "--format", "json"]);
+    for bad in ["bad.xml", "bad.syslog", "bad.csv", "bad.jsonl"] {
+        cmd.arg(fixtures.join(bad));
+    }
+    let (code, bad) = json_output(&mut cmd);
+    assert_eq!(code, 65, "{bad:#}");
+    assert_eq!(bad["records_read"], 2 + 7 + 5 + 4, "{bad:#}");
+    assert_eq!(bad["records_skipped"], 4, "{bad:#}");
+    let mut locations: Vec<String> = bad["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {}",
+                Path::new(d["file"].as_str().unwrap())
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy(),
+                d["location"].as_str().unwrap()
+            )
+        })
+        .collect();
+    locations.sort();
+    assert_eq!(
+        locations,
+        [
+            "bad.csv line 4",
+            "bad.jsonl line 3",
+            "bad.syslog line 4",
+            "bad.xml record 2"
+        ]
+    );
+
+    // Table output for people, a clear error for a database that cannot be opened.
+    let output = siren(dir.path())
+        .args(["events", "list", "--limit", "3"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("timestamp"));
+    let output = siren(dir.path())
+        .args([
+            "--db",
+            "postgres://nobody@127.0.0.1:1/none",
+            "events",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(69),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot open database"));
+}
