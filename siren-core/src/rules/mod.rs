@@ -734,22 +734,26 @@ struct Candidates {
     members: Vec<u32>,
     /// Bit set over `members` positions: rules evaluated whatever the prefilter says.
     always: Vec<u64>,
-    scans: Vec<FieldScan>,
+    /// Per field: its literals (lower-case) and, per literal, the `members` positions it
+    /// enables. The automata are built on first use, so buckets no event reaches cost nothing.
+    literals: Vec<FieldLiterals>,
+    scans: std::sync::OnceLock<Vec<FieldScan>>,
 }
 
-#[derive(Debug)]
-struct FieldScan {
-    field: Box<str>,
-    automaton: aho_corasick::AhoCorasick,
-    /// Per pattern: the `members` positions it enables.
-    targets: Vec<Vec<u32>>,
-}
+/// A field, its literals, and per literal the `members` positions it enables.
+type FieldLiterals = (Box<str>, Vec<String>, Vec<Vec<u32>>);
+
+/// The automaton over one field's literals (`None` if it could not be built: its targets
+/// are then always enabled).
+type FieldScan = Option<aho_corasick::AhoCorasick>;
 
 /// Below this many members, the prefilter costs more than it saves.
 const PREFILTER_MIN: usize = 4;
 
 thread_local! {
-    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per thread: the prefilter's bit set and a buffer for lower-cased text.
+    static SCRATCH: std::cell::RefCell<(Vec<u64>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 impl Candidates {
@@ -767,8 +771,8 @@ impl Candidates {
         let words = self.members.len().div_ceil(64);
         self.always = vec![0; words];
         // Per field: literal (lower-case) → pattern id, and each pattern's targets.
-        type Patterns = (Box<str>, HashMap<String, usize>, Vec<Vec<u32>>);
-        let mut by_field: Vec<Patterns> = Vec::new();
+        type Building = (Box<str>, HashMap<String, usize>, Vec<Vec<u32>>);
+        let mut by_field: Vec<Building> = Vec::new();
         for (pos, &at) in self.members.iter().enumerate() {
             let need = needs.get(at as usize).and_then(|n| n.as_ref());
             let Some(need) = need.filter(|_| self.members.len() >= PREFILTER_MIN) else {
@@ -799,23 +803,21 @@ impl Candidates {
             for (literal, id) in ids {
                 patterns[id] = literal;
             }
-            match aho_corasick::AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .build(&patterns)
-            {
-                Ok(automaton) => self.scans.push(FieldScan {
-                    field,
-                    automaton,
-                    targets,
-                }),
-                // Without an automaton, its rules are simply always evaluated.
-                Err(_) => {
-                    for pos in targets.into_iter().flatten() {
-                        self.always[pos as usize / 64] |= 1 << (pos % 64);
-                    }
-                }
-            }
+            self.literals.push((field, patterns, targets));
         }
+    }
+
+    fn scans(&self) -> &[FieldScan] {
+        self.scans.get_or_init(|| {
+            self.literals
+                .iter()
+                .map(|(_, patterns, _)| {
+                    // Patterns and texts are lower-cased: cheaper than a case-insensitive
+                    // automaton, which has twice the transitions.
+                    aho_corasick::AhoCorasickBuilder::new().build(patterns).ok()
+                })
+                .collect()
+        })
     }
 
     /// Calls `f` with every member the prefilter lets through, in ascending order.
@@ -823,23 +825,31 @@ impl Candidates {
         if self.members.is_empty() {
             return;
         }
-        if self.scans.is_empty() {
+        if self.literals.is_empty() {
             for &at in &self.members {
                 f(at);
             }
             return;
         }
         // Reuse one bit set per thread (taken out, so a re-entrant call cannot clash).
-        let mut bits = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let (mut bits, mut lower) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         bits.clear();
         bits.extend_from_slice(&self.always);
-        for scan in &self.scans {
-            let Some(value) = subject.get(&scan.field) else {
+        for (scan, (field, _, targets)) in self.scans().iter().zip(&self.literals) {
+            let Some(automaton) = scan else {
+                for &pos in targets.iter().flatten() {
+                    bits[pos as usize / 64] |= 1 << (pos % 64);
+                }
+                continue;
+            };
+            let Some(value) = subject.get(field) else {
                 continue;
             };
             let mut run = |text: &str| {
-                for m in scan.automaton.find_overlapping_iter(text) {
-                    for &pos in &scan.targets[m.pattern().as_usize()] {
+                lower.clear();
+                lower.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
+                for m in automaton.find_overlapping_iter(&lower[..]) {
+                    for &pos in &targets[m.pattern().as_usize()] {
                         bits[pos as usize / 64] |= 1 << (pos % 64);
                     }
                 }
@@ -863,7 +873,7 @@ impl Candidates {
                 f(self.members[w * 64 + bit]);
             }
         }
-        SCRATCH.with(|s| *s.borrow_mut() = bits);
+        SCRATCH.with(|s| *s.borrow_mut() = (bits, lower));
     }
 }
 

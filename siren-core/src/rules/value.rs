@@ -561,6 +561,8 @@ pub(crate) struct StringSet {
     exact: Vec<Box<str>>,
     prefix: Vec<Box<str>>,
     suffix: Vec<Box<str>>,
+    /// Few contains patterns are searched one by one (no automaton to build).
+    contains_few: Vec<Box<str>>,
     contains: Option<AhoCorasick>,
     regexes: Vec<Regex>,
     /// A bare `*`: any text matches.
@@ -607,12 +609,49 @@ impl StringSet {
                 return true;
             }
         }
+        if self.ci {
+            if self
+                .contains_few
+                .iter()
+                .any(|p| ci_contains(b, p.as_bytes()))
+            {
+                return true;
+            }
+        } else if self
+            .contains_few
+            .iter()
+            .any(|p| memchr::memmem::find(b, p.as_bytes()).is_some())
+        {
+            return true;
+        }
         if let Some(ac) = &self.contains
             && ac.is_match(s)
         {
             return true;
         }
         self.regexes.iter().any(|r| r.is_match(s))
+    }
+}
+
+/// Up to this many contains patterns are searched one by one rather than with an automaton.
+const FEW_CONTAINS: usize = 4;
+
+/// Whether `needle` occurs in `hay`, ASCII case-insensitively.
+fn ci_contains(hay: &[u8], needle: &[u8]) -> bool {
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    if hay.len() < needle.len() {
+        return false;
+    }
+    let last_start = hay.len() - needle.len();
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let candidates = &hay[..=last_start];
+    let check = |i: usize| hay[i..i + needle.len()].eq_ignore_ascii_case(needle);
+    if lo == up {
+        memchr::memchr_iter(lo, candidates).any(check)
+    } else {
+        memchr::memchr2_iter(lo, up, candidates).any(check)
     }
 }
 
@@ -747,9 +786,12 @@ fn build_set(patterns: Vec<Pattern>, ci: bool, field: &str) -> Result<StringSet,
             }
         }
     }
-    if !contains.is_empty() {
+    if contains.len() <= FEW_CONTAINS {
+        set.contains_few = contains.into_iter().map(String::into_boxed_str).collect();
+    } else {
         let ac = AhoCorasickBuilder::new()
             .ascii_case_insensitive(ci)
+            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
             .build(&contains)
             .map_err(|e| RuleError::TooLarge(format!("'{field}': {e}")))?;
         set.contains = Some(ac);
@@ -1211,6 +1253,20 @@ mod tests {
         assert!(hit("F|contains", &[s("a*c")], json!("zzabbbczz")));
         assert!(hit("F|contains|cased", &[s("AbC")], json!("xAbCx")));
         assert!(!hit("F|contains|cased", &[s("AbC")], json!("xabcx")));
+    }
+
+    #[test]
+    fn few_and_many_contains() {
+        assert!(ci_contains(b"abcXYZ", b"xy"));
+        assert!(ci_contains(b"xy", b"XY"));
+        assert!(!ci_contains(b"x", b"xy"));
+        assert!(ci_contains(b"a-b", b"-B"));
+        assert!(ci_contains(b"", b""));
+        let many: Vec<Scalar> = (0..10).map(|i| s(&format!("pat{i}"))).collect();
+        assert!(hit("F|contains", &many, json!("xxPAT7xx")));
+        assert!(!hit("F|contains", &many, json!("xxpat_xx")));
+        assert!(hit("F|contains|cased", &many, json!("xxpat7xx")));
+        assert!(!hit("F|contains|cased", &many, json!("xxPAT7xx")));
     }
 
     #[test]
