@@ -362,6 +362,9 @@ mod tests {
             "capi2",
             "appxpackaging-om",
             "appmodel-runtime",
+            "bitlocker",
+            "iis",
+            "vhdmp",
         ] {
             assert!(
                 map.resolve(&ls("windows", None, Some(service))).is_some(),

@@ -380,3 +380,33 @@ fn rule_set_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<RuleSet>();
 }
+
+proptest::proptest! {
+    /// Loading and matching never panic, whatever the rule and the event hold.
+    #[test]
+    fn hostile_rules_and_events_never_panic(
+        key in "[A-Za-z]{1,8}(\\|(contains|startswith|endswith|all|re|i|m|s|cidr|base64|base64offset|wide|utf16be|utf16|windash|expand|exists|cased|neq|lt|gt|fieldref|hour|x)){0,3}",
+        value in "[-%*?\\\\/a-z0-9. ]{0,12}",
+        condition in "(not |1 of |all of )?(sel|s\\*|them|x)( (and|or) (not )?(sel|x))?",
+        logsource in "(category: process_creation|service: security|service: nope|category: registry_add)",
+        event_value in "[-*?\\\\/A-Za-z0-9. ]{0,16}",
+    ) {
+        let text = format!(
+            "title: t\nlogsource: {{product: windows, {logsource}}}\ndetection:\n  sel:\n    '{key}': '{value}'\n  condition: {condition}\n"
+        );
+        let options = LoadOptions::default().with_placeholder("p", vec!["v*".into()]);
+        let (set, _) = RuleSet::from_yaml("fuzz.yml", &text, &options);
+        for channel in ["Security", "Microsoft-Windows-Sysmon/Operational", "Other"] {
+            let e = event(json!({"Channel": channel, "EventID": 1, "EventType": "CreateKey",
+                "CommandLine": event_value.clone(), "Image": event_value.clone()}));
+            let _ = set.matches(&e).count();
+            let field = key.split('|').next().unwrap_or_default().to_owned();
+            let mut fields = serde_json::Map::new();
+            fields.insert("Channel".into(), channel.into());
+            fields.insert("EventID".into(), json!(4688));
+            fields.insert(field, json!(event_value.clone()));
+            let e = Event::from_fields(fields, TenantId::default());
+            let _ = set.matches(&e).count();
+        }
+    }
+}
