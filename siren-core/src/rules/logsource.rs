@@ -45,7 +45,8 @@ struct EntryShape {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SourceShape {
-    channel: OneOrMany,
+    #[serde(default)]
+    channel: Option<OneOrMany>,
     #[serde(default)]
     provider: Option<OneOrMany>,
     #[serde(default)]
@@ -59,7 +60,8 @@ struct SourceShape {
 /// One place events of a log source come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
-    /// Channels (compared case-insensitively with the event's `Channel`).
+    /// Channels (compared case-insensitively with the event's `Channel`); none means the
+    /// events that have no channel (syslog, CSV, flat JSON…).
     pub channels: Vec<String>,
     /// Providers (`Provider_Name`); empty = any.
     pub providers: Vec<String>,
@@ -155,7 +157,7 @@ impl LogSourceMap {
                     }
                 }
                 sources.push(Source {
-                    channels: s.channel.into_vec(),
+                    channels: s.channel.map(OneOrMany::into_vec).unwrap_or_default(),
                     providers: s.provider.map(OneOrMany::into_vec).unwrap_or_default(),
                     event_ids: s.event_ids,
                     conditions,
@@ -266,10 +268,12 @@ mod tests {
         let sec = map.resolve(&ls("windows", None, Some("security"))).unwrap();
         assert_eq!(sec[0].channels, vec!["Security"]);
         assert!(map.resolve(&ls("windows", None, None)).is_none());
-        assert!(
-            map.resolve(&ls("linux", Some("process_creation"), None))
-                .is_none()
-        );
+        let linux = map
+            .resolve(&ls("linux", Some("process_creation"), None))
+            .unwrap();
+        assert_eq!(linux.len(), 2);
+        assert!(linux[1].channels.is_empty());
+        assert!(map.resolve(&ls("linux", None, Some("auth"))).is_none());
         let av = LogSource {
             category: Some("antivirus".into()),
             ..LogSource::default()

@@ -353,6 +353,9 @@ impl<'o> RuleSetBuilder<'o> {
                         let at = set.compiled.len() as u32;
                         set.compiled.push(compiled);
                         set.per_rule[index].push(at);
+                        if source.channels.is_empty() {
+                            set.generic.push(at);
+                        }
                         for channel in &source.channels {
                             let bucket = set.by_channel.entry(channel.to_lowercase()).or_default();
                             if source.event_ids.is_empty() {

@@ -410,3 +410,24 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn channel_less_sources_match_events_without_a_channel() {
+    let set = load(
+        r#"
+title: Linux shell spawn
+logsource: {product: linux, category: process_creation}
+detection:
+    sel: {Image|endswith: /bash}
+    condition: sel
+"#,
+    );
+    let sysmon = event(
+        json!({"Channel": "Linux-Sysmon/Operational", "EventID": 1, "Image": "/usr/bin/bash"}),
+    );
+    let audit = event(json!({"Image": "/bin/bash"}));
+    let windows = event(json!({"Channel": "Security", "EventID": 1, "Image": "/bin/bash"}));
+    assert_eq!(titles(&set, &sysmon).len(), 1);
+    assert_eq!(titles(&set, &audit).len(), 1);
+    assert!(titles(&set, &windows).is_empty());
+}
