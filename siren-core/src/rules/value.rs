@@ -561,9 +561,10 @@ pub(crate) struct StringSet {
     exact: Vec<Box<str>>,
     prefix: Vec<Box<str>>,
     suffix: Vec<Box<str>>,
-    /// Few contains patterns are searched one by one (no automaton to build).
-    contains_few: Vec<Box<str>>,
-    contains: Option<AhoCorasick>,
+    /// Contains patterns: few are searched one by one, more with an automaton built on
+    /// first use (rules the prefilter never lets through never pay for it).
+    contains: Vec<Box<str>>,
+    contains_automaton: std::sync::OnceLock<Option<AhoCorasick>>,
     regexes: Vec<Regex>,
     /// A bare `*`: any text matches.
     any: bool,
@@ -609,24 +610,7 @@ impl StringSet {
                 return true;
             }
         }
-        if self.ci {
-            if self
-                .contains_few
-                .iter()
-                .any(|p| ci_contains(b, p.as_bytes()))
-            {
-                return true;
-            }
-        } else if self
-            .contains_few
-            .iter()
-            .any(|p| memchr::memmem::find(b, p.as_bytes()).is_some())
-        {
-            return true;
-        }
-        if let Some(ac) = &self.contains
-            && ac.is_match(s)
-        {
+        if !self.contains.is_empty() && self.contains_match(b) {
             return true;
         }
         self.regexes.iter().any(|r| r.is_match(s))
@@ -652,6 +636,33 @@ fn ci_contains(hay: &[u8], needle: &[u8]) -> bool {
         memchr::memchr_iter(lo, candidates).any(check)
     } else {
         memchr::memchr2_iter(lo, up, candidates).any(check)
+    }
+}
+
+impl StringSet {
+    fn contains_match(&self, b: &[u8]) -> bool {
+        let one_by_one = |b: &[u8]| {
+            if self.ci {
+                self.contains.iter().any(|p| ci_contains(b, p.as_bytes()))
+            } else {
+                self.contains
+                    .iter()
+                    .any(|p| memchr::memmem::find(b, p.as_bytes()).is_some())
+            }
+        };
+        if self.contains.len() <= FEW_CONTAINS {
+            return one_by_one(b);
+        }
+        let automaton = self.contains_automaton.get_or_init(|| {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(self.ci)
+                .build(self.contains.iter().map(|p| p.as_bytes()))
+                .ok()
+        });
+        match automaton {
+            Some(ac) => ac.is_match(b),
+            None => one_by_one(b),
+        }
     }
 }
 
@@ -786,16 +797,7 @@ fn build_set(patterns: Vec<Pattern>, ci: bool, field: &str) -> Result<StringSet,
             }
         }
     }
-    if contains.len() <= FEW_CONTAINS {
-        set.contains_few = contains.into_iter().map(String::into_boxed_str).collect();
-    } else {
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(ci)
-            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-            .build(&contains)
-            .map_err(|e| RuleError::TooLarge(format!("'{field}': {e}")))?;
-        set.contains = Some(ac);
-    }
+    set.contains = contains.into_iter().map(String::into_boxed_str).collect();
     set.atoms = atoms.filter(|a| !a.is_empty() && !set.any);
     Ok(set)
 }
