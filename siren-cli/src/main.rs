@@ -65,6 +65,12 @@ enum Command {
     /// Validate, list and test Sigma rules.
     #[command(subcommand)]
     Rules(commands::rules::RulesCommand),
+    /// Work incidents: list, show, assign, change status, add notes.
+    #[command(subcommand)]
+    Incidents(commands::incidents::IncidentsCommand),
+    /// Manage the users who log in and are assigned incidents.
+    #[command(subcommand)]
+    Users(commands::users::UsersCommand),
 }
 
 /// Settings every command shares, resolved from flags, environment and the config file.
@@ -156,6 +162,8 @@ fn run(cli: Cli) -> CommandResult {
             Command::Events(command) => commands::events::run(&context, command).await,
             Command::Hunt(args) => commands::hunt::run(&context, args).await,
             Command::Rules(command) => commands::rules::run(&context, command).await,
+            Command::Incidents(command) => commands::incidents::run(&context, command).await,
+            Command::Users(command) => commands::users::run(&context, command).await,
         }
     })
 }

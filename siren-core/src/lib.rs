@@ -24,11 +24,13 @@
 
 pub mod event;
 pub mod hunt;
+pub mod incident;
 #[cfg(feature = "store")]
 pub mod ingest;
 pub mod normalize;
 pub mod rules;
 #[cfg(feature = "store")]
 pub mod store;
+pub mod user;
 
 pub use event::{Event, Fields, TenantId};

@@ -115,3 +115,327 @@ async fn events_are_stored_once_and_listed_per_tenant() {
         );
     }
 }
+
+fn alert(
+    rule: &str,
+    host: &str,
+    time: &str,
+    user: &str,
+    key: Option<[u8; 16]>,
+) -> siren_core::incident::Alert {
+    siren_core::incident::Alert {
+        rule_id: rule.to_owned(),
+        rule_title: format!("Rule {rule}"),
+        severity: siren_core::incident::Severity::Medium,
+        correlation: false,
+        group_key: host.to_owned(),
+        techniques: vec!["T1110".to_owned()],
+        investigation: vec!["Look at the logons.".to_owned()],
+        time: time.parse().unwrap(),
+        hosts: vec![host.to_owned()],
+        users: vec![user.to_owned()],
+        ips: vec!["10.0.0.5".to_owned()],
+        event_count: 1,
+        event_key: key,
+        detail: json!({}),
+    }
+}
+
+#[tokio::test]
+async fn alerts_group_into_incidents_that_analysts_work() {
+    use siren_core::incident::{IncidentFilter, Resolution, Status};
+    use siren_core::store::StoreError;
+    use siren_core::user::{Actor, Role};
+
+    let window = chrono::Duration::hours(24);
+    let now = chrono::Utc::now();
+    let actor = Actor {
+        name: "lead".to_owned(),
+        origin: "test".to_owned(),
+    };
+    for (backend, store, _guard) in backends().await {
+        let acme = TenantId::parse("acme").unwrap();
+        let other = TenantId::parse("globex").unwrap();
+        let stored = event("acme", 9, "dc01", "2024-05-01T10:00:00Z", "bob");
+        let row = EventRow::from_event(&stored);
+        store
+            .insert_events(std::slice::from_ref(&row))
+            .await
+            .unwrap();
+
+        // Three repeats on dc01 are one incident; ws7 gets its own; three days later is a new one.
+        let alerts = [
+            alert(
+                "r1",
+                "dc01",
+                "2024-05-01T10:00:00Z",
+                "bob",
+                Some(row.dedup_key),
+            ),
+            alert("r1", "dc01", "2024-05-01T10:05:00Z", "eve", None),
+            alert("r1", "dc01", "2024-05-01T09:55:00Z", "bob", None),
+            alert("r1", "ws7", "2024-05-01T10:00:00Z", "bob", None),
+            alert("r1", "dc01", "2024-05-04T10:00:00Z", "bob", None),
+        ];
+        let outcome = store
+            .record_alerts(&acme, &alerts, window, now)
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                outcome.alerts,
+                outcome.incidents_created,
+                outcome.incidents_updated
+            ),
+            (5, 3, 0),
+            "{backend}"
+        );
+        // A repeat later joins the open incident.
+        let outcome = store
+            .record_alerts(
+                &acme,
+                &[alert("r1", "ws7", "2024-05-01T11:00:00Z", "amy", None)],
+                window,
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (outcome.incidents_created, outcome.incidents_updated),
+            (0, 1),
+            "{backend}"
+        );
+
+        let all = IncidentFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        let page = store.list_incidents(&acme, &all).await.unwrap();
+        assert_eq!(page.incidents.len(), 3, "{backend}");
+        assert!(
+            store
+                .list_incidents(&other, &all)
+                .await
+                .unwrap()
+                .incidents
+                .is_empty(),
+            "{backend}: tenant isolation"
+        );
+        let first = page
+            .incidents
+            .iter()
+            .find(|i| i.hosts == ["dc01"] && i.alert_count == 3)
+            .expect("the dc01 incident");
+        assert_eq!(first.users, ["bob", "eve"], "{backend}");
+        assert_eq!(
+            first.first_seen.to_rfc3339(),
+            "2024-05-01T09:55:00+00:00",
+            "{backend}"
+        );
+        assert_eq!(first.status, Status::New);
+        assert_eq!(first.techniques, ["T1110"]);
+        assert!(
+            matches!(
+                store.get_incident(&other, first.id).await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{backend}"
+        );
+
+        // Cursor pagination walks every incident once.
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store
+                .list_incidents(
+                    &acme,
+                    &IncidentFilter {
+                        limit: 1,
+                        cursor: cursor.clone(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            seen.extend(page.incidents.iter().map(|i| i.id));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 3, "{backend}: {seen:?}");
+
+        // The triggering event is linked.
+        let events = store.incident_events(&acme, first.id, 10).await.unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.record_id).collect::<Vec<_>>(),
+            [Some(9)],
+            "{backend}"
+        );
+
+        // Assignment needs an active user.
+        let refused = store
+            .assign_incident(&acme, first.id, "nobody", &actor)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("unknown user 'nobody'"),
+            "{backend}: {refused}"
+        );
+        let hash = siren_core::user::hash_password("a long enough password").unwrap();
+        store
+            .add_user(&acme, "alice", Role::Analyst, &hash, &actor)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .add_user(&acme, "alice", Role::Viewer, &hash, &actor)
+                .await
+                .is_err(),
+            "{backend}: duplicate user"
+        );
+        let assigned = store
+            .assign_incident(&acme, first.id, "alice", &actor)
+            .await
+            .unwrap();
+        assert_eq!(assigned.assignee.as_deref(), Some("alice"));
+        let mine = store
+            .list_incidents(
+                &acme,
+                &IncidentFilter {
+                    assignee: Some("alice".into()),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(mine.incidents.len(), 1, "{backend}");
+        assert!(siren_core::user::verify_password(
+            "a long enough password",
+            &store.password_hash(&acme, "alice").await.unwrap().unwrap()
+        ));
+
+        // The lifecycle, with invalid moves refused.
+        let refused = store
+            .change_status(&acme, first.id, Status::Closed, None, None, &actor)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("cannot move an incident from new to closed"),
+            "{backend}: {refused}"
+        );
+        store
+            .change_status(&acme, first.id, Status::Acknowledged, None, None, &actor)
+            .await
+            .unwrap();
+        store
+            .change_status(
+                &acme,
+                first.id,
+                Status::InProgress,
+                None,
+                Some("looking at dc01"),
+                &actor,
+            )
+            .await
+            .unwrap();
+        assert!(
+            store
+                .change_status(&acme, first.id, Status::Resolved, None, None, &actor)
+                .await
+                .is_err(),
+            "{backend}"
+        );
+        let resolved = store
+            .change_status(
+                &acme,
+                first.id,
+                Status::Resolved,
+                Some(Resolution::TruePositive),
+                None,
+                &actor,
+            )
+            .await
+            .unwrap();
+        assert_eq!(resolved.resolution, Some(Resolution::TruePositive));
+        store
+            .add_note(&acme, first.id, "password reset done", &actor)
+            .await
+            .unwrap();
+        let timeline: Vec<String> = store
+            .incident_timeline(&acme, first.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| format!("{} {}", t.kind, t.detail))
+            .collect();
+        assert_eq!(timeline[0], "created opened by rule r1", "{backend}");
+        assert!(
+            timeline.contains(&"assigned assigned to alice".to_owned()),
+            "{backend}: {timeline:?}"
+        );
+        assert!(
+            timeline.contains(&"status_changed in_progress → resolved (true_positive)".to_owned()),
+            "{backend}: {timeline:?}"
+        );
+        assert_eq!(
+            timeline.last().unwrap(),
+            "note password reset done",
+            "{backend}"
+        );
+
+        // A resolved incident takes no more alerts: a new one opens.
+        let outcome = store
+            .record_alerts(
+                &acme,
+                &[alert("r1", "dc01", "2024-05-01T10:06:00Z", "bob", None)],
+                window,
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome.incidents_created, 1, "{backend}");
+
+        // Everything above is in the audit log, which cannot be rewritten.
+        let audit = store.audit_log(&acme, 100).await.unwrap();
+        let actions: Vec<_> = audit.iter().map(|a| a.action.as_str()).collect();
+        for action in [
+            "user.add",
+            "incident.assign",
+            "incident.status",
+            "incident.note",
+        ] {
+            assert!(actions.contains(&action), "{backend}: {actions:?}");
+        }
+        assert!(
+            audit
+                .iter()
+                .all(|a| a.actor == "lead" && a.origin == "test")
+        );
+
+        // Correlation state round-trips.
+        assert_eq!(
+            store.load_correlation_state(&acme, "engine").await.unwrap(),
+            None
+        );
+        store
+            .save_correlation_state(&acme, "engine", b"v1")
+            .await
+            .unwrap();
+        store
+            .save_correlation_state(&acme, "engine", b"v2")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .load_correlation_state(&acme, "engine")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(&b"v2"[..])
+        );
+    }
+}

@@ -2,8 +2,10 @@
 
 pub mod events;
 pub mod hunt;
+pub mod incidents;
 pub mod ingest;
 pub mod rules;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -75,4 +77,13 @@ pub fn detection_json(
         "file": &*detection.file,
         "fields": event.fields,
     })
+}
+
+/// The operating-system user running the command, as the actor of the changes it makes
+/// (`SIREN_USER` overrides it).
+pub fn os_user() -> String {
+    ["SIREN_USER", "USER", "USERNAME"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "cli".to_owned())
 }

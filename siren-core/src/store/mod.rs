@@ -1,6 +1,7 @@
 //! Storage: the [`Store`] trait and its SQLite (embedded default) and PostgreSQL backends,
 //! picked from the database URL's scheme.
 
+mod incidents;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod row;
@@ -14,6 +15,11 @@ use chrono::{DateTime, Utc};
 pub use row::EventRow;
 
 use crate::event::{Fields, TenantId};
+use crate::incident::{
+    Alert, AlertOutcome, Incident, IncidentFilter, IncidentId, IncidentPage, Resolution, Status,
+    TimelineEntry,
+};
+use crate::user::{Actor, Role, User};
 
 /// The database used when none is configured: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://siren.db";
@@ -42,6 +48,12 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// What was asked for does not exist (for this tenant).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The change is not allowed (an invalid status move, an unknown user…).
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl StoreError {
@@ -113,9 +125,131 @@ pub struct StoredEvent {
     pub fields: Fields,
 }
 
+/// One entry of the append-only audit log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// From where.
+    pub origin: String,
+    /// What (`incident.assign`, `incident.status`, `incident.note`, `user.add`…).
+    pub action: String,
+    /// On what (`incident:42`, `user:bob`).
+    pub object: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// Incidents, users, the audit log and correlation state. Every method is scoped to one
+/// tenant; every change is written with its timeline entry and audit record in one
+/// transaction.
+#[async_trait::async_trait]
+pub trait IncidentStore: Send + Sync {
+    /// Groups alerts into incidents: each joins the open incident of its rule and grouping
+    /// key when it falls within `window` of it, else opens a new one.
+    async fn record_alerts(
+        &self,
+        tenant: &TenantId,
+        alerts: &[Alert],
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<AlertOutcome, StoreError>;
+    /// A page of incidents, most recently seen first.
+    async fn list_incidents(
+        &self,
+        tenant: &TenantId,
+        filter: &IncidentFilter,
+    ) -> Result<IncidentPage, StoreError>;
+    /// One incident.
+    async fn get_incident(&self, tenant: &TenantId, id: IncidentId)
+    -> Result<Incident, StoreError>;
+    /// Everything that happened to an incident, oldest first.
+    async fn incident_timeline(
+        &self,
+        tenant: &TenantId,
+        id: IncidentId,
+    ) -> Result<Vec<TimelineEntry>, StoreError>;
+    /// The events that triggered an incident's alerts, oldest first.
+    async fn incident_events(
+        &self,
+        tenant: &TenantId,
+        id: IncidentId,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// Assigns an incident to an active user.
+    async fn assign_incident(
+        &self,
+        tenant: &TenantId,
+        id: IncidentId,
+        assignee: &str,
+        actor: &Actor,
+    ) -> Result<Incident, StoreError>;
+    /// Moves an incident along its lifecycle (refused when the move is invalid).
+    async fn change_status(
+        &self,
+        tenant: &TenantId,
+        id: IncidentId,
+        to: Status,
+        resolution: Option<Resolution>,
+        note: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Incident, StoreError>;
+    /// Adds a note to an incident.
+    async fn add_note(
+        &self,
+        tenant: &TenantId,
+        id: IncidentId,
+        text: &str,
+        actor: &Actor,
+    ) -> Result<Incident, StoreError>;
+    /// The latest audit log entries, newest first.
+    async fn audit_log(&self, tenant: &TenantId, limit: u32)
+    -> Result<Vec<AuditEntry>, StoreError>;
+    /// Adds a user (the password already hashed with argon2id).
+    async fn add_user(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        role: Role,
+        password_hash: &str,
+        actor: &Actor,
+    ) -> Result<User, StoreError>;
+    /// The tenant's users.
+    async fn list_users(&self, tenant: &TenantId) -> Result<Vec<User>, StoreError>;
+    /// Disables (or enables again) a user.
+    async fn set_user_disabled(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        disabled: bool,
+        actor: &Actor,
+    ) -> Result<User, StoreError>;
+    /// An active user's password hash, to verify a login.
+    async fn password_hash(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Saved correlation state.
+    async fn load_correlation_state(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Saves correlation state.
+    async fn save_correlation_state(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        state: &[u8],
+    ) -> Result<(), StoreError>;
+}
+
 /// Where SIREN keeps its data. Every method is scoped to one tenant.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: IncidentStore + Send + Sync {
     /// Stores events, skipping any already stored (same tenant and dedup key). Returns how
     /// many were new. All rows are written in one transaction.
     async fn insert_events(&self, rows: &[EventRow]) -> Result<u64, StoreError>;

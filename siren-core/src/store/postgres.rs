@@ -185,3 +185,15 @@ fn decode_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
         fields: fields.0,
     })
 }
+
+/// Incidents, users, audit log and correlation state, from the shared implementation.
+mod incident_store {
+    use super::PostgresStore;
+    super::super::incidents::incident_methods!(
+        PostgresStore,
+        sqlx::Postgres,
+        super::decode_event,
+        "e.id, e.tenant, e.ts, e.host, e.source, e.event_id, e.record_id, e.severity, e.user_name, e.src_ip, \
+         e.dst_ip, e.process, e.command_line, e.parent_process, e.fields"
+    );
+}

@@ -168,3 +168,15 @@ fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
             .map_err(|e| StoreError::Corrupt(format!("event fields: {e}")))?,
     })
 }
+
+/// Incidents, users, audit log and correlation state, from the shared implementation.
+mod incident_store {
+    use super::SqliteStore;
+    super::super::incidents::incident_methods!(
+        SqliteStore,
+        sqlx::Sqlite,
+        super::decode_event,
+        "e.id, e.tenant, e.ts, e.host, e.source, e.event_id, e.record_id, e.severity, e.user_name, e.src_ip, \
+         e.dst_ip, e.process, e.command_line, e.parent_process, e.fields"
+    );
+}
