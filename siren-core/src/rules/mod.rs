@@ -501,6 +501,33 @@ fn eval_item(item: &Item, subject: &Subject<'_>) -> bool {
     let fields = subject.fields;
     match &item.field {
         Some(field) => item.test.eval(subject.get(field), fields),
+        None if item.test.contains_only().is_some() => {
+            let Some(set) = item.test.contains_only() else {
+                return false;
+            };
+            // One search over every text of the event, joined, rather than one per field.
+            let mut joined = KEYWORD_TEXT.with(|t| std::mem::take(&mut *t.borrow_mut()));
+            joined.clear();
+            for v in fields.values() {
+                let mut push = |text: &str| {
+                    joined.push_str(text);
+                    joined.push('\0');
+                };
+                match v {
+                    Value::Array(items) => {
+                        for item in items {
+                            value::with_text(item, &mut push);
+                        }
+                    }
+                    v => {
+                        value::with_text(v, &mut push);
+                    }
+                }
+            }
+            let hit = set.is_match(&joined);
+            KEYWORD_TEXT.with(|t| *t.borrow_mut() = joined);
+            hit
+        }
         None => fields.values().any(|v| match v {
             Value::Array(items) => items.iter().any(|v| item.test.eval(Some(v), fields)),
             Value::Object(_) | Value::Null => false,
@@ -754,6 +781,8 @@ type FieldScan = Option<aho_corasick::AhoCorasick>;
 const PREFILTER_MIN: usize = 4;
 
 thread_local! {
+    /// Per thread: an event's texts joined, for keyword searches.
+    static KEYWORD_TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     /// Per thread: the prefilter's bit set and a buffer for lower-cased text.
     static SCRATCH: std::cell::RefCell<(Vec<u64>, Vec<u8>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };

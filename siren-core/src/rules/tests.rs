@@ -97,6 +97,9 @@ detection:
     );
     assert_eq!(titles(&set, &hit2).len(), 1);
     let miss = event(json!({"Channel": "System", "EventID": 7045, "ImagePath": "C:\\calc.exe"}));
+    // A keyword never spans two fields.
+    let split = event(json!({"Channel": "System", "EventID": 7045, "A": "mimi", "B": "katz"}));
+    assert!(titles(&set, &split).is_empty());
     assert!(titles(&set, &miss).is_empty());
 }
 

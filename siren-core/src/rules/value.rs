@@ -516,6 +516,25 @@ impl ValueTest {
         }
     }
 
+    /// The set, when this test is nothing but contains patterns: such a test holds for some
+    /// field of an event exactly when it holds for all its texts joined by NUL characters.
+    pub(crate) fn contains_only(&self) -> Option<&StringSet> {
+        match self {
+            ValueTest::Str(set)
+                if !set.any
+                    && set.exact.is_empty()
+                    && set.prefix.is_empty()
+                    && set.suffix.is_empty()
+                    && set.regexes.is_empty()
+                    && !set.contains.is_empty()
+                    && set.contains.iter().all(|p| !p.contains('\0')) =>
+            {
+                Some(set)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether this test can only hold for a present, non-null value (used for keyword search).
     pub(crate) fn is_text(&self) -> bool {
         match self {
