@@ -32,6 +32,50 @@
 //! let hits: Vec<&str> = rules.matches(&event).map(|r| r.title.as_str()).collect();
 //! assert_eq!(hits, ["Failed logon for a disabled account"]);
 //! ```
+//!
+//! # What is supported
+//! The Sigma 2.x specification: every value modifier (`contains`, `startswith`, `endswith`,
+//! `all`, `exists`, `cased`, `neq`, `windash`, `re` with `i`/`m`/`s`, `base64`, `base64offset`,
+//! `utf16le`/`wide`, `utf16be`, `utf16`, `lt`, `lte`, `gt`, `gte`, `cidr`, `expand` with the
+//! placeholders of [`LoadOptions`], `fieldref`, `minute`…`year`) and their chains; `*` / `?`
+//! wildcards with `\` escapes; case-insensitive matching unless `cased`; `null` (missing, null
+//! or empty) and `''`; lists (OR, or AND with `all`) and maps (AND); keyword searches over every
+//! field; the whole condition grammar; filter rules (`filter:`), ANDed into the rules they
+//! name; correlation rules (`correlation:`), parsed and validated into [`Correlation`] for the
+//! correlation engine. Deprecated Sigma 1.0 constructs (`action:` collections, `| count()`
+//! aggregations) are reported as unsupported.
+//!
+//! Field names that Windows writes with spaces (`Threat Name`) match their Sigma spelling
+//! without (`ThreatName`).
+//!
+//! # The `siren:` extension
+//! One optional top-level key, ignored by other Sigma tools (unknown keys under it are errors):
+//! ```yaml
+//! siren:
+//!   group_by: [TargetUserName]      # incident grouping key (default: the host)
+//!   severity: high                  # overrides `level` for incidents
+//!   investigation:                  # suggested steps, shown with the incident
+//!     - Check the source IP's other logons
+//!   tests:                          # run by `siren rules test`
+//!     match:    [{Channel: Security, EventID: 4625, TargetUserName: bob}]
+//!     no_match: [{Channel: Security, EventID: 4624}]
+//! ```
+//! See [`SirenExtension`] and [`RuleSet::run_embedded_tests`].
+//!
+//! # Log sources
+//! [`LogSourceMap::default`] is `rules/logsources.yml`, embedded in the library; a user's file
+//! in the same format replaces it ([`LogSourceMap::load`], [`LoadOptions::with_logsources`]).
+//! A rule whose log source the mapping does not know is still loaded
+//! ([`Rule::logsource_mapped`] is false) and meets every event of its product: Windows rules
+//! every event with a channel, other rules every event without one.
+//!
+//! # Speed
+//! Each rule is compiled once per source of its log source (with that source's field names).
+//! An event meets only the rules of its (channel, event ID) bucket; within a bucket, an
+//! Aho-Corasick automaton per field over the literals each rule needs lets through only the
+//! rules one of whose literals the event contains. Literal comparisons are ASCII
+//! case-insensitive without allocating; regexes are compiled once. Automata are built on first
+//! use, so start-up stays short and buckets no event reaches cost nothing.
 
 mod condition;
 mod error;
