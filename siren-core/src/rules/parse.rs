@@ -651,7 +651,15 @@ fn parse_correlation(value: &Yaml) -> Result<Correlation, RuleError> {
         let key = text(key).unwrap_or_default();
         if !matches!(
             key.as_str(),
-            "type" | "rules" | "group-by" | "timespan" | "condition" | "generate" | "aliases"
+            "type"
+                | "rules"
+                | "group-by"
+                | "group_by"
+                | "timespan"
+                | "timeframe"
+                | "condition"
+                | "generate"
+                | "aliases"
         ) {
             return Err(invalid(&key, "unknown key".into()));
         }
@@ -664,9 +672,16 @@ fn parse_correlation(value: &Yaml) -> Result<Correlation, RuleError> {
     if rules.is_empty() {
         return Err(RuleError::MissingKey("correlation.rules".into()));
     }
-    let group_by = text_list(map, "group-by")?;
-    let timespan_text = opt_text(map, "timespan")?
-        .ok_or_else(|| RuleError::MissingKey("correlation.timespan".into()))?;
+    let mut group_by = text_list(map, "group-by")?;
+    if group_by.is_empty() {
+        group_by = text_list(map, "group_by")?;
+    }
+    // `timeframe` is accepted for `timespan` (the name some tools write).
+    let timespan_text = match opt_text(map, "timespan")? {
+        Some(t) => t,
+        None => opt_text(map, "timeframe")?
+            .ok_or_else(|| RuleError::MissingKey("correlation.timespan".into()))?,
+    };
     let timespan = parse_timespan(&timespan_text).ok_or_else(|| {
         invalid(
             "timespan",
