@@ -434,3 +434,31 @@ detection:
     assert_eq!(titles(&set, &audit).len(), 1);
     assert!(titles(&set, &windows).is_empty());
 }
+
+#[test]
+fn hostile_yaml_is_refused_quickly() {
+    // An alias bomb: each level repeats the previous one ten times.
+    let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..10 {
+        let p = i - 1;
+        text.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    text.push_str("title: bomb\nlogsource: {product: windows}\ndetection:\n  sel: {F: *a9}\n  condition: sel\n");
+    let started = std::time::Instant::now();
+    let (set, diagnostics) = RuleSet::from_yaml("bomb.yml", &text, &LoadOptions::default());
+    assert!(set.is_empty());
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert!(started.elapsed().as_secs() < 5);
+
+    // Deep nesting.
+    let deep = format!(
+        "title: deep\ndetection: {}{}\n",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let (set, diagnostics) = RuleSet::from_yaml("deep.yml", &deep, &LoadOptions::default());
+    assert!(set.is_empty());
+    assert_eq!(diagnostics.len(), 1);
+}
