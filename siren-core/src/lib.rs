@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod correlation;
 pub mod event;
 pub mod hunt;
 pub mod incident;

@@ -7,6 +7,7 @@
 // A failed unwrap is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod correlation;
 mod hunt;
 mod ingest;
 mod normalize_corpus;
