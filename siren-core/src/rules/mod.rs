@@ -517,21 +517,25 @@ impl<'e> Subject<'e> {
         }
     }
 
-    /// The field's value. Windows events name some fields with spaces (`Threat Name`), which
-    /// Sigma rules write without (`ThreatName`): a miss falls back to that comparison.
-    fn get(&self, name: &str) -> Option<&'e Value> {
-        if let Some(v) = self.fields.get(name) {
-            return Some(v);
-        }
-        let spaced = match self.spaced.get() {
+    /// Whether some of the event's field names contain spaces.
+    fn spaced(&self) -> bool {
+        match self.spaced.get() {
             Some(s) => s,
             None => {
                 let s = self.fields.keys().any(|k| k.contains(' '));
                 self.spaced.set(Some(s));
                 s
             }
-        };
-        if !spaced {
+        }
+    }
+
+    /// The field's value. Windows events name some fields with spaces (`Threat Name`), which
+    /// Sigma rules write without (`ThreatName`): a miss falls back to that comparison.
+    fn get(&self, name: &str) -> Option<&'e Value> {
+        if let Some(v) = self.fields.get(name) {
+            return Some(v);
+        }
+        if !self.spaced() {
             return None;
         }
         self.fields
@@ -811,6 +815,8 @@ struct Candidates {
     /// Per field: its literals (lower-case) and, per literal, the `members` positions it
     /// enables. The automata are built on first use, so buckets no event reaches cost nothing.
     literals: Vec<FieldLiterals>,
+    /// The position in `literals` of each field.
+    by_name: HashMap<Box<str>, usize>,
     scans: std::sync::OnceLock<Vec<FieldScan>>,
 }
 
@@ -879,6 +885,7 @@ impl Candidates {
             for (literal, id) in ids {
                 patterns[id] = literal;
             }
+            self.by_name.insert(field.clone(), self.literals.len());
             self.literals.push((field, patterns, targets));
         }
     }
@@ -911,15 +918,11 @@ impl Candidates {
         let (mut bits, mut lower) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         bits.clear();
         bits.extend_from_slice(&self.always);
-        for (scan, (field, _, targets)) in self.scans().iter().zip(&self.literals) {
-            let Some(automaton) = scan else {
-                for &pos in targets.iter().flatten() {
-                    bits[pos as usize / 64] |= 1 << (pos % 64);
-                }
-                continue;
-            };
-            let Some(value) = subject.get(field) else {
-                continue;
+        let scans = self.scans();
+        let mut scan = |i: usize, value: &Value| {
+            let targets = &self.literals[i].2;
+            let Some(automaton) = &scans[i] else {
+                return;
             };
             let mut run = |text: &str| {
                 lower.clear();
@@ -938,6 +941,28 @@ impl Candidates {
                 }
                 v => {
                     value::with_text(v, &mut run);
+                }
+            }
+        };
+        // Walk whichever is shorter: the event's fields, or the fields the literals are in.
+        if subject.fields.len() < self.literals.len() && !subject.spaced() {
+            for (name, value) in subject.fields {
+                if let Some(&i) = self.by_name.get(name.as_str()) {
+                    scan(i, value);
+                }
+            }
+        } else {
+            for (i, (field, _, _)) in self.literals.iter().enumerate() {
+                if let Some(value) = subject.get(field) {
+                    scan(i, value);
+                }
+            }
+        }
+        // Literals without an automaton enable their rules unconditionally.
+        for (i, automaton) in scans.iter().enumerate() {
+            if automaton.is_none() {
+                for &pos in self.literals[i].2.iter().flatten() {
+                    bits[pos as usize / 64] |= 1 << (pos % 64);
                 }
             }
         }
