@@ -183,7 +183,8 @@ pub(crate) fn parse_file(
                 break;
             }
         };
-        if value.is_null() {
+        // Empty documents, and a log-source mapping kept beside the rules, are not rules.
+        if value.is_null() || is_logsource_mapping(&value) {
             continue;
         }
         let label = rule_label(&value, document);
@@ -196,6 +197,14 @@ pub(crate) fn parse_file(
         );
     }
     out
+}
+
+/// Whether a document is a log-source mapping (like `rules/logsources.yml`), not a rule.
+fn is_logsource_mapping(value: &Yaml) -> bool {
+    value.get("logsources").is_some()
+        && ["title", "detection", "correlation", "filter"]
+            .iter()
+            .all(|k| value.get(*k).is_none())
 }
 
 fn rule_label(value: &Yaml, document: usize) -> String {

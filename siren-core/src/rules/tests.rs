@@ -462,3 +462,14 @@ fn hostile_yaml_is_refused_quickly() {
     assert!(set.is_empty());
     assert_eq!(diagnostics.len(), 1);
 }
+
+#[test]
+fn the_shipped_mapping_beside_rules_is_not_a_rule() {
+    let (set, diagnostics) = RuleSet::from_yaml(
+        "rules/logsources.yml",
+        crate::rules::DEFAULT_MAPPING,
+        &LoadOptions::default(),
+    );
+    assert!(set.is_empty());
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+}
