@@ -24,7 +24,7 @@ CREATE TABLE incidents (
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL
 );
-CREATE INDEX incidents_open ON incidents (tenant, group_key, status);
+CREATE INDEX incidents_open ON incidents (tenant, group_key, last_seen DESC, id DESC);
 CREATE INDEX incidents_recent ON incidents (tenant, last_seen DESC, id DESC);
 CREATE INDEX incidents_by_status ON incidents (tenant, status, last_seen DESC, id DESC);
 CREATE INDEX incidents_by_severity ON incidents (tenant, severity, last_seen DESC, id DESC);

@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::correlation::{CorrelationHit, Correlator, CorrelatorConfig};
 use crate::event::Event;
+use crate::incident::{Alert, default_investigation, raised};
 use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadOptions};
+use crate::rules::{Rule, RuleSet};
 use crate::store::{EventRow, Store, StoreError};
 
 /// How an ingest run behaves.
@@ -31,6 +34,14 @@ pub struct IngestOptions {
     pub max_diagnostics: usize,
     /// Reader threads (0 = one per core).
     pub threads: usize,
+    /// Rules to detect with (none: store only).
+    pub rules: Option<Arc<RuleSet>>,
+    /// How far apart alerts of one rule and key may be and still share an incident.
+    pub grouping_window: chrono::Duration,
+    /// Correlation limits. Ingest reads archives in any order (files of different years,
+    /// several runs), so its default lateness is ten years: matches are never dropped as late,
+    /// and state stays bounded by the group and entry caps instead.
+    pub correlation: CorrelatorConfig,
 }
 
 impl Default for IngestOptions {
@@ -41,6 +52,11 @@ impl Default for IngestOptions {
             batch_size: 2048,
             max_diagnostics: 1000,
             threads: 0,
+            rules: None,
+            grouping_window: chrono::Duration::hours(24),
+            correlation: CorrelatorConfig::default()
+                .with_lateness(std::time::Duration::from_secs(10 * 365 * 86_400))
+                .with_max_entries(2_000),
         }
     }
 }
@@ -61,6 +77,12 @@ impl IngestOptions {
     /// Sets the number of reader threads (0 = one per core).
     pub fn with_threads(mut self, threads: usize) -> Self {
         self.threads = threads;
+        self
+    }
+
+    /// Detects with `rules`: alerts, correlation, incidents.
+    pub fn with_rules(mut self, rules: Arc<RuleSet>) -> Self {
+        self.rules = Some(rules);
         self
     }
 }
@@ -90,6 +112,18 @@ pub struct IngestSummary {
     pub diagnostics_dropped: u64,
     /// The first files ignored, with why.
     pub ignored: Vec<DiagnosticRecord>,
+    /// Detection and correlation alerts raised by new events.
+    pub alerts: u64,
+    /// Correlation hits among them.
+    pub correlation_hits: u64,
+    /// Incidents opened.
+    pub incidents_created: u64,
+    /// Open incidents that received alerts.
+    pub incidents_updated: u64,
+    /// Problems with the saved correlation state (it was partly or wholly reset).
+    pub correlation_state_problems: Vec<String>,
+    /// The correlator's counters (matches observed, late, expired, dropped…).
+    pub correlation: Option<crate::correlation::CorrelatorStats>,
     /// Whether `strict` ended the run early.
     pub stopped_early: bool,
     /// Wall-clock time.
@@ -170,11 +204,23 @@ pub enum IngestError {
 
 /// What reader threads send to the writer.
 enum Message {
-    Batch(Vec<EventRow>),
+    Batch(Vec<EventRow>, Vec<Matched>),
     Diagnostic(Diagnostic),
     Ignored(Diagnostic),
     FileDone(Option<Format>),
 }
+
+/// An event that rules matched, kept until the writer knows whether it is new.
+struct Matched {
+    /// Its row in the batch.
+    row: usize,
+    /// The rules that matched it.
+    rules: Vec<usize>,
+    event: Event,
+}
+
+/// The name correlation state is saved under.
+const CORRELATION_STATE: &str = "correlation";
 
 /// Reads `inputs`, storing every event in `store`. Returns the run's summary; fails only
 /// when the store fails (what was stored before stays stored).
@@ -210,6 +256,7 @@ pub async fn ingest(
             observer.clone(),
         );
         let (strict, batch_size) = (options.strict, options.batch_size);
+        let rules = options.rules.clone();
         workers.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let Some(input) = inputs.get(next.fetch_add(1, Ordering::Relaxed)) else {
@@ -217,6 +264,8 @@ pub async fn ingest(
                 };
                 let mut sink = RowSink {
                     tx: &tx,
+                    rules: rules.as_deref(),
+                    matched: Vec::new(),
                     batch: Vec::with_capacity(batch_size),
                     batch_size,
                     strict,
@@ -233,20 +282,73 @@ pub async fn ingest(
     drop(tx);
 
     let mut summary = IngestSummary::default();
+    let tenant = options.read.tenant.clone();
+    let mut correlator = match &options.rules {
+        Some(rules) => {
+            let mut correlator = Correlator::with_config(rules, options.correlation.clone());
+            match store
+                .load_correlation_state(&tenant, CORRELATION_STATE)
+                .await
+            {
+                Ok(Some(state)) => match correlator.restore(&state) {
+                    Ok(report) => summary.correlation_state_problems.extend(report.dropped),
+                    Err(error) => summary
+                        .correlation_state_problems
+                        .push(format!("saved state not used: {error}")),
+                },
+                Ok(None) => {}
+                Err(source) => return Err(IngestError::Store { stored: 0, source }),
+            }
+            Some(correlator)
+        }
+        None => None,
+    };
     let mut failure = None;
     while let Some(message) = rx.recv().await {
         match message {
-            Message::Batch(rows) => {
+            Message::Batch(rows, matched) => {
                 summary.records_read += rows.len() as u64;
-                match store.insert_events(&rows).await {
-                    Ok(stored) => {
-                        summary.stored += stored;
-                        summary.duplicates += rows.len() as u64 - stored;
-                    }
+                let new_keys = match store.insert_events(&rows).await {
+                    Ok(keys) => keys,
                     Err(source) => {
                         stop.store(true, Ordering::Relaxed);
                         failure = Some(source);
                         break;
+                    }
+                };
+                summary.stored += new_keys.len() as u64;
+                summary.duplicates += (rows.len() - new_keys.len()) as u64;
+                if let (Some(rules), Some(correlator)) = (&options.rules, correlator.as_mut()) {
+                    // Only new events raise alerts: a re-ingested file opens nothing new.
+                    let new_keys: std::collections::HashSet<[u8; 16]> =
+                        new_keys.into_iter().collect();
+                    let fresh: Vec<(&Matched, [u8; 16])> = matched
+                        .iter()
+                        .map(|m| (m, rows[m.row].dedup_key))
+                        .filter(|(_, key)| new_keys.contains(key))
+                        .collect();
+                    let alerts = alerts_for(rules, correlator, fresh, &mut summary);
+                    if !alerts.is_empty() {
+                        match store
+                            .record_alerts(
+                                &tenant,
+                                &alerts,
+                                options.grouping_window,
+                                chrono::Utc::now(),
+                            )
+                            .await
+                        {
+                            Ok(outcome) => {
+                                summary.alerts += outcome.alerts;
+                                summary.incidents_created += outcome.incidents_created;
+                                summary.incidents_updated += outcome.incidents_updated;
+                            }
+                            Err(source) => {
+                                stop.store(true, Ordering::Relaxed);
+                                failure = Some(source);
+                                break;
+                            }
+                        }
                     }
                 }
             }
@@ -279,6 +381,15 @@ pub async fn ingest(
         }
     }
     drop(rx);
+    summary.correlation = correlator.as_ref().map(|c| c.stats().clone());
+    if let (Some(correlator), None) = (&correlator, &failure) {
+        if let Err(source) = store
+            .save_correlation_state(&tenant, CORRELATION_STATE, &correlator.snapshot())
+            .await
+        {
+            failure = Some(source);
+        }
+    }
     let panicked = workers
         .into_iter()
         .map(std::thread::JoinHandle::join)
@@ -300,6 +411,8 @@ pub async fn ingest(
 /// Batches one reader thread's events into rows and sends them on.
 struct RowSink<'a> {
     tx: &'a mpsc::Sender<Message>,
+    rules: Option<&'a RuleSet>,
+    matched: Vec<Matched>,
     batch: Vec<EventRow>,
     batch_size: usize,
     strict: bool,
@@ -314,13 +427,27 @@ impl RowSink<'_> {
             return true;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_size));
-        self.tx.blocking_send(Message::Batch(batch)).is_ok()
+        let matched = std::mem::take(&mut self.matched);
+        self.tx
+            .blocking_send(Message::Batch(batch, matched))
+            .is_ok()
     }
 }
 
 impl EventSink for RowSink<'_> {
     fn event(&mut self, event: Event) -> ControlFlow<()> {
         self.batch.push(EventRow::from_event(&event));
+        if let Some(rules) = self.rules {
+            let mut matched = Vec::new();
+            rules.for_each_match(&event, |rule| matched.push(rule));
+            if !matched.is_empty() {
+                self.matched.push(Matched {
+                    row: self.batch.len() - 1,
+                    rules: matched,
+                    event,
+                });
+            }
+        }
         if self.batch.len() >= self.batch_size && !self.flush() {
             return ControlFlow::Break(());
         }
@@ -355,4 +482,181 @@ impl EventSink for RowSink<'_> {
             .tx
             .blocking_send(Message::Ignored(Diagnostic::file(file, reason)));
     }
+}
+
+/// Turns a batch's new matches into alerts: detections of the rules that report on their own,
+/// and the hits of correlations they complete (fed in event-time order).
+fn alerts_for(
+    rules: &RuleSet,
+    correlator: &mut Correlator,
+    mut fresh: Vec<(&Matched, [u8; 16])>,
+    summary: &mut IngestSummary,
+) -> Vec<Alert> {
+    fresh.sort_by_key(|(m, _)| m.event.timestamp);
+    let hex = |key: &[u8; 16]| -> String { key.iter().map(|b| format!("{b:02x}")).collect() };
+    // The batch's events by key, so a correlation hit can name the users and addresses of
+    // the events behind it (those of earlier batches are in the store, linked by key).
+    let by_key: std::collections::HashMap<String, &Event> =
+        fresh.iter().map(|(m, key)| (hex(key), &m.event)).collect();
+    let mut alerts = Vec::new();
+    for (matched, key) in &fresh {
+        let key_text = hex(key);
+        for &index in &matched.rules {
+            let rule = &rules.rules()[index];
+            if correlator.is_reported(index) {
+                alerts.push(detection_alert(rule, &matched.event, *key));
+            }
+            for hit in correlator.observe_keyed(index, &matched.event, Some(&key_text)) {
+                if hit.reported {
+                    summary.correlation_hits += 1;
+                    let mut alert = correlation_alert(&rules.rules()[hit.rule], &hit);
+                    for event in hit
+                        .events
+                        .iter()
+                        .filter_map(|e| e.key.as_deref())
+                        .filter_map(|k| by_key.get(k))
+                    {
+                        add_unique(&mut alert.users, event.user.as_deref());
+                        add_unique(&mut alert.ips, event.src_ip.as_deref());
+                        add_unique(&mut alert.ips, event.dst_ip.as_deref());
+                    }
+                    alerts.push(alert);
+                }
+            }
+        }
+    }
+    alerts
+}
+
+fn add_unique(list: &mut Vec<String>, value: Option<&str>) {
+    if let Some(value) = value {
+        if !list.iter().any(|v| v.eq_ignore_ascii_case(value)) {
+            list.push(value.to_owned());
+        }
+    }
+}
+
+/// The id incidents and alerts know a rule by: its id, else its name, else its title.
+fn rule_key(rule: &Rule) -> String {
+    rule.id
+        .as_ref()
+        .map(|id| id.as_str().to_owned())
+        .or_else(|| rule.name.clone())
+        .unwrap_or_else(|| rule.title.clone())
+}
+
+fn investigation(rule: &Rule) -> Vec<String> {
+    if rule.siren.investigation.is_empty() {
+        default_investigation(&rule.tags)
+    } else {
+        rule.siren.investigation.clone()
+    }
+}
+
+fn detection_alert(rule: &Rule, event: &Event, key: [u8; 16]) -> Alert {
+    let group_key = if rule.siren.group_by.is_empty() {
+        event
+            .host
+            .clone()
+            .unwrap_or_else(|| "unknown host".to_owned())
+    } else {
+        rule.siren
+            .group_by
+            .iter()
+            .map(|field| format!("{field}={}", event.get_str(field).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Alert {
+        rule_id: rule_key(rule),
+        rule_title: rule.title.clone(),
+        severity: rule.severity(),
+        correlation: false,
+        group_key,
+        techniques: rule.attack_techniques(),
+        investigation: investigation(rule),
+        time: event.timestamp.unwrap_or_default(),
+        hosts: event.host.iter().cloned().collect(),
+        users: event.user.iter().cloned().collect(),
+        ips: event
+            .src_ip
+            .iter()
+            .chain(event.dst_ip.iter())
+            .cloned()
+            .collect(),
+        event_count: 1,
+        event_key: Some(key),
+        detail: serde_json::json!({
+            "channel": event.source, "event_id": event.event_id, "record_id": event.record_id,
+        }),
+    }
+}
+
+/// Whether a group-by field names an account or an address.
+fn is_user_field(field: &str) -> bool {
+    let f = field.to_ascii_lowercase();
+    f.contains("user") || f.contains("account")
+}
+
+fn is_ip_field(field: &str) -> bool {
+    let f = field.to_ascii_lowercase();
+    f.contains("ip") || f.contains("address")
+}
+
+fn correlation_alert(rule: &Rule, hit: &CorrelationHit) -> Alert {
+    let values = |keep: fn(&str) -> bool| -> Vec<String> {
+        hit.group
+            .iter()
+            .filter(|(f, _)| keep(f))
+            .filter_map(|(_, v)| v.clone())
+            .collect()
+    };
+    let mut hosts: Vec<String> = Vec::new();
+    for host in hit.events.iter().filter_map(|e| e.host.clone()) {
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    let group_key = hit
+        .group
+        .iter()
+        .map(|(f, v)| format!("{f}={}", v.as_deref().unwrap_or("")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let event_key = hit
+        .events
+        .iter()
+        .find_map(|e| e.key.as_deref())
+        .and_then(parse_key);
+    Alert {
+        rule_id: hit.reference.clone(),
+        rule_title: hit.title.clone(),
+        severity: raised(rule.severity()),
+        correlation: true,
+        group_key,
+        techniques: rule.attack_techniques(),
+        investigation: investigation(rule),
+        time: hit.last_seen,
+        hosts,
+        users: values(is_user_field),
+        ips: values(is_ip_field),
+        event_count: hit.matches as u64,
+        event_key,
+        detail: serde_json::json!({
+            "correlation": format!("{:?}", hit.kind), "value": hit.value,
+            "first_seen": hit.first_seen, "last_seen": hit.last_seen,
+            "events": hit.events.iter().filter_map(|e| e.key.clone()).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+fn parse_key(hex: &str) -> Option<[u8; 16]> {
+    let mut key = [0u8; 16];
+    if hex.len() != 32 {
+        return None;
+    }
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(key)
 }

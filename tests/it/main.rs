@@ -9,6 +9,7 @@
 
 mod correlation;
 mod hunt;
+mod incidents;
 mod ingest;
 mod normalize_corpus;
 mod sigma_regression;

@@ -43,11 +43,18 @@ async fn events_are_stored_once_and_listed_per_tenant() {
         .iter()
         .map(EventRow::from_event)
         .collect();
-        assert_eq!(store.insert_events(&rows).await.unwrap(), 4, "{backend}");
+        assert_eq!(
+            store.insert_events(&rows).await.unwrap().len(),
+            4,
+            "{backend}"
+        );
         // The same events again, and a repeat inside one batch: nothing new.
         let mut again = rows.clone();
         again.push(rows[0].clone());
-        assert_eq!(store.insert_events(&again).await.unwrap(), 0, "{backend}");
+        assert!(
+            store.insert_events(&again).await.unwrap().is_empty(),
+            "{backend}"
+        );
 
         let acme = TenantId::parse("acme").unwrap();
         assert_eq!(store.count_events(&acme).await.unwrap(), 3, "{backend}");

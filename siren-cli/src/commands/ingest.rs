@@ -31,6 +31,15 @@ pub struct Args {
     /// Reader threads (0 = one per core).
     #[arg(long, default_value_t = 0, value_name = "N")]
     threads: usize,
+    /// Sigma rule files or folders to detect with (default: SIREN's built-in rule pack).
+    #[arg(long = "rules", short = 'r', value_name = "DIR")]
+    rules: Vec<PathBuf>,
+    /// Log-source mapping that replaces the built-in one.
+    #[arg(long, value_name = "FILE", env = "SIREN_LOGSOURCES")]
+    logsources: Option<PathBuf>,
+    /// Only store: no detection, correlation or incidents.
+    #[arg(long, conflicts_with = "rules")]
+    no_detect: bool,
 }
 
 /// Shows progress and the first warnings while the run goes.
@@ -77,6 +86,25 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
             anyhow::anyhow!("nothing to ingest: no readable input among the paths given"),
         ));
     }
+    let rules = if args.no_detect {
+        None
+    } else {
+        let (rules, problems) = if args.rules.is_empty() {
+            super::load_builtin_rules(args.logsources.as_deref())?
+        } else {
+            super::load_rules(&super::RuleSource {
+                rules: args.rules.clone(),
+                logsources: args.logsources.clone(),
+            })?
+        };
+        if !problems.is_empty() {
+            printer.warn(format!(
+                "{} rules not loaded (see siren rules validate)",
+                problems.len()
+            ));
+        }
+        Some(Arc::new(rules))
+    };
     let store = super::open_store(context).await?;
     let total: u64 = inputs.iter().filter_map(normalize::Input::size).sum();
     let observer = Arc::new(Observer {
@@ -87,10 +115,13 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
     let read = ReadOptions::default()
         .with_tenant(context.tenant.clone())
         .with_max_record_bytes(args.max_record_bytes);
-    let options = IngestOptions::default()
+    let mut options = IngestOptions::default()
         .with_read(read)
         .with_strict(args.strict)
         .with_threads(args.threads);
+    if let Some(rules) = rules {
+        options = options.with_rules(rules);
+    }
     let result = siren_core::ingest::ingest(store, inputs, options, observer.clone()).await;
     observer.bar.finish_and_clear();
     let mut summary = result.map_err(|e| match e {
@@ -195,6 +226,20 @@ fn print_summary(
         (
             "records skipped".to_owned(),
             summary.records_skipped.to_string(),
+        ),
+        (
+            "alerts".to_owned(),
+            format!(
+                "{} ({} from correlations)",
+                summary.alerts, summary.correlation_hits
+            ),
+        ),
+        (
+            "incidents".to_owned(),
+            format!(
+                "{} opened, {} updated",
+                summary.incidents_created, summary.incidents_updated
+            ),
         ),
         (
             "elapsed".to_owned(),

@@ -29,6 +29,60 @@ pub struct RuleSource {
     pub logsources: Option<std::path::PathBuf>,
 }
 
+/// SIREN's own rule pack (`rules/` at the root), built into the binary.
+static BUILTIN_RULES: include_dir::Dir<'_> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/../rules");
+
+/// Loads SIREN's built-in rule pack (and the mapping `logsources` names, if any).
+pub fn load_builtin_rules(
+    logsources: Option<&std::path::Path>,
+) -> Result<
+    (
+        siren_core::rules::RuleSet,
+        Vec<siren_core::rules::RuleDiagnostic>,
+    ),
+    Failure,
+> {
+    use siren_core::rules::{LoadOptions, LogSourceMap, RuleSet};
+    let mut options = LoadOptions::default();
+    if let Some(file) = logsources {
+        let map =
+            LogSourceMap::load(file).map_err(|e| Failure::new(crate::exit::Exit::Config, e))?;
+        options = options.with_logsources(map);
+    }
+    let mut builder = RuleSet::builder(&options);
+    let mut files = Vec::new();
+    collect_yaml(&BUILTIN_RULES, &mut files);
+    files.sort_by_key(|f| f.path());
+    for file in files {
+        if let Some(text) = file.contents_utf8() {
+            builder.add_yaml(&format!("rules/{}", file.path().display()), text);
+        }
+    }
+    Ok(builder.build())
+}
+
+fn collect_yaml<'a>(dir: &'a include_dir::Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {
+    for file in dir.files() {
+        let yaml = file
+            .path()
+            .extension()
+            .is_some_and(|e| e == "yml" || e == "yaml");
+        // The log-source mapping sits beside the rules but is not one.
+        if yaml
+            && file
+                .path()
+                .file_name()
+                .is_some_and(|n| n != "logsources.yml")
+        {
+            out.push(file);
+        }
+    }
+    for sub in dir.dirs() {
+        collect_yaml(sub, out);
+    }
+}
+
 /// Loads rules; per-rule problems are returned, not fatal. A missing path or a bad mapping is.
 pub fn load_rules(
     source: &RuleSource,

@@ -250,9 +250,10 @@ pub trait IncidentStore: Send + Sync {
 /// Where SIREN keeps its data. Every method is scoped to one tenant.
 #[async_trait::async_trait]
 pub trait Store: IncidentStore + Send + Sync {
-    /// Stores events, skipping any already stored (same tenant and dedup key). Returns how
-    /// many were new. All rows are written in one transaction.
-    async fn insert_events(&self, rows: &[EventRow]) -> Result<u64, StoreError>;
+    /// Stores events, skipping any already stored (same tenant and dedup key). Returns the
+    /// de-duplication keys of the events that were new. All rows are written in one
+    /// transaction.
+    async fn insert_events(&self, rows: &[EventRow]) -> Result<Vec<[u8; 16]>, StoreError>;
 
     /// Events of `tenant` matching `query`, newest first.
     async fn list_events(

@@ -55,10 +55,10 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn insert_events(&self, rows: &[EventRow]) -> Result<u64, StoreError> {
+    async fn insert_events(&self, rows: &[EventRow]) -> Result<Vec<[u8; 16]>, StoreError> {
         let now = Utc::now().timestamp_micros();
         let mut tx = self.pool.begin().await?;
-        let mut stored = 0;
+        let mut stored = Vec::new();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (tenant, dedup_key, ts, host, source, event_id, record_id, \
@@ -84,8 +84,18 @@ impl Store for SqliteStore {
                     .push_bind(row.fields_json.as_str())
                     .push_bind(now);
             });
-            insert.push(" ON CONFLICT (tenant, dedup_key) DO NOTHING");
-            stored += insert.build().execute(&mut *tx).await?.rows_affected();
+            insert.push(" ON CONFLICT (tenant, dedup_key) DO NOTHING RETURNING dedup_key");
+            for key in insert
+                .build_query_scalar::<Vec<u8>>()
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                stored.push(
+                    key.try_into().map_err(|_| {
+                        StoreError::Corrupt("a dedup key is not 16 bytes".to_owned())
+                    })?,
+                );
+            }
         }
         tx.commit().await?;
         Ok(stored)
