@@ -31,8 +31,14 @@
 //!   evicted) and each group at most [`CorrelatorConfig::max_entries`] matches (the oldest
 //!   are dropped), and both are counted.
 //! - **Replays** of a match already in a window (same rule, time, host, record id and key)
-//!   are ignored, so feeding a file twice within the lateness does not count it twice.
-//! - **Conditions** are all of the comparisons (`gte: 5` and `lt: 10` is a range). Temporal
+//!   are ignored, so feeding a file twice within the lateness does not count it twice. Only
+//!   events with a record id or a caller's key can be recognised: give a key (e.g. a hash of
+//!   the record) for logs without record ids if they may be fed twice.
+//! - **Events without a time** are placed at the correlator's clock (the latest time seen);
+//!   before any time was seen they are dropped and counted ([`CorrelatorStats::untimed`]).
+//! - **Conditions** are all of the comparisons (`gte: 5` and `lt: 10` is a range). They are
+//!   evaluated as matches arrive, so a condition with only an upper bound (`lt: 3`) holds at
+//!   the first match of a group: give it a lower bound too. Temporal
 //!   correlations without a condition need every rule (in order for `temporal_ordered`);
 //!   their value is the number of distinct rules seen (`temporal`) or the length of the
 //!   longest prefix of the rule list seen in order (`temporal_ordered`). Value aggregations
@@ -692,11 +698,26 @@ impl Correlator {
         for route in routes {
             self.stats.observed += 1;
             let key: GroupKey = route.group_fields.iter().map(|f| source.field(f)).collect();
-            let value = route.value_field.as_deref().and_then(|f| source.field(f));
+            let mut value = route.value_field.as_deref().and_then(|f| source.field(f));
+            let numeric = self.plans.get(route.plan).is_some_and(|p| {
+                !matches!(
+                    p.aggregate.kind,
+                    CorrelationType::ValueCount
+                        | CorrelationType::EventCount
+                        | CorrelationType::Temporal
+                        | CorrelationType::TemporalOrdered
+                )
+            });
+            let number = if numeric {
+                value.take().as_deref().and_then(window::parse_number)
+            } else {
+                None
+            };
             let entry = Entry {
                 time,
                 slot: route.slot,
                 value,
+                number,
                 events: refs.clone(),
             };
             if let Some(hit) = self.insert(route.plan, key, entry) {
@@ -750,20 +771,24 @@ impl Correlator {
             if range.is_empty() {
                 continue;
             }
+            let in_episode = group
+                .last_held
+                .is_some_and(|h| end <= plus(h, plan.span) && end >= minus(h, plan.span));
+            if in_episode {
+                // Only whether it still holds matters: the episode goes on.
+                if plan.aggregate.holds_over(&group.entries, range) {
+                    group.last_held = group.last_held.map(|h| h.max(end));
+                    self.stats.suppressed += 1;
+                }
+                continue;
+            }
             let Some(value) = plan.aggregate.compute(group.entries.range(range.clone())) else {
                 continue;
             };
             if !plan.aggregate.holds(value) {
                 continue;
             }
-            let in_episode = group
-                .last_held
-                .is_some_and(|h| end <= plus(h, plan.span) && end >= minus(h, plan.span));
             group.last_held = Some(group.last_held.map_or(end, |h| h.max(end)));
-            if in_episode {
-                self.stats.suppressed += 1;
-                continue;
-            }
             self.stats.hits += 1;
             let window: Vec<&Entry> = group.entries.range(range).collect();
             let mut events: Vec<EventRef> = Vec::new();

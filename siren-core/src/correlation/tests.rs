@@ -304,11 +304,16 @@ fn value_sum_avg_median_percentile() {
 #[test]
 fn percentiles_interpolate() {
     use super::window::percentile;
-    assert_eq!(percentile(&[], 50.0), None);
-    assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
-    assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 50.0), Some(2.5));
-    assert_eq!(percentile(&[1.0, 2.0, 3.0], 100.0), Some(3.0));
-    assert_eq!(percentile(&[1.0, 2.0, 3.0], f64::NAN), Some(2.0));
+    assert_eq!(percentile(&mut [], 50.0), None);
+    assert_eq!(percentile(&mut [7.0], 99.0), Some(7.0));
+    assert_eq!(percentile(&mut [4.0, 1.0, 3.0, 2.0], 50.0), Some(2.5));
+    assert_eq!(percentile(&mut [3.0, 2.0, 1.0], 100.0), Some(3.0));
+    assert_eq!(percentile(&mut [3.0, 1.0, 2.0], 0.0), Some(1.0));
+    assert_eq!(percentile(&mut [2.0, 3.0, 1.0], f64::NAN), Some(2.0));
+    assert_eq!(
+        percentile(&mut [10.0, 0.0, 5.0, 5.0, 20.0], 90.0),
+        Some(16.0)
+    );
 }
 
 #[test]
@@ -450,13 +455,31 @@ fn untimed_events_take_the_clock() {
     assert!(run(&set, &mut c, &[untimed(0)]).is_empty());
     assert_eq!(c.stats().untimed, 1);
     run(&set, &mut c, &failures("bob", 0, 1, 1));
+    // Without record ids they cannot be told apart from replays, so all count.
     let hits = run(&set, &mut c, &(0..4).map(untimed).collect::<Vec<_>>());
-    assert_eq!(
-        hits.len(),
-        0,
-        "untimed events at one instant are replays of each other"
-    );
-    assert_eq!(c.stats().replays, 3);
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].last_seen, at(0));
+    assert_eq!(c.stats().replays, 0);
+}
+
+#[test]
+fn keys_identify_replays_of_events_without_record_ids() {
+    let set = rules(BRUTE_FORCE);
+    let mut c = Correlator::new(&set);
+    let mut e = event(4625, 0, json!({"TargetUserName": "bob"}));
+    e.record_id = None;
+    let rule = set.find("failed").unwrap();
+    for _ in 0..5 {
+        assert!(c.observe_keyed(rule, &e, Some("line 1")).is_empty());
+    }
+    assert_eq!(c.stats().replays, 4);
+    for line in 2..5 {
+        assert!(
+            c.observe_keyed(rule, &e, Some(&format!("line {line}")))
+                .is_empty()
+        );
+    }
+    assert_eq!(c.observe_keyed(rule, &e, Some("line 5")).len(), 1);
 }
 
 #[test]

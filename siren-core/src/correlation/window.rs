@@ -1,7 +1,7 @@
 //! One group's sliding window over event time: its entries, and the aggregate a correlation
 //! type computes over them.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,9 @@ pub(crate) struct Entry {
     /// The value of the aggregated field (value aggregations only), as text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// The value of the aggregated field as a number (the numeric aggregations only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number: Option<f64>,
     /// The events behind the match (one for a detection; a correlation hit's for a chain).
     pub events: Vec<EventRef>,
 }
@@ -69,9 +72,7 @@ impl Aggregate {
         match self.kind {
             CorrelationType::EventCount => Some(window.count() as f64),
             CorrelationType::ValueCount => {
-                let mut seen: Vec<&str> = window.filter_map(|e| e.value.as_deref()).collect();
-                seen.sort_unstable();
-                seen.dedup();
+                let seen: HashSet<&str> = window.filter_map(|e| e.value.as_deref()).collect();
                 Some(seen.len() as f64)
             }
             CorrelationType::Temporal => {
@@ -109,9 +110,7 @@ impl Aggregate {
                 (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
             }
             CorrelationType::ValuePercentile | CorrelationType::ValueMedian => {
-                let mut values = numbers(window);
-                values.sort_unstable_by(f64::total_cmp);
-                percentile(&values, self.percentile)
+                percentile(&mut numbers(window), self.percentile)
             }
             // A type added to the model later: never holds, rather than guessing.
             #[allow(unreachable_patterns)]
@@ -123,12 +122,36 @@ impl Aggregate {
     pub fn holds(&self, value: f64) -> bool {
         self.comparisons.iter().all(|&(op, t)| op.holds(value, t))
     }
+
+    /// Whether the condition holds over `window` (a range of `entries`), stopping early
+    /// where it can: a distinct count with only lower bounds holds as soon as enough values
+    /// were seen, whatever the rest of the window holds.
+    pub fn holds_over(&self, entries: &VecDeque<Entry>, window: std::ops::Range<usize>) -> bool {
+        let lower_bounds_only = self
+            .comparisons
+            .iter()
+            .all(|(op, _)| matches!(op, CompareOp::Gt | CompareOp::Gte));
+        if self.kind == CorrelationType::ValueCount && lower_bounds_only {
+            let mut seen: HashSet<&str> = HashSet::new();
+            for e in entries.range(window).rev() {
+                if let Some(v) = e.value.as_deref()
+                    && seen.insert(v)
+                    && self.holds(seen.len() as f64)
+                {
+                    return true;
+                }
+            }
+            return self.holds(seen.len() as f64);
+        }
+        self.compute(entries.range(window))
+            .is_some_and(|v| self.holds(v))
+    }
 }
 
 /// The numeric values among the window's aggregated values (others are ignored).
 fn numbers<'e>(window: impl Iterator<Item = &'e Entry>) -> Vec<f64> {
     window
-        .filter_map(|e| e.value.as_deref().and_then(parse_number))
+        .filter_map(|e| e.number.filter(|n| n.is_finite()))
         .collect()
 }
 
@@ -143,8 +166,9 @@ pub(crate) fn parse_number(text: &str) -> Option<f64> {
     n.is_finite().then_some(n)
 }
 
-/// The `p`-th percentile (0–100) of sorted `values`, interpolating linearly between ranks.
-pub(crate) fn percentile(values: &[f64], p: f64) -> Option<f64> {
+/// The `p`-th percentile (0–100) of `values`, interpolating linearly between ranks. Reorders
+/// `values` (a selection, not a sort: linear time).
+pub(crate) fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
     let last = values.len().checked_sub(1)?;
     let p = if p.is_finite() {
         p.clamp(0.0, 100.0)
@@ -152,22 +176,34 @@ pub(crate) fn percentile(values: &[f64], p: f64) -> Option<f64> {
         50.0
     };
     let rank = p / 100.0 * last as f64;
-    let lo = rank.floor() as usize;
-    let hi = rank.ceil() as usize;
-    let (a, b) = (*values.get(lo)?, *values.get(hi)?);
+    let lo = (rank.floor() as usize).min(last);
+    let (_, &mut a, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    // The next rank up is the least of the values above.
+    let b = if rank > lo as f64 {
+        above.iter().copied().min_by(f64::total_cmp).unwrap_or(a)
+    } else {
+        a
+    };
     Some(a + (b - a) * (rank - lo as f64))
 }
 
 impl Group {
     /// Inserts `entry` in time order (after entries of the same time). Returns `false`, and
-    /// leaves the window as it was, when the same match is already there (a replay).
+    /// leaves the window as it was, when the same match is already there (a replay: same
+    /// rule, time and events, where the events are identified by a record id or a key).
     pub fn insert(&mut self, entry: Entry) -> bool {
         let at = self.entries.partition_point(|e| e.time <= entry.time);
+        let identified = entry
+            .events
+            .iter()
+            .all(|r| r.record_id.is_some() || r.key.is_some());
         let same_time = self.entries.partition_point(|e| e.time < entry.time);
-        if self
-            .entries
-            .range(same_time..at)
-            .any(|e| e.slot == entry.slot && e.events == entry.events)
+        if identified
+            && !entry.events.is_empty()
+            && self
+                .entries
+                .range(same_time..at)
+                .any(|e| e.slot == entry.slot && e.events == entry.events)
         {
             return false;
         }
