@@ -12,6 +12,7 @@ mod hunt;
 mod incidents;
 mod ingest;
 mod normalize_corpus;
+mod rule_pack;
 mod sigma_regression;
 mod store;
 mod support;
