@@ -69,7 +69,7 @@ impl Aggregate {
     /// The aggregate over `window`, or `None` when it has no value (e.g. no numeric values
     /// to average).
     pub fn compute<'e>(&self, window: impl Iterator<Item = &'e Entry>) -> Option<f64> {
-        match self.kind {
+        let value = match self.kind {
             CorrelationType::EventCount => Some(window.count() as f64),
             CorrelationType::ValueCount => {
                 let seen: HashSet<&str> = window.filter_map(|e| e.value.as_deref()).collect();
@@ -115,7 +115,9 @@ impl Aggregate {
             // A type added to the model later: never holds, rather than guessing.
             #[allow(unreachable_patterns)]
             _ => None,
-        }
+        };
+        // Sums of huge values overflow: no value rather than an infinite one.
+        value.filter(|v| v.is_finite())
     }
 
     /// Whether `value` meets the condition (every comparison holds).
