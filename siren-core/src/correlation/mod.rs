@@ -655,6 +655,20 @@ impl Correlator {
         hits
     }
 
+    /// Like [`Correlator::observe_sorted`], with the caller's key for each event.
+    pub fn observe_sorted_keyed<'e>(
+        &mut self,
+        batch: impl IntoIterator<Item = (usize, &'e Event, Option<&'e str>)>,
+    ) -> Vec<CorrelationHit> {
+        let mut batch: Vec<(usize, &Event, Option<&str>)> = batch.into_iter().collect();
+        batch.sort_by_key(|(_, e, _)| e.timestamp);
+        let mut hits = Vec::new();
+        for (rule, event, key) in batch {
+            hits.extend(self.observe_keyed(rule, event, key));
+        }
+        hits
+    }
+
     /// Advances the correlator's clock to `time` (if later), expiring what falls out of every
     /// window — e.g. the wall-clock time at the end of a run, when logs are known to be
     /// complete up to it.

@@ -656,3 +656,39 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn batches_are_sorted_before_they_are_fed() {
+    let set = rules(BRUTE_FORCE);
+    let rule = set.find("failed").unwrap();
+    let mut events = failures("bob", 0, 5, 200); // one every 200 s: never 5 in 2 minutes
+    events.extend(failures("bob", 1000, 5, 1));
+    events.reverse();
+    // Fed as they come, newest first and no lateness allowed: all but the first are late.
+    let mut c = Correlator::with_config(
+        &set,
+        CorrelatorConfig::default().with_lateness(Duration::ZERO),
+    );
+    let plain: Vec<CorrelationHit> = events.iter().flat_map(|e| c.observe(rule, e)).collect();
+    assert!(plain.is_empty());
+    let mut c = Correlator::with_config(
+        &set,
+        CorrelatorConfig::default().with_lateness(Duration::ZERO),
+    );
+    let hits = c.observe_sorted(events.iter().map(|e| (rule, e)));
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].first_seen, at(1000));
+    let keys: Vec<String> = (0..events.len()).map(|i| format!("k{i}")).collect();
+    let mut c = Correlator::with_config(
+        &set,
+        CorrelatorConfig::default().with_lateness(Duration::ZERO),
+    );
+    let hits = c.observe_sorted_keyed(
+        events
+            .iter()
+            .zip(&keys)
+            .map(|(e, k)| (rule, e, Some(k.as_str()))),
+    );
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].events[0].key.as_deref(), Some("k4"));
+}
