@@ -397,6 +397,10 @@ fn rule_pack_fires_on_the_attack_logs_of_the_corpus() {
             "Service Created To Echo Into A Named Pipe",
         ),
         (
+            "EVTX-ATTACK-SAMPLES/Persistence/DACL_DCSync_Right_Powerview_ Add-DomainObjectAcl.evtx",
+            "Domain Root Permissions Changed With Replication Rights In Them",
+        ),
+        (
             "DeepBlueCLI/powersploit-security.evtx",
             "PowerShell Started With An Encoded Command",
         ),
