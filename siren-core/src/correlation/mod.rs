@@ -25,6 +25,10 @@
 //!   Matches up to [`CorrelatorConfig::lateness`] older than it are placed in order; older
 //!   ones are dropped and counted ([`CorrelatorStats::late`]). Feed each batch sorted by
 //!   event time ([`Correlator::observe_sorted`] sorts for you).
+//! - **Sources with clocks far apart** (archives of different years read in any order, hosts
+//!   whose logs arrive hours late): [`CorrelatorConfig::with_group_clock`] gives each group
+//!   its own clock and lateness, the correlator's lateness then only deciding when idle
+//!   groups are forgotten.
 //! - **Bounded state.** Matches older than `watermark - lateness - timespan` can never be in
 //!   a window again and are expired; empty groups past their episode are removed. Each
 //!   correlation keeps at most [`CorrelatorConfig::max_groups`] groups (the stalest are
@@ -129,6 +133,11 @@ pub struct CorrelatorConfig {
     pub max_hit_events: usize,
     /// How deep correlations of correlations are followed (default 8).
     pub max_chain_depth: usize,
+    /// When set, each group keeps its own clock (its latest match): a match more than this
+    /// behind it is dropped as late, and matches older than it by more than this plus the
+    /// timespan are expired, whatever the correlator's clock says. See
+    /// [`CorrelatorConfig::with_group_clock`].
+    pub group_lateness: Option<Duration>,
 }
 
 impl Default for CorrelatorConfig {
@@ -139,6 +148,7 @@ impl Default for CorrelatorConfig {
             max_entries: 10_000,
             max_hit_events: 100,
             max_chain_depth: 8,
+            group_lateness: None,
         }
     }
 }
@@ -157,6 +167,18 @@ impl CorrelatorConfig {
     /// Sets the cap on matches per group (at least 1).
     pub fn with_max_entries(mut self, max: usize) -> Self {
         self.max_entries = max.max(1);
+        self
+    }
+    /// Gives each group its own clock, with `lateness` allowed behind it.
+    ///
+    /// For callers that read archives in any order (files of different years, hosts whose
+    /// logs arrive hours late): set [`CorrelatorConfig::lateness`] as long as the oldest data
+    /// that may still arrive (it then only decides when idle groups are forgotten), and the
+    /// group lateness short (minutes): windows stay as small as the timespan needs, however
+    /// far apart the sources' clocks are. Replays are not recognised once a group has been
+    /// forgotten, so such callers should feed only events they have not fed before.
+    pub fn with_group_clock(mut self, lateness: Duration) -> Self {
+        self.group_lateness = Some(lateness);
         self
     }
     /// Sets the cap on event references per hit.
@@ -761,12 +783,26 @@ impl Correlator {
             }
         }
         let group = state.groups.entry(key.clone()).or_default();
+        let group_lateness = self
+            .config
+            .group_lateness
+            .map(|l| TimeDelta::from_std(l).unwrap_or(TimeDelta::MAX));
+        if let (Some(lateness), Some(clock)) = (group_lateness, group.clock)
+            && time < minus(clock, lateness)
+        {
+            self.stats.late += 1;
+            return None;
+        }
         if !group.insert(entry) {
             self.stats.replays += 1;
             return None;
         }
+        group.clock = Some(group.clock.map_or(time, |c| c.max(time)));
         if let Some(h) = horizon {
             self.stats.expired += group.expire(h) as u64;
+        }
+        if let (Some(lateness), Some(clock)) = (group_lateness, group.clock) {
+            self.stats.expired += group.expire(minus(minus(clock, lateness), plan.span)) as u64;
         }
         while group.entries.len() > self.config.max_entries.max(1) {
             group.entries.pop_front();

@@ -37,6 +37,10 @@ pub(crate) struct Group {
     /// within one timespan of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_held: Option<DateTime<Utc>>,
+    /// The latest match time the group has seen (its own clock, for
+    /// [`super::CorrelatorConfig::with_group_clock`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<DateTime<Utc>>,
 }
 
 /// `time - span`, saturating at the earliest representable time.
