@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use siren_core::Event;
-use siren_core::correlation::{CorrelationHit, Correlator};
+use siren_core::correlation::{CorrelationHit, Correlator, CorrelatorConfig};
 use siren_core::normalize::{self, Diagnostic, EventSink, ReadOptions};
 use siren_core::rules::{LoadOptions, RuleSet};
 
@@ -49,7 +49,7 @@ impl EventSink for MatchSink<'_> {
 
 /// The detections of `rules` over the EVTX corpus, sorted by event time (as a pipeline
 /// feeds a correlator), and the number of events read.
-fn detections(rules: &RuleSet, evtx: &Path) -> (Vec<Detection>, u64) {
+fn detections_sorted(rules: &RuleSet, evtx: &Path) -> (Vec<Detection>, u64) {
     let (inputs, _) = normalize::expand_inputs(&[evtx]);
     let mut sink = MatchSink {
         rules,
@@ -68,6 +68,19 @@ fn detections(rules: &RuleSet, evtx: &Path) -> (Vec<Detection>, u64) {
     let mut detections = sink.detections;
     detections.sort_by_key(|d| d.event.timestamp);
     (detections, sink.events)
+}
+
+/// The same detections in the order the files were read (archives of different years one
+/// after the other), each file in its own order.
+fn detections_in_file_order(rules: &RuleSet, evtx: &Path) -> Vec<Detection> {
+    let (mut detections, _) = detections_sorted(rules, evtx);
+    detections.sort_by(|a, b| {
+        let file = |d: &Detection| d.key.split('#').next().unwrap_or("").to_owned();
+        file(a)
+            .cmp(&file(b))
+            .then(a.event.record_id.cmp(&b.event.record_id))
+    });
+    detections
 }
 
 fn feed(correlator: &mut Correlator, detections: &[Detection]) -> Vec<CorrelationHit> {
@@ -119,7 +132,7 @@ fn correlation_hayabusa_rules_fire_once_per_group_on_the_corpus() {
         &LoadOptions::default(),
     );
     assert!(diagnostics.is_empty(), "{diagnostics:#?}");
-    let (detections, events) = detections(&rules, &shared.join("corpus/evtx"));
+    let (detections, events) = detections_sorted(&rules, &shared.join("corpus/evtx"));
     let mut correlator = Correlator::new(&rules);
     assert!(
         correlator.problems().is_empty(),
@@ -213,7 +226,7 @@ fn correlation_state_split_over_two_runs_gives_the_same_hits() {
         &[shared.join("corpus/hayabusa-correlation")],
         &LoadOptions::default(),
     );
-    let (detections, _) = detections(&rules, &shared.join("corpus/evtx"));
+    let (detections, _) = detections_sorted(&rules, &shared.join("corpus/evtx"));
     let one_pass = feed(&mut Correlator::new(&rules), &detections);
     assert!(!one_pass.is_empty());
 
@@ -240,4 +253,30 @@ fn correlation_state_split_over_two_runs_gives_the_same_hits() {
         // Feeding the second half again (a re-run of the same file) fires nothing new.
         assert!(feed(&mut second, &detections[split..]).is_empty());
     }
+}
+
+#[test]
+fn correlation_group_clocks_fire_the_same_groups_when_files_come_in_any_order() {
+    let Some(shared) = shared_dir("correlation_group_clocks_fire_the_same_groups") else {
+        return;
+    };
+    let (rules, _) = RuleSet::load(
+        &[shared.join("corpus/hayabusa-correlation")],
+        &LoadOptions::default(),
+    );
+    let detections = detections_in_file_order(&rules, &shared.join("corpus/evtx"));
+    let config = CorrelatorConfig::default()
+        .with_lateness(std::time::Duration::from_secs(10 * 365 * 86_400))
+        .with_group_clock(std::time::Duration::from_secs(600));
+    let mut correlator = Correlator::with_config(&rules, config);
+    let hits = feed(&mut correlator, &detections);
+    let counts = by_group(&hits);
+    eprintln!(
+        "correlation in file order: {counts:#?}\n{:?}",
+        correlator.stats()
+    );
+    let (sorted, _) = detections_sorted(&rules, &shared.join("corpus/evtx"));
+    let expected = by_group(&feed(&mut Correlator::new(&rules), &sorted));
+    assert_eq!(counts, expected);
+    assert_eq!(correlator.stats().late, 0);
 }
