@@ -374,7 +374,7 @@ fn rule_pack_fires_on_the_attack_logs_of_the_corpus() {
         ),
         (
             "EVTX-ATTACK-SAMPLES/Execution/temp_scheduled_task_4698_4699.evtx",
-            "Scheduled Task Created",
+            "Scheduled Task Registered (Security Log)",
         ),
         (
             "EVTX-ATTACK-SAMPLES/Credential Access/sysmon_10_1_memdump_comsvcs_minidump.evtx",
