@@ -45,8 +45,10 @@
 //!   the first match of a group: give it a lower bound too. Temporal
 //!   correlations without a condition need every rule (in order for `temporal_ordered`);
 //!   their value is the number of distinct rules seen (`temporal`) or the length of the
-//!   longest prefix of the rule list seen in order (`temporal_ordered`). Value aggregations
-//!   ignore matches whose field is missing or not a number (decimal or `0x` hexadecimal);
+//!   longest prefix of the rule list seen in order (`temporal_ordered`). `value_count`
+//!   counts the distinct values present (a match without the field adds none); the other
+//!   value aggregations ignore matches whose field is missing or not a number (decimal or
+//!   `0x` hexadecimal);
 //!   `value_percentile` interpolates linearly between ranks; `value_median` is the 50th.
 //! - **`generate`**: [`Correlator::is_reported`] says whether a rule's own matches (or a
 //!   correlation's own hits) are alerts in their own right: yes unless every correlation
