@@ -31,8 +31,8 @@
 //!   groups are forgotten.
 //! - **Bounded state.** Matches older than `watermark - lateness - timespan` can never be in
 //!   a window again and are expired; empty groups past their episode are removed. Each
-//!   correlation keeps at most [`CorrelatorConfig::max_groups`] groups (the stalest are
-//!   evicted) and each group at most [`CorrelatorConfig::max_entries`] matches (the oldest
+//!   correlation keeps at most [`CorrelatorConfig::max_groups`] groups (the least recently
+//!   fed are evicted) and each group at most [`CorrelatorConfig::max_entries`] matches (the oldest
 //!   are dropped), and both are counted.
 //! - **Replays** of a match already in a window (same rule, time, host, record id and key)
 //!   are ignored, so feeding a file twice within the lateness does not count it twice. Only
@@ -795,6 +795,7 @@ impl Correlator {
             self.stats.late += 1;
             return None;
         }
+        group.touched = self.stats.observed;
         if !group.insert(entry) {
             self.stats.replays += 1;
             return None;
@@ -995,21 +996,21 @@ fn sweep_groups(state: &mut PlanState, horizon: Option<DateTime<Utc>>, span: Tim
     expired
 }
 
-/// Evicts the stalest groups (by newest match) until a sixteenth of the cap is free.
-/// Returns how many.
+/// Evicts the least recently fed groups (then those with the oldest matches) until a
+/// sixteenth of the cap is free. Returns how many.
 fn evict_stalest(state: &mut PlanState, max_groups: usize) -> u64 {
     let target = max_groups - (max_groups / 16).max(1).min(max_groups);
     if state.groups.len() <= target {
         return 0;
     }
-    let mut ages: Vec<(Option<DateTime<Utc>>, GroupKey)> = state
+    let mut ages: Vec<(u64, Option<DateTime<Utc>>, GroupKey)> = state
         .groups
         .iter()
-        .map(|(k, g)| (g.newest().or(g.last_held), k.clone()))
+        .map(|(k, g)| (g.touched, g.newest().or(g.last_held), k.clone()))
         .collect();
     ages.sort();
     let evict = state.groups.len() - target;
-    for (_, key) in ages.into_iter().take(evict) {
+    for (_, _, key) in ages.into_iter().take(evict) {
         state.groups.remove(&key);
     }
     evict as u64

@@ -735,3 +735,29 @@ fn group_clocks_handle_sources_years_apart() {
     d.restore(&c.snapshot()).unwrap();
     assert_eq!(d.entry_count(), c.entry_count());
 }
+
+#[test]
+fn the_least_recently_fed_groups_are_evicted() {
+    let set = rules(BRUTE_FORCE);
+    let rule = set.find("failed").unwrap();
+    let config = CorrelatorConfig::default()
+        .with_max_groups(16)
+        .with_lateness(Duration::from_secs(10 * 365 * 86_400))
+        .with_group_clock(Duration::from_secs(60));
+    let mut c = Correlator::with_config(&set, config);
+    // An old archive's brute force, fed alongside many newer, one-off users.
+    let mut hits = Vec::new();
+    for i in 0..40 {
+        let newer = event(
+            4625,
+            1_000_000 + i,
+            json!({"TargetUserName": format!("u{i}")}),
+        );
+        hits.extend(c.observe(rule, &newer));
+        let old = event(4625, i, json!({"TargetUserName": "bob"}));
+        hits.extend(c.observe(rule, &old));
+    }
+    assert!(c.stats().groups_evicted > 0);
+    assert_eq!(hits.len(), 1, "bob's group is fed all along and is kept");
+    assert_eq!(hits[0].group_value("TargetUserName"), Some("bob"));
+}

@@ -41,6 +41,10 @@ pub(crate) struct Group {
     /// [`super::CorrelatorConfig::with_group_clock`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<DateTime<Utc>>,
+    /// When the group was last fed, in matches observed by the correlator (for evicting the
+    /// least recently fed groups first).
+    #[serde(default)]
+    pub touched: u64,
 }
 
 /// `time - span`, saturating at the earliest representable time.
