@@ -91,8 +91,8 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_f64(d.as_secs_f64())
 }
 
-enum Message {
-    Detection(Box<Detection>),
+enum Message<T> {
+    Detection(Box<T>),
     Diagnostic(Diagnostic),
     Ignored,
     FileDone { format: Option<Format>, events: u64 },
@@ -105,7 +105,29 @@ pub fn hunt(
     rules: &RuleSet,
     options: &HuntOptions,
     observer: &dyn HuntObserver,
-    mut on_detection: impl FnMut(Detection),
+    on_detection: impl FnMut(Detection),
+    on_diagnostic: impl FnMut(Diagnostic),
+) -> HuntSummary {
+    hunt_rendered(
+        inputs,
+        rules,
+        options,
+        observer,
+        &|d| d,
+        on_detection,
+        on_diagnostic,
+    )
+}
+
+/// Like [`hunt`], with each detection first turned into `T` by `render` on the reader
+/// threads (in parallel), so that only the rendered form crosses to the calling thread.
+pub fn hunt_rendered<T: Send>(
+    inputs: &[Input],
+    rules: &RuleSet,
+    options: &HuntOptions,
+    observer: &dyn HuntObserver,
+    render: &(dyn Fn(Detection) -> T + Sync),
+    mut on_detection: impl FnMut(T),
     mut on_diagnostic: impl FnMut(Diagnostic),
 ) -> HuntSummary {
     let started = Instant::now();
@@ -130,7 +152,7 @@ pub fn hunt(
         .collect();
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    let (tx, rx) = crossbeam_channel::bounded::<Message>(4096);
+    let (tx, rx) = crossbeam_channel::bounded::<Message<T>>(4096);
     let mut summary = HuntSummary::default();
     std::thread::scope(|scope| {
         for _ in 0..threads {
@@ -144,6 +166,7 @@ pub fn hunt(
                     let file: Arc<str> = Arc::from(input.name());
                     let mut sink = MatchSink {
                         rules,
+                        render,
                         reporting,
                         file,
                         tx: &tx,
@@ -188,18 +211,19 @@ pub fn hunt(
     summary
 }
 
-struct MatchSink<'a> {
+struct MatchSink<'a, T> {
     rules: &'a RuleSet,
+    render: &'a (dyn Fn(Detection) -> T + Sync),
     reporting: &'a [bool],
     file: Arc<str>,
-    tx: &'a crossbeam_channel::Sender<Message>,
+    tx: &'a crossbeam_channel::Sender<Message<T>>,
     events: u64,
     strict: bool,
     stop: &'a AtomicBool,
     observer: &'a dyn HuntObserver,
 }
 
-impl EventSink for MatchSink<'_> {
+impl<T> EventSink for MatchSink<'_, T> {
     fn event(&mut self, event: Event) -> ControlFlow<()> {
         self.events += 1;
         let mut matched: Vec<usize> = Vec::new();
@@ -218,11 +242,11 @@ impl EventSink for MatchSink<'_> {
                 event.clone()
             };
             let Some(event) = event else { break };
-            let detection = Box::new(Detection {
+            let detection = Box::new((self.render)(Detection {
                 rule: *rule,
                 event,
                 file: self.file.clone(),
-            });
+            }));
             if self.tx.send(Message::Detection(detection)).is_err() {
                 return ControlFlow::Break(());
             }

@@ -39,8 +39,9 @@ pub struct IngestOptions {
     /// How far apart alerts of one rule and key may be and still share an incident.
     pub grouping_window: chrono::Duration,
     /// Correlation limits. Ingest reads archives in any order (files of different years,
-    /// several runs), so its default lateness is ten years: matches are never dropped as late,
-    /// and state stays bounded by the group and entry caps instead.
+    /// several runs), so by default each group keeps its own clock (10 minutes of lateness
+    /// within a group) and only groups idle for ten years of event time are forgotten by age;
+    /// the group and entry caps bound the rest.
     pub correlation: CorrelatorConfig,
 }
 
@@ -56,6 +57,7 @@ impl Default for IngestOptions {
             grouping_window: chrono::Duration::hours(24),
             correlation: CorrelatorConfig::default()
                 .with_lateness(std::time::Duration::from_secs(10 * 365 * 86_400))
+                .with_group_clock(std::time::Duration::from_secs(600))
                 .with_max_entries(2_000),
         }
     }

@@ -97,22 +97,26 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
     let mut timeline = Timeline::new();
     let mut by_level: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut write_error = None;
+    // Each detection is rendered to its JSON line on the reader threads, in parallel.
+    let render = |detection: siren_core::hunt::Detection| {
+        let level = rules.rules()[detection.rule]
+            .level
+            .map_or("none", |l| l.as_str());
+        let time = detection
+            .event
+            .timestamp
+            .map_or(i64::MIN, |t| t.timestamp_micros());
+        (level, time, detection_json(&rules, &detection).to_string())
+    };
     let summary = tokio::task::block_in_place(|| {
-        siren_core::hunt::hunt(
+        siren_core::hunt::hunt_rendered(
             &inputs,
             &rules,
             &options,
             &observer,
-            |detection| {
-                let level = rules.rules()[detection.rule]
-                    .level
-                    .map_or("none", |l| l.as_str());
+            &render,
+            |(level, time, line)| {
                 *by_level.entry(level).or_default() += 1;
-                let time = detection
-                    .event
-                    .timestamp
-                    .map_or(i64::MIN, |t| t.timestamp_micros());
-                let line = detection_json(&rules, &detection).to_string();
                 if let Err(e) = timeline.push(time, line) {
                     write_error.get_or_insert(e);
                 }

@@ -498,6 +498,11 @@ macro_rules! incident_methods {
                 }
             }
             tx.commit().await?;
+            // After a burst of new incidents, fresh statistics keep the planners on the
+            // indexes (a query planned against an empty table would scan it).
+            if outcome.incidents_created >= 1000 {
+                sqlx::query("ANALYZE incidents").execute(pool).await?;
+            }
             Ok(outcome)
         }
 

@@ -1,0 +1,123 @@
+//! Benchmark of `siren hunt` with all of SigmaHQ's Windows rules (rules/windows, emerging
+//! threats, threat hunting) against the floor: merely parsing the same EVTX files with the
+//! `evtx` crate, in the same run. Reports events/s, the ratio to the floor, rule loading time
+//! and peak memory.
+//!
+//! `cargo bench -p siren-cli --bench hunt -- [COPIES]` (default 10 copies of the shared
+//! corpus's `corpus/evtx`).
+
+#![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use common::{bare_parse, build_siren, copied_input, evtx_files, median, run_siren, shared_dir};
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let copies: usize = args
+        .first()
+        .map_or(10, |c| c.parse().expect("COPIES is a number"));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let shared = shared_dir(&root);
+    let source = shared.join("corpus/evtx");
+    if !source.is_dir() {
+        eprintln!(
+            "notice: no corpus at {}: nothing to measure",
+            shared.display()
+        );
+        return;
+    }
+    let rules = [
+        "rules/windows",
+        "rules-emerging-threats",
+        "rules-threat-hunting/windows",
+    ]
+    .map(|r| shared.join("corpus/sigma").join(r));
+    let siren = build_siren(&root);
+    let work = tempfile::tempdir().unwrap();
+    let input = copied_input(work.path(), &source, copies);
+    let files = evtx_files(&input);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "input: {} EVTX files ({copies} copies), {threads} threads",
+        files.len()
+    );
+
+    let mut hunt_args: Vec<OsString> = vec![
+        "hunt".into(),
+        "--quiet".into(),
+        "--format".into(),
+        "jsonl".into(),
+    ];
+    for r in &rules {
+        hunt_args.push("--rules".into());
+        hunt_args.push(r.into());
+    }
+    let validate: Vec<OsString> = [
+        "rules".into(),
+        "validate".into(),
+        "--format".into(),
+        "json".into(),
+    ]
+    .into_iter()
+    .chain(rules.iter().map(OsString::from))
+    .collect();
+    let (_, report, _) = run_siren(&siren, &validate);
+    let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    let mut parse_times = Vec::new();
+    let mut hunt_times = Vec::new();
+    let mut load_times = Vec::new();
+    let (mut detections, mut peak) = (0, 0);
+    for _ in 0..3 {
+        let (elapsed, records) = bare_parse(&files, threads);
+        parse_times.push(elapsed);
+        let mut args = hunt_args.clone();
+        args.push(input.clone().into());
+        let (elapsed, stdout, rss) = run_siren(&siren, &args);
+        hunt_times.push(elapsed);
+        detections = stdout.iter().filter(|&&b| b == b'\n').count();
+        peak = peak.max(rss);
+        let _ = records;
+        // Rule loading alone: the same rules over an empty input.
+        let empty = work.path().join("empty.jsonl");
+        std::fs::write(&empty, "{}\n").unwrap();
+        let mut args = hunt_args.clone();
+        args.push(empty.into());
+        let (elapsed, _, _) = run_siren(&siren, &args);
+        load_times.push(elapsed);
+    }
+    let parse = median(&mut parse_times);
+    let hunt = median(&mut hunt_times);
+    let load = median(&mut load_times);
+    let events = bare_parse(&files, threads).1;
+    println!(
+        "rules: {} loaded, {} not loaded",
+        report["loaded"], report["not_loaded"]
+    );
+    println!("events: {events}, detections: {detections}");
+    println!(
+        "bare evtx parse:  {:>8.3} s  {:>9.0} events/s",
+        parse.as_secs_f64(),
+        events as f64 / parse.as_secs_f64()
+    );
+    println!(
+        "siren hunt:       {:>8.3} s  {:>9.0} events/s (rule loading and start-up {:.3} s)",
+        hunt.as_secs_f64(),
+        events as f64 / hunt.as_secs_f64(),
+        load.as_secs_f64()
+    );
+    println!(
+        "ratio hunt / parse: {:.2}",
+        hunt.as_secs_f64() / parse.as_secs_f64()
+    );
+    println!("peak RSS: {} MiB", peak / 1024);
+}
