@@ -61,7 +61,7 @@ fn windows_event(event: Map<String, Value>, out: &mut Fields) {
         match key.as_str() {
             "#attributes" | "Event_attributes" => {}
             "System" => system(value, out),
-            _ => leaves(&key, &key, value, out),
+            _ => leaves(&key, &|| key.clone(), true, value, out),
         }
     }
 }
@@ -69,7 +69,7 @@ fn windows_event(event: Map<String, Value>, out: &mut Fields) {
 /// Flattens `System`: children by name, attributes as `Element_Attribute`.
 fn system(value: Value, out: &mut Fields) {
     let Value::Object(system) = value else {
-        insert(out, "System", "System", value);
+        insert(out, "System", &|| "System".to_owned(), value);
         return;
     };
     for (name, value) in system {
@@ -89,15 +89,15 @@ fn system(value: Value, out: &mut Fields) {
                     }
                 }
                 if let Some(text) = element.remove("#text") {
-                    insert(out, &name, &name, text);
+                    insert(out, &name, &|| name.clone(), text);
                 }
                 for (child, value) in element {
-                    let path = format!("System.{name}.{child}");
-                    leaves(&child, &path, value, out);
+                    let path = || format!("System.{name}.{child}");
+                    leaves(&child, &path, false, value, out);
                 }
             }
             // An empty element (`<Keywords/>`) renders as null: keep the name, it exists.
-            value => insert(out, &name, &name, value),
+            value => insert(out, &name, &|| name.clone(), value),
         }
     }
 }
@@ -112,12 +112,21 @@ fn system_attribute(element: &str, attribute: &str, value: Value, out: &mut Fiel
     } else {
         format!("{element}_{attribute}")
     };
-    let path = format!("System.{element}.{attribute}");
-    insert(out, &name, &path, value);
+    insert(
+        out,
+        &name,
+        &|| format!("System.{element}.{attribute}"),
+        value,
+    );
 }
 
+/// A dotted path, built only when a name is already taken (the rare case): flattening an
+/// event allocates no path strings otherwise.
+type LazyPath<'a> = &'a dyn Fn() -> String;
+
 /// Flattens `EventData`, `UserData` and other sections: every leaf under its own name.
-fn leaves(name: &str, path: &str, value: Value, out: &mut Fields) {
+/// `top` is true for a section itself (an empty section holds nothing to keep).
+fn leaves(name: &str, path: LazyPath<'_>, top: bool, value: Value, out: &mut Fields) {
     match value {
         Value::Object(object) => {
             for (key, value) in object {
@@ -126,7 +135,7 @@ fn leaves(name: &str, path: &str, value: Value, out: &mut Fields) {
                         if let Value::Object(attributes) = value {
                             for (attribute, value) in attributes {
                                 if !attribute.starts_with("xmlns") {
-                                    let attr_path = format!("{path}.{attribute}");
+                                    let attr_path = || format!("{}.{attribute}", path());
                                     insert(out, &format!("{name}_{attribute}"), &attr_path, value);
                                 }
                             }
@@ -138,7 +147,8 @@ fn leaves(name: &str, path: &str, value: Value, out: &mut Fields) {
                             if let Value::Object(attributes) = value {
                                 for (attribute, value) in attributes {
                                     if !attribute.starts_with("xmlns") {
-                                        let attr_path = format!("{path}.{element}.{attribute}");
+                                        let attr_path =
+                                            || format!("{}.{element}.{attribute}", path());
                                         let attr_name = format!("{element}_{attribute}");
                                         insert(out, &attr_name, &attr_path, value);
                                     }
@@ -146,27 +156,30 @@ fn leaves(name: &str, path: &str, value: Value, out: &mut Fields) {
                             }
                             continue;
                         }
-                        let child_path = format!("{path}.{key}");
-                        leaves(&key, &child_path, value, out);
+                        let child_path = || format!("{}.{key}", path());
+                        leaves(&key, &child_path, false, value, out);
                     }
                 }
             }
         }
         // A section without data (`<EventData/>`) holds nothing to keep.
-        Value::Null if name == path => {}
+        Value::Null if top => {}
         value => insert(out, name, path, value),
     }
 }
 
 /// Inserts `value` under `name`, or under its full `path` when `name` is taken.
-fn insert(out: &mut Fields, name: &str, path: &str, value: Value) {
+fn insert(out: &mut Fields, name: &str, path: LazyPath<'_>, value: Value) {
     if !out.contains_key(name) {
         out.insert(name.to_owned(), value);
-    } else if !out.contains_key(path) {
-        out.insert(path.to_owned(), value);
+        return;
+    }
+    let path = path();
+    if !out.contains_key(&path) {
+        out.insert(path, value);
     } else {
         // The same path twice (repeated elements): keep every value, as an array.
-        match out.get_mut(path) {
+        match out.get_mut(&path) {
             Some(Value::Array(items)) => items.push(value),
             Some(existing) => {
                 let first = existing.take();
@@ -233,8 +246,8 @@ fn winlogbeat(mut object: Map<String, Value>) -> Fields {
     for section in ["event_data", "user_data"] {
         if let Some(Value::Object(data)) = winlog.remove(section) {
             for (key, value) in data {
-                let path = format!("winlog.{section}.{key}");
-                leaves(&key, &path, value, &mut out);
+                let path = || format!("winlog.{section}.{key}");
+                leaves(&key, &path, false, value, &mut out);
             }
         }
     }
