@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 
 pub use row::EventRow;
 
-use crate::event::{Fields, TenantId};
+use crate::event::{Event, TenantId};
 use crate::incident::{
     Alert, AlertOutcome, Incident, IncidentFilter, IncidentId, IncidentPage, Resolution, Status,
     TimelineEntry,
@@ -90,39 +90,22 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
-/// An event as stored: its row id and everything it was ingested with.
+/// An event as stored: its row id and the event as it was ingested (its fields are reached
+/// through the event, e.g. `stored.host`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StoredEvent {
     /// The store's id for the event.
     pub id: i64,
-    /// The tenant that owns it.
-    pub tenant: TenantId,
-    /// When the event happened.
-    pub timestamp: Option<DateTime<Utc>>,
-    /// Host.
-    pub host: Option<String>,
-    /// Channel, provider or program.
-    pub source: Option<String>,
-    /// Event ID.
-    pub event_id: Option<i64>,
-    /// Record number in its log.
-    pub record_id: Option<i64>,
-    /// Normalised source severity.
-    pub severity: Option<String>,
-    /// Account concerned.
-    pub user: Option<String>,
-    /// Source IP.
-    pub src_ip: Option<String>,
-    /// Destination IP.
-    pub dst_ip: Option<String>,
-    /// Process image.
-    pub process: Option<String>,
-    /// Command line.
-    pub command_line: Option<String>,
-    /// Parent process image.
-    pub parent_process: Option<String>,
-    /// Every original field.
-    pub fields: Fields,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+impl std::ops::Deref for StoredEvent {
+    type Target = Event;
+    fn deref(&self) -> &Event {
+        &self.event
+    }
 }
 
 /// One entry of the append-only audit log.

@@ -8,7 +8,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{EventQuery, EventRow, Store, StoreError, StoredEvent};
-use crate::event::TenantId;
+use crate::event::{Event, TenantId};
 
 /// Rows per INSERT statement: 16 parameters each, well under PostgreSQL's 65,535.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -179,20 +179,22 @@ fn decode_event(row: &PgRow) -> Result<StoredEvent, StoreError> {
     let fields: sqlx::types::Json<crate::event::Fields> = row.try_get("fields")?;
     Ok(StoredEvent {
         id: row.try_get("id")?,
-        tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        timestamp: row.try_get("ts")?,
-        host: row.try_get("host")?,
-        source: row.try_get("source")?,
-        event_id: row.try_get("event_id")?,
-        record_id: row.try_get("record_id")?,
-        severity: row.try_get("severity")?,
-        user: row.try_get("user_name")?,
-        src_ip: row.try_get("src_ip")?,
-        dst_ip: row.try_get("dst_ip")?,
-        process: row.try_get("process")?,
-        command_line: row.try_get("command_line")?,
-        parent_process: row.try_get("parent_process")?,
-        fields: fields.0,
+        event: Event {
+            tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            timestamp: row.try_get("ts")?,
+            host: row.try_get("host")?,
+            source: row.try_get("source")?,
+            event_id: row.try_get("event_id")?,
+            record_id: row.try_get("record_id")?,
+            severity: row.try_get("severity")?,
+            user: row.try_get("user_name")?,
+            src_ip: row.try_get("src_ip")?,
+            dst_ip: row.try_get("dst_ip")?,
+            process: row.try_get("process")?,
+            command_line: row.try_get("command_line")?,
+            parent_process: row.try_get("parent_process")?,
+            fields: fields.0,
+        },
     })
 }
 

@@ -11,7 +11,7 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{EventQuery, EventRow, Store, StoreError, StoredEvent};
-use crate::event::TenantId;
+use crate::event::{Event, TenantId};
 
 /// Rows per INSERT statement: 16 parameters each, well under SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -161,21 +161,23 @@ fn decode_event(row: &SqliteRow) -> Result<StoredEvent, StoreError> {
     let ts: Option<i64> = row.try_get("ts")?;
     Ok(StoredEvent {
         id: row.try_get("id")?,
-        tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        timestamp: ts.and_then(DateTime::<Utc>::from_timestamp_micros),
-        host: row.try_get("host")?,
-        source: row.try_get("source")?,
-        event_id: row.try_get("event_id")?,
-        record_id: row.try_get("record_id")?,
-        severity: row.try_get("severity")?,
-        user: row.try_get("user_name")?,
-        src_ip: row.try_get("src_ip")?,
-        dst_ip: row.try_get("dst_ip")?,
-        process: row.try_get("process")?,
-        command_line: row.try_get("command_line")?,
-        parent_process: row.try_get("parent_process")?,
-        fields: serde_json::from_str(&fields)
-            .map_err(|e| StoreError::Corrupt(format!("event fields: {e}")))?,
+        event: Event {
+            tenant: TenantId::parse(&tenant).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            timestamp: ts.and_then(DateTime::<Utc>::from_timestamp_micros),
+            host: row.try_get("host")?,
+            source: row.try_get("source")?,
+            event_id: row.try_get("event_id")?,
+            record_id: row.try_get("record_id")?,
+            severity: row.try_get("severity")?,
+            user: row.try_get("user_name")?,
+            src_ip: row.try_get("src_ip")?,
+            dst_ip: row.try_get("dst_ip")?,
+            process: row.try_get("process")?,
+            command_line: row.try_get("command_line")?,
+            parent_process: row.try_get("parent_process")?,
+            fields: serde_json::from_str(&fields)
+                .map_err(|e| StoreError::Corrupt(format!("event fields: {e}")))?,
+        },
     })
 }
 
