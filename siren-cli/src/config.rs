@@ -8,7 +8,6 @@ use serde::Deserialize;
 
 /// The file's shape. Sections not used yet by this build are accepted as they are.
 #[derive(Debug, Default, Deserialize)]
-#[allow(dead_code)] // `rules`, `logsources`, `server` and `notify` are read by commands to come.
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Database URL (`sqlite://…`, `postgres://…`), or `env:NAME` / `file:PATH`.
@@ -20,10 +19,21 @@ pub struct Config {
     pub rules: Vec<PathBuf>,
     /// Log-source mapping file.
     pub logsources: Option<PathBuf>,
-    /// Server settings.
-    pub server: Option<serde_yaml::Value>,
-    /// Notification channels and policies.
-    pub notify: Option<serde_yaml::Value>,
+    /// Server settings (`siren serve`), typed: unknown keys are refused.
+    pub server: Option<siren_server::ServerConfig>,
+    /// Notification channels and policies (secrets resolved when a command notifies).
+    pub notify: Option<siren_core::notify::NotifyConfig>,
+    /// Report settings.
+    pub report: Option<ReportConfig>,
+}
+
+/// The `report:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// A folder whose `period.html`, `incident.html`, `period.md`, `incident.md` replace the
+    /// built-in templates.
+    pub templates: Option<PathBuf>,
 }
 
 impl Config {
@@ -76,6 +86,31 @@ mod tests {
             error.contains("databse") && error.contains("line 2"),
             "{error}"
         );
+        let error =
+            serde_yaml::from_str::<Config>("server:\n  listen: 127.0.0.1:1\n  tls_crt: a\n")
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("tls_crt"), "{error}");
+        let config: Config =
+            serde_yaml::from_str("server:\n  listen: 0.0.0.0:9443\n  body_limit: 1048576\n")
+                .unwrap();
+        let server = config.server.unwrap();
+        assert_eq!(server.listen.port(), 9443);
+        assert_eq!(server.body_limit, 1 << 20);
+    }
+
+    #[test]
+    fn the_notify_section_is_typed() {
+        let config: Config = serde_yaml::from_str(
+            "notify:\n  channels:\n    - { name: hook, type: webhook, url: \"env:HOOK_URL\" }\n  policies:\n    - { channels: [hook], min_severity: high }\n",
+        )
+        .unwrap();
+        let notify = config.notify.unwrap();
+        assert_eq!(notify.channels[0].name(), "hook");
+        let error = serde_yaml::from_str::<Config>("notify:\n  chanels: []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("chanels"), "{error}");
     }
 
     #[test]

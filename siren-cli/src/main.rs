@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::exit::{CommandResult, EXIT_CODES_HELP, Exit, Failure};
-use crate::output::{OutputFormat, Printer};
+use crate::output::{FormatFlag, OutputFormat, Printer};
 
 /// SIREN turns raw security events into a short, prioritised list of incidents.
 #[derive(Debug, Parser)]
@@ -34,7 +34,7 @@ pub struct Cli {
     /// Tenant whose data the command reads and writes.
     #[arg(long, global = true, env = "SIREN_TENANT")]
     tenant: Option<String>,
-    /// Output format.
+    /// Output format (html, md and pdf are for `report export`).
     #[arg(
         long,
         global = true,
@@ -42,7 +42,7 @@ pub struct Cli {
         default_value = "table",
         env = "SIREN_FORMAT"
     )]
-    format: OutputFormat,
+    format: FormatFlag,
     /// No progress bars, no warnings: only results and errors.
     #[arg(short, long, global = true)]
     quiet: bool,
@@ -68,9 +68,22 @@ enum Command {
     /// Work incidents: list, show, assign, change status, add notes.
     #[command(subcommand)]
     Incidents(commands::incidents::IncidentsCommand),
+    /// Try SIREN: a fresh database with sample attacks, an admin user, and the dashboard.
+    Demo(commands::demo::Args),
     /// Manage the users who log in and are assigned incidents.
     #[command(subcommand)]
     Users(commands::users::UsersCommand),
+    /// Run the server: REST API, agent ingest, live updates and the dashboard.
+    Serve(commands::serve::Args),
+    /// Manage bearer API tokens for scripts and agents.
+    #[command(subcommand)]
+    Tokens(commands::tokens::TokensCommand),
+    /// Notifications: test a channel, look at the outbox, deliver or retry.
+    #[command(subcommand)]
+    Notify(commands::notify::NotifyCommand),
+    /// Export incident reports and period summaries (PDF, HTML, Markdown, CSV, JSON).
+    #[command(subcommand)]
+    Report(commands::report::ReportCommand),
 }
 
 /// Settings every command shares, resolved from flags, environment and the config file.
@@ -81,6 +94,18 @@ pub struct Context {
     pub tenant: siren_core::TenantId,
     /// Output.
     pub printer: Printer,
+    /// The configuration file's `server:` section (defaults when absent).
+    pub server: siren_server::ServerConfig,
+    /// The configuration file's rule folders.
+    pub rules: Vec<PathBuf>,
+    /// The configuration file's log-source mapping.
+    pub logsources: Option<PathBuf>,
+    /// The `notify:` section (secrets not yet resolved: see `commands::notify`).
+    pub notify: siren_core::notify::NotifyConfig,
+    /// The `--format` flag as given (reports read their formats from it).
+    pub format_flag: FormatFlag,
+    /// A folder of report templates overriding the built-in ones (config `report.templates`).
+    pub report_templates: Option<PathBuf>,
 }
 
 impl Cli {
@@ -102,13 +127,23 @@ impl Cli {
             .unwrap_or(siren_core::TenantId::DEFAULT);
         let tenant =
             siren_core::TenantId::parse(tenant_name).map_err(|e| Failure::new(Exit::Config, e))?;
+        let notify = config.notify.unwrap_or_default();
+        notify
+            .validate()
+            .map_err(|e| Failure::new(Exit::Config, e))?;
         Ok(Context {
+            notify,
             database_url: database,
             tenant,
             printer: Printer {
-                format: self.format,
+                format: self.format.output().unwrap_or(OutputFormat::Table),
                 quiet: self.quiet,
             },
+            server: config.server.unwrap_or_default(),
+            rules: config.rules,
+            logsources: config.logsources,
+            format_flag: self.format,
+            report_templates: config.report.and_then(|r| r.templates),
         })
     }
 }
@@ -152,6 +187,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> CommandResult {
     let context = cli.context()?;
+    if context.format_flag.output().is_none() && !matches!(cli.command, Command::Report(_)) {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!("--format html, md and pdf are for `siren report export`"),
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -164,6 +205,11 @@ fn run(cli: Cli) -> CommandResult {
             Command::Rules(command) => commands::rules::run(&context, command).await,
             Command::Incidents(command) => commands::incidents::run(&context, command).await,
             Command::Users(command) => commands::users::run(&context, command).await,
+            Command::Serve(args) => commands::serve::run(&context, args).await,
+            Command::Tokens(command) => commands::tokens::run(&context, command).await,
+            Command::Demo(args) => commands::demo::run(&context, args).await,
+            Command::Notify(command) => commands::notify::run(&context, command).await,
+            Command::Report(command) => commands::report::run(&context, command).await,
         }
     })
 }

@@ -7,7 +7,7 @@ use comfy_table::{ContentArrangement, Table, presets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Output formats every command offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     /// A table for people.
     Table,
@@ -17,6 +17,39 @@ pub enum OutputFormat {
     Jsonl,
     /// CSV with a header row.
     Csv,
+}
+
+/// The global `--format` flag: the output formats every command offers, plus the document
+/// formats of `siren report export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatFlag {
+    /// A table for people.
+    Table,
+    /// One JSON document.
+    Json,
+    /// One JSON object per line.
+    Jsonl,
+    /// CSV with a header row.
+    Csv,
+    /// HTML (report export only).
+    Html,
+    /// Markdown (report export only).
+    Md,
+    /// PDF (report export only).
+    Pdf,
+}
+
+impl FormatFlag {
+    /// The printer's format; `None` for the report-only formats.
+    pub fn output(self) -> Option<OutputFormat> {
+        match self {
+            FormatFlag::Table => Some(OutputFormat::Table),
+            FormatFlag::Json => Some(OutputFormat::Json),
+            FormatFlag::Jsonl => Some(OutputFormat::Jsonl),
+            FormatFlag::Csv => Some(OutputFormat::Csv),
+            FormatFlag::Html | FormatFlag::Md | FormatFlag::Pdf => None,
+        }
+    }
 }
 
 /// Rows with named columns, printable in every format.

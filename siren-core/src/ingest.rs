@@ -21,6 +21,9 @@ use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadOptions};
 use crate::rules::{Rule, RuleSet};
 use crate::store::{EventRow, Store, StoreError};
 
+mod pipeline;
+pub use pipeline::{BatchOutcome, Pipeline, PipelineOptions, Rejected, is_transient};
+
 /// How an ingest run behaves.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {

@@ -5,7 +5,11 @@
 //!   that keep every original field, flattened, plus a normalised core;
 //! - [`rules`] loads Sigma rules and matches them against events;
 //! - [`store`] keeps events (and later alerts and incidents) in SQLite or PostgreSQL;
-//! - [`ingest`] runs the whole pipeline over a set of inputs.
+//! - [`ingest`] runs the whole pipeline over a set of inputs;
+//! - `notify` (cargo features `email`, `webhook`) tells people about incidents through a
+//!   durable outbox.
+//! - `report` (feature `report`, PDF with feature `pdf`) renders incident reports and period
+//!   summaries.
 //!
 //! The library does no process-level IO: it never prints, exits or reads the environment.
 //! Callers pass in what it needs.
@@ -29,6 +33,10 @@ pub mod incident;
 #[cfg(feature = "store")]
 pub mod ingest;
 pub mod normalize;
+#[cfg(feature = "notify")]
+pub mod notify;
+#[cfg(feature = "report")]
+pub mod report;
 pub mod rules;
 #[cfg(feature = "store")]
 pub mod store;

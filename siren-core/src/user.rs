@@ -14,6 +14,8 @@ pub enum Role {
     Analyst,
     /// Read only.
     Viewer,
+    /// Send events and heartbeats only (API tokens of endpoint agents; never a person).
+    Agent,
 }
 
 impl Role {
@@ -23,6 +25,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Analyst => "analyst",
             Role::Viewer => "viewer",
+            Role::Agent => "agent",
         }
     }
 
@@ -32,6 +35,7 @@ impl Role {
             "admin" => Some(Role::Admin),
             "analyst" => Some(Role::Analyst),
             "viewer" => Some(Role::Viewer),
+            "agent" => Some(Role::Agent),
             _ => None,
         }
     }
@@ -39,6 +43,21 @@ impl Role {
     /// Whether this role may change incidents (assign, status, notes).
     pub fn can_work_incidents(self) -> bool {
         matches!(self, Role::Admin | Role::Analyst)
+    }
+
+    /// Whether this role may read incidents, events, rules and stats.
+    pub fn can_read(self) -> bool {
+        matches!(self, Role::Admin | Role::Analyst | Role::Viewer)
+    }
+
+    /// Whether this role may send events.
+    pub fn can_send_events(self) -> bool {
+        matches!(self, Role::Admin | Role::Analyst | Role::Agent)
+    }
+
+    /// Whether a person (a user who logs in) may have this role: `agent` is for tokens only.
+    pub fn is_for_people(self) -> bool {
+        self != Role::Agent
     }
 }
 

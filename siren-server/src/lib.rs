@@ -1,26 +1,275 @@
 //! SIREN's HTTP server: the REST API, agent ingest, live updates and the embedded dashboard.
+//!
+//! [`router`] builds the application from the feature modules' own routers; [`serve`] runs it
+//! on a listener (plain HTTP, or HTTPS with rustls when a certificate is configured) until the
+//! shutdown future completes, then drains requests in flight.
+
+pub mod admin;
+pub mod agents;
+pub mod auth;
+pub mod config;
+mod dashboard;
+pub mod error;
+pub mod events;
+pub mod incidents;
+pub mod metrics;
+pub mod openapi;
+pub mod overview;
+pub mod ratelimit;
+pub mod rules;
+pub mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use siren_core::ingest::{Pipeline, PipelineOptions};
+use siren_core::rules::RuleSet;
+use siren_core::store::Store;
+use tower_http::trace::TraceLayer;
 
-/// Shared state of the server's handlers.
-#[derive(Clone, Default)]
-pub struct AppState {}
+pub use config::ServerConfig;
+pub use error::{ApiError, ApiResult};
 
-/// The server's routes.
+/// Shared state of the server's handlers (cheap to clone).
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    pipeline: Pipeline,
+    config: ServerConfig,
+    limiter: ratelimit::LoginLimiter,
+    metrics: metrics::Metrics,
+    changes: stream::ChangeFeed,
+    stats: overview::StatsCache,
+    ingest_slots: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// State for a server on `store`, detecting with `rules` (none: store events only).
+    pub fn new(store: Arc<dyn Store>, rules: Option<Arc<RuleSet>>, config: ServerConfig) -> Self {
+        let pipeline = Pipeline::new(store.clone(), rules, PipelineOptions::default());
+        let limiter = ratelimit::LoginLimiter::new(
+            std::time::Duration::from_secs(config.login_window_seconds.max(1)),
+            config.login_failures_per_user.max(1),
+            config.login_failures_per_ip.max(1),
+        );
+        let ingest_slots = Arc::new(tokio::sync::Semaphore::new(config.max_pending_batches));
+        Self {
+            inner: Arc::new(Shared {
+                store,
+                pipeline,
+                limiter,
+                metrics: metrics::Metrics::new(),
+                changes: stream::ChangeFeed::new(),
+                stats: overview::StatsCache::default(),
+                ingest_slots,
+                config,
+            }),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The ingest pipeline.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.inner.pipeline
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    /// The login rate limiter.
+    pub fn login_limiter(&self) -> &ratelimit::LoginLimiter {
+        &self.inner.limiter
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// The incident change feed behind `/stream`.
+    pub fn changes(&self) -> &stream::ChangeFeed {
+        &self.inner.changes
+    }
+
+    pub(crate) fn stats_cache(&self) -> &overview::StatsCache {
+        &self.inner.stats
+    }
+
+    pub(crate) fn ingest_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.inner.ingest_slots
+    }
+
+    /// Whether the session cookie is marked `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.inner.config.secure_cookies || self.inner.config.tls()
+    }
+}
+
+/// The server's routes: every feature module's router, the dashboard, request logs and
+/// metrics.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .merge(metrics::router())
+        .merge(openapi::router())
+        .merge(auth::router())
+        .merge(events::router())
+        .merge(incidents::router())
+        .merge(rules::router())
+        .merge(overview::router())
+        .merge(agents::router())
+        .merge(admin::router())
+        .merge(stream::router())
+        .merge(dashboard::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track_request,
+        ))
+        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown` completes.
+/// Serves the application on `listener` until `shutdown` completes, then lets requests in
+/// flight finish. With `tls_cert` and `tls_key` configured it speaks HTTPS (rustls) only.
+/// Background work (the live stream's change feed, session clean-up) runs while it serves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(stream::run_change_feed(state.clone(), stop_rx.clone()));
+    let sweeper = tokio::spawn(sweep_sessions(state.clone(), stop_rx));
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let closing = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        // Live streams never end on their own: end them so the drain completes.
+        closing.changes().close();
+    };
+    let result = match (&state.config().tls_cert, &state.config().tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = tls_config(cert, key).await?;
+            let handle = axum_server::Handle::new();
+            let waiter = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                waiter.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+            });
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+        _ => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
+    let _ = stop_tx.send(true);
+    let _ = background.await;
+    let _ = sweeper.await;
+    result
+}
+
+/// The rustls configuration from PEM files (ring as the crypto provider).
+async fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> std::io::Result<axum_server::tls_rustls::RustlsConfig> {
+    // Installing fails only when a provider is installed already, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
         .await
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot load the TLS certificate {} / key {}: {e}",
+                    cert.display(),
+                    key.display()
+                ),
+            )
+        })
+}
+
+/// Removes expired sessions every ten minutes.
+async fn sweep_sessions(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        match state.store().purge_sessions(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "expired sessions removed"),
+            Err(error) => tracing::warn!(%error, "removing expired sessions failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM (the service manager's stop).
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
+
+/// Loads the rules the server detects with: the Sigma files or folders named, else SIREN's
+/// built-in pack. Rules that do not load are logged and skipped.
+pub fn load_rules(
+    folders: &[std::path::PathBuf],
+    logsources: Option<&std::path::Path>,
+) -> anyhow::Result<RuleSet> {
+    let (rules, problems) = if folders.is_empty() {
+        rules::builtin_rules(logsources)?
+    } else {
+        for folder in folders {
+            if !folder.exists() {
+                anyhow::bail!("{}: no such file or directory", folder.display());
+            }
+        }
+        let mut options = siren_core::rules::LoadOptions::default();
+        if let Some(file) = logsources {
+            options = options.with_logsources(siren_core::rules::LogSourceMap::load(file)?);
+        }
+        RuleSet::load(folders, &options)
+    };
+    for problem in &problems {
+        tracing::warn!(problem = %problem, "rule not loaded");
+    }
+    tracing::info!(
+        rules = rules.rules().len(),
+        skipped = problems.len(),
+        "rules loaded"
+    );
+    Ok(rules)
 }

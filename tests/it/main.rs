@@ -7,12 +7,17 @@
 // A failed unwrap is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod authz;
 mod correlation;
+mod dashboard;
 mod hunt;
 mod incidents;
 mod ingest;
 mod normalize_corpus;
+mod notify;
+mod report;
 mod rule_pack;
+mod server;
 mod sigma_regression;
 mod store;
 mod support;

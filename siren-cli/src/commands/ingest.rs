@@ -40,6 +40,11 @@ pub struct Args {
     /// Only store: no detection, correlation or incidents.
     #[arg(long, conflicts_with = "rules")]
     no_detect: bool,
+    /// At the end, deliver due notifications (see `notify:` in the configuration) for at
+    /// most this long; what is not sent by then stays in the outbox for the next run or the
+    /// server. `0s` leaves everything in the outbox.
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    notify_timeout: std::time::Duration,
 }
 
 /// Shows progress and the first warnings while the run goes.
@@ -119,10 +124,24 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         .with_read(read)
         .with_strict(args.strict)
         .with_threads(args.threads);
+    // Policies may filter on a rule's tags (ATT&CK tactics): keyed as incidents know rules.
+    let rule_tags: std::collections::HashMap<String, Vec<String>> = rules
+        .iter()
+        .flat_map(|set| set.rules())
+        .map(|rule| {
+            let key = rule
+                .id
+                .as_ref()
+                .map(|id| id.as_str().to_owned())
+                .or_else(|| rule.name.clone())
+                .unwrap_or_else(|| rule.title.clone());
+            (key, rule.tags.clone())
+        })
+        .collect();
     if let Some(rules) = rules {
         options = options.with_rules(rules);
     }
-    let result = siren_core::ingest::ingest(store, inputs, options, observer.clone()).await;
+    let result = siren_core::ingest::ingest(store.clone(), inputs, options, observer.clone()).await;
     observer.bar.finish_and_clear();
     let mut summary = result.map_err(|e| match e {
         siren_core::ingest::IngestError::Store { source, stored } => {
@@ -150,7 +169,9 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
             shown - WARNINGS_SHOWN
         ));
     }
-    print_summary(context, &summary, &missing).map_err(|e| Failure::new(Exit::Software, e))?;
+    let notified = notify(context, store, args.notify_timeout, rule_tags).await;
+    print_summary(context, &summary, &missing, notified.as_ref())
+        .map_err(|e| Failure::new(Exit::Software, e))?;
     Ok(if named_missing > 0 {
         Exit::NoInput
     } else if !summary.is_clean() || summary.stopped_early {
@@ -187,12 +208,62 @@ fn ignored_text(summary: &IngestSummary) -> String {
     )
 }
 
+/// Delivers due notifications within `budget`; problems are warnings (the events are stored
+/// and the outbox keeps what was not sent).
+async fn notify(
+    context: &Context,
+    store: Arc<dyn siren_core::store::Store>,
+    budget: std::time::Duration,
+    rule_tags: std::collections::HashMap<String, Vec<String>>,
+) -> Option<(siren_core::notify::DispatchReport, u64)> {
+    if !super::notify::configured(context) || budget.is_zero() {
+        return None;
+    }
+    let dispatcher = match super::notify::dispatcher(context, store) {
+        Ok(d) => d.with_rule_tags(Box::new(move |rule| {
+            rule_tags.get(rule).cloned().unwrap_or_default()
+        })),
+        Err(failure) => {
+            context
+                .printer
+                .warn(format!("notifications not sent: {:#}", failure.error));
+            return None;
+        }
+    };
+    let report = match dispatcher.deliver_within(budget).await {
+        Ok(report) => report,
+        Err(e) => {
+            context.printer.warn(format!(
+                "notifications not sent (they stay in the outbox): {e}"
+            ));
+            return None;
+        }
+    };
+    let pending = dispatcher
+        .pending(&context.tenant)
+        .await
+        .unwrap_or_default();
+    if report.retried + report.failed > 0 {
+        context.printer.warn(format!(
+            "{} notifications failed (see siren notify status)",
+            report.retried + report.failed
+        ));
+    }
+    Some((report, pending))
+}
+
 fn print_summary(
     context: &Context,
     summary: &IngestSummary,
     unopened: &[Diagnostic],
+    notified: Option<&(siren_core::notify::DispatchReport, u64)>,
 ) -> std::io::Result<()> {
     let mut document = serde_json::to_value(summary).unwrap_or_default();
+    if let Some((report, pending)) = notified {
+        let mut value = serde_json::to_value(report).unwrap_or_default();
+        value["pending"] = json!(pending);
+        document["notifications"] = value;
+    }
     document["events_per_second"] = json!(summary.events_per_second().round());
     document["database"] = json!(siren_core::store::redact_url(&context.database_url));
     document["tenant"] = json!(context.tenant);
@@ -250,6 +321,12 @@ fn print_summary(
             format!("{:.0}", summary.events_per_second()),
         ),
     ];
+    if let Some((report, pending)) = notified {
+        table.push((
+            "notifications".to_owned(),
+            super::notify::summary_text(report, *pending),
+        ));
+    }
     if summary.stopped_early {
         table.push((
             "stopped".to_owned(),

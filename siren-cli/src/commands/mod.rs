@@ -1,10 +1,15 @@
 //! One module per `siren` subcommand: parse → validated settings → library call → printer.
 
+pub mod demo;
 pub mod events;
 pub mod hunt;
 pub mod incidents;
 pub mod ingest;
+pub mod notify;
+pub mod report;
 pub mod rules;
+pub mod serve;
+pub mod tokens;
 pub mod users;
 
 use std::sync::Arc;

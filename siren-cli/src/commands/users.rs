@@ -24,6 +24,9 @@ pub enum UsersCommand {
         /// Read the password from the first line of stdin (for scripts).
         #[arg(long)]
         password_stdin: bool,
+        /// A global admin: may work on every tenant (the server's X-Siren-Tenant header).
+        #[arg(long)]
+        global: bool,
     },
     /// List users.
     List,
@@ -40,7 +43,9 @@ pub enum UsersCommand {
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
-    Role::parse(text).ok_or_else(|| format!("unknown role '{text}': use admin, analyst or viewer"))
+    Role::parse(text)
+        .filter(|role| role.is_for_people())
+        .ok_or_else(|| format!("unknown role '{text}': use admin, analyst or viewer"))
 }
 
 fn read_password(from_stdin: bool) -> Result<String, Failure> {
@@ -92,16 +97,28 @@ pub async fn run(context: &Context, command: UsersCommand) -> CommandResult {
             name,
             role,
             password_stdin,
+            global,
         } => {
+            if global && role != Role::Admin {
+                return Err(Failure::new(
+                    Exit::Usage,
+                    anyhow::anyhow!("--global is for admins only"),
+                ));
+            }
             let password = read_password(password_stdin)?;
             let hash = hash_password(&password)
                 .map_err(|e| Failure::new(Exit::Software, anyhow::anyhow!(e)))?;
-            vec![
+            let user = store
+                .add_user(tenant, &name, role, &hash, &actor)
+                .await
+                .map_err(refused)?;
+            if global {
                 store
-                    .add_user(tenant, &name, role, &hash, &actor)
+                    .set_user_global(tenant, &name, true, &actor)
                     .await
-                    .map_err(refused)?,
-            ]
+                    .map_err(refused)?;
+            }
+            vec![user]
         }
         UsersCommand::List => store.list_users(tenant).await.map_err(refused)?,
         UsersCommand::Disable { name } => vec![

@@ -7,7 +7,7 @@ use std::path::Path;
 use evtx::err::EvtxError;
 use evtx::{EvtxParser, ParserSettings};
 
-use super::{Diagnostic, EventSink, Location, ReadOptions, flatten};
+use super::{Diagnostic, EventSink, Location, ReadOptions, flatten_stream};
 use crate::event::Event;
 
 /// The size of an EVTX chunk.
@@ -98,8 +98,8 @@ fn drain<T: std::io::Read + std::io::Seek + Send + 'static>(
     let records = parser.serialized_records(move |record| {
         let record = record?;
         let record_id = record.event_record_id;
-        let outcome: RecordOutcome = match record.into_json_value() {
-            Ok(serialized) => match flatten::flatten(serialized.data) {
+        let outcome: RecordOutcome = match record.into_json_bytes() {
+            Ok(serialized) => match flatten_stream::flatten_json_slice(&serialized.data) {
                 Ok(fields) => Ok(Event::from_fields(fields, tenant.clone())),
                 Err(reason) => Err((record_id, reason)),
             },

@@ -9,6 +9,7 @@ pub mod core;
 mod csv;
 mod evtx;
 pub mod flatten;
+mod flatten_stream;
 #[cfg(test)]
 mod fuzz_tests;
 mod json;

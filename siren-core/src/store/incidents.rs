@@ -378,6 +378,20 @@ macro_rules! incident_methods {
             Ok(())
         }
 
+        /// Records a change for the notification outbox, in the transaction that makes it.
+        async fn record_change(tx: &mut Tx<'_>, tenant: &str, id: i64, kind: &str, row: &IncidentRow, at: i64) -> Result<(), StoreError> {
+            sqlx::query($crate::store::outbox::sql::INSERT_CHANGE)
+                .bind(tenant)
+                .bind(id)
+                .bind(kind)
+                .bind(row.alert_count)
+                .bind(row.status.as_str())
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+
         async fn insert_incident(tx: &mut Tx<'_>, tenant: &str, row: &IncidentRow) -> Result<i64, StoreError> {
             let id: i64 = sqlx::query_scalar(sql::INSERT_INCIDENT)
                 .bind(tenant)
@@ -476,6 +490,7 @@ macro_rules! incident_methods {
                         }
                     };
                     timeline_entry(&mut tx, tenant, id, now, $crate::incident::SYSTEM_ACTOR, "alert_added", &common::added_text(row)).await?;
+                    record_change(&mut tx, tenant, id, if row.id.is_some() { "grown" } else { "created" }, row, now).await?;
                     ids.push(id);
                 }
                 for (index, alert) in pending {
@@ -626,6 +641,9 @@ macro_rules! incident_methods {
                 detail.push_str(&format!(" ({})", resolution.as_str()));
             }
             timeline_entry(&mut tx, tenant, id.0, now, &actor.name, "status_changed", &detail).await?;
+            let mut changed = before.clone();
+            changed.status = to;
+            record_change(&mut tx, tenant, id.0, "status", &changed, now).await?;
             audit(&mut tx, tenant, now, actor, "incident.status", &format!("incident:{id}"), &detail).await?;
             if let Some(note) = note.filter(|n| !n.trim().is_empty()) {
                 timeline_entry(&mut tx, tenant, id.0, now, &actor.name, "note", note).await?;
@@ -680,6 +698,9 @@ macro_rules! incident_methods {
         }
 
         pub(super) async fn add_user(pool: &Pool, tenant: &str, name: &str, role: Role, password_hash: &str, actor: &Actor) -> Result<User, StoreError> {
+            if !role.is_for_people() {
+                return Err(StoreError::Refused(format!("role '{}' is for API tokens, not users", role.as_str())));
+            }
             if !$crate::user::valid_user_name(name) {
                 return Err(StoreError::Refused(format!("invalid user name '{name}': use 1 to 64 letters, digits, '.', '_', '-', '@'")));
             }

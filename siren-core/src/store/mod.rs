@@ -2,9 +2,12 @@
 //! picked from the database URL's scheme.
 
 mod incidents;
+mod outbox;
 #[cfg(feature = "postgres")]
 mod postgres;
+pub mod report;
 mod row;
+pub mod server;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -12,7 +15,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use outbox::{
+    ChangeKind, Delivery, DeliveryFilter, DeliveryKind, DeliveryOutcome, DeliveryState,
+    IncidentChange, NewDelivery, OutboxStore,
+};
 pub use row::EventRow;
+pub use server::ServerStore;
 
 use crate::event::{Event, TenantId};
 use crate::incident::{
@@ -232,7 +240,9 @@ pub trait IncidentStore: Send + Sync {
 
 /// Where SIREN keeps its data. Every method is scoped to one tenant.
 #[async_trait::async_trait]
-pub trait Store: IncidentStore + Send + Sync {
+pub trait Store:
+    IncidentStore + ServerStore + OutboxStore + report::ReportStore + Send + Sync
+{
     /// Stores events, skipping any already stored (same tenant and dedup key). Returns the
     /// de-duplication keys of the events that were new. All rows are written in one
     /// transaction.

@@ -208,4 +208,18 @@ mod incident_store {
         "e.id, e.tenant, e.ts, e.host, e.source, e.event_id, e.record_id, e.severity, e.user_name, e.src_ip, \
          e.dst_ip, e.process, e.command_line, e.parent_process, e.fields"
     );
+    super::super::report::report_methods!(PostgresStore, sqlx::Postgres);
+}
+
+/// Tokens, sessions, agents, the change feed and the dashboard's counts, from the shared
+/// implementation.
+mod server_store {
+    use super::PostgresStore;
+    super::super::server::server_methods!(PostgresStore, sqlx::Postgres);
+}
+
+/// The notification outbox, from the shared implementation.
+mod outbox_store {
+    use super::PostgresStore;
+    super::super::outbox::outbox_methods!(PostgresStore, sqlx::Postgres);
 }

@@ -1,0 +1,23 @@
+//! `siren-agent check-config`: validates the configuration and the files it names.
+
+use std::path::Path;
+
+use crate::exit::{Exit, ExitContext, Failure};
+
+/// Runs the command.
+pub fn run(path: &Path) -> Result<Exit, Failure> {
+    let config = super::load(path)?;
+    config.token().exit(Exit::Config)?;
+    crate::ship::client(&config).exit(Exit::Config)?;
+    #[allow(clippy::print_stdout)]
+    {
+        println!(
+            "{}: valid ({} source{}, server {})",
+            path.display(),
+            config.sources.len(),
+            if config.sources.len() == 1 { "" } else { "s" },
+            config.server.url
+        );
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,76 @@
+//! `siren serve`: runs SIREN's server (REST API, agent ingest, live updates, dashboard) on the
+//! configured database, with the `server:` section of the configuration file.
+
+use std::sync::Arc;
+
+use crate::Context;
+use crate::exit::{CommandResult, Exit, Failure};
+
+/// Arguments of `siren serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (default `server.listen`, else 127.0.0.1:8080).
+    #[arg(long, env = "SIREN_LISTEN", value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// PEM certificate chain for HTTPS (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key for HTTPS.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// Sigma rule files or folders to detect with (default: `rules:`, else the built-in pack).
+    #[arg(long = "rules", short = 'r', value_name = "DIR")]
+    rules: Vec<std::path::PathBuf>,
+    /// Only store events: no detection, correlation or incidents.
+    #[arg(long, conflicts_with = "rules")]
+    no_detect: bool,
+}
+
+/// Runs `siren serve` until Ctrl-C or SIGTERM.
+pub async fn run(context: &Context, args: Args) -> CommandResult {
+    let config_error = |e: anyhow::Error| Failure::new(Exit::Config, e);
+    let mut server = context.server.clone();
+    if let Some(listen) = args.listen {
+        server.listen = listen;
+    }
+    if args.tls_cert.is_some() {
+        server.tls_cert = args.tls_cert;
+        server.tls_key = args.tls_key;
+    }
+    server
+        .validate()
+        .map_err(|e| config_error(anyhow::anyhow!(e)))?;
+    let rules = if args.no_detect {
+        None
+    } else {
+        let folders = if args.rules.is_empty() {
+            context.rules.clone()
+        } else {
+            args.rules
+        };
+        let rules = siren_server::load_rules(&folders, context.logsources.as_deref())
+            .map_err(config_error)?;
+        Some(Arc::new(rules))
+    };
+    let store = super::open_store(context).await?;
+    let listener = tokio::net::TcpListener::bind(server.listen)
+        .await
+        .map_err(|e| {
+            Failure::new(
+                Exit::Unavailable,
+                anyhow::anyhow!("cannot listen on {}: {e}", server.listen),
+            )
+        })?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Failure::new(Exit::Software, e))?;
+    let scheme = if server.tls() { "https" } else { "http" };
+    context.printer.note(format!(
+        "SIREN is serving on {scheme}://{address}/ (Ctrl-C stops it)"
+    ));
+    let state = siren_server::AppState::new(store, rules, server);
+    siren_server::serve(listener, state, siren_server::shutdown_signal())
+        .await
+        .map_err(|e| Failure::new(Exit::Software, e))?;
+    Ok(Exit::Ok)
+}

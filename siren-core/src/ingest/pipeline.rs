@@ -1,0 +1,291 @@
+//! [`Pipeline`]: the long-lived ingest path for events that arrive in batches over time (the
+//! server's `POST /events`), as opposed to [`ingest`](super::ingest), which reads files.
+//!
+//! Each batch is normalised (the JSON reader's flattening), prepared into rows and matched
+//! against the rules off the async threads; then, under the tenant's lock, stored in one
+//! transaction, correlated and grouped into incidents with the same code as file ingest. The
+//! call returns only once the events are committed.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{CORRELATION_STATE, IngestError, IngestOptions, IngestSummary, Matched, alerts_for};
+use crate::correlation::{Correlator, CorrelatorConfig};
+use crate::event::{Event, TenantId};
+use crate::normalize::flatten::flatten;
+use crate::rules::RuleSet;
+use crate::store::{EventRow, Store, StoreError};
+
+/// How a [`Pipeline`] behaves.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// How far apart alerts of one rule and key may be and still share an incident.
+    pub grouping_window: chrono::Duration,
+    /// Correlation limits (the same defaults as file ingest).
+    pub correlation: CorrelatorConfig,
+    /// Times a failed (transient) alert write is retried before the batch fails.
+    pub alert_retries: u32,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        let ingest = IngestOptions::default();
+        Self {
+            grouping_window: ingest.grouping_window,
+            correlation: ingest.correlation,
+            alert_retries: 5,
+        }
+    }
+}
+
+/// An item of a batch that was not stored, with its position in the batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// Position in the batch (0-based).
+    pub index: usize,
+    /// Why.
+    pub error: String,
+}
+
+/// What a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BatchOutcome {
+    /// Items in the batch.
+    pub received: u64,
+    /// Events stored that were not stored before.
+    pub stored: u64,
+    /// Events already stored (or repeated within the batch).
+    pub duplicates: u64,
+    /// Items that are not events, with why.
+    pub rejected: Vec<Rejected>,
+    /// Alerts raised by the new events.
+    pub alerts: u64,
+    /// Incidents opened.
+    pub incidents_created: u64,
+    /// Open incidents that received alerts.
+    pub incidents_updated: u64,
+}
+
+/// A batch normalised, prepared and matched: CPU work only.
+struct Prepared {
+    rows: Vec<EventRow>,
+    matched: Vec<Matched>,
+    rejected: Vec<Rejected>,
+    repeated: u64,
+}
+
+/// One tenant's correlation state, loaded from the store on first use.
+#[derive(Default)]
+struct TenantState {
+    correlator: Option<Correlator>,
+    loaded: bool,
+}
+
+/// Stores, detects, correlates and opens incidents for batches of events, one tenant's
+/// batches at a time (so correlation sees them in a consistent order), many tenants at once.
+pub struct Pipeline {
+    store: Arc<dyn Store>,
+    rules: Option<Arc<RuleSet>>,
+    options: PipelineOptions,
+    tenants: std::sync::Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<TenantState>>>>,
+    /// SQLite has one writer: batches of different tenants take turns rather than fail with
+    /// a busy database half-way through a batch.
+    single_writer: Option<tokio::sync::Mutex<()>>,
+}
+
+impl Pipeline {
+    /// A pipeline storing into `store`, detecting with `rules` (none: store only).
+    pub fn new(
+        store: Arc<dyn Store>,
+        rules: Option<Arc<RuleSet>>,
+        options: PipelineOptions,
+    ) -> Self {
+        let single_writer = (store.backend() == "sqlite").then(|| tokio::sync::Mutex::new(()));
+        Self {
+            store,
+            rules,
+            options,
+            tenants: std::sync::Mutex::new(HashMap::new()),
+            single_writer,
+        }
+    }
+
+    /// The rules it detects with.
+    pub fn rules(&self) -> Option<&Arc<RuleSet>> {
+        self.rules.as_ref()
+    }
+
+    /// The store it writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Ingests a batch of JSON documents (any shape the JSON reader understands: `evtx_dump`
+    /// JSON, Winlogbeat / ECS, flat objects). An `Err` item is one the caller could not parse;
+    /// it is rejected with its index, like a document that is not an object. Returns after
+    /// the events are committed; on error, nothing of the batch's events may be assumed
+    /// stored (a retry is safe: stored events are de-duplicated).
+    pub async fn ingest_json(
+        &self,
+        tenant: &TenantId,
+        items: Vec<Result<Value, String>>,
+    ) -> Result<BatchOutcome, IngestError> {
+        let received = items.len() as u64;
+        let rules = self.rules.clone();
+        let owner = tenant.clone();
+        let prepared =
+            tokio::task::spawn_blocking(move || prepare(items, &owner, rules.as_deref()))
+                .await
+                .map_err(|e| IngestError::Reader(format!("preparing a batch failed: {e}")))?;
+        let mut outcome = BatchOutcome {
+            received,
+            duplicates: prepared.repeated,
+            rejected: prepared.rejected,
+            ..BatchOutcome::default()
+        };
+        if prepared.rows.is_empty() {
+            return Ok(outcome);
+        }
+        let state = self.tenant_state(tenant);
+        let mut state = state.lock().await;
+        let _writer = match &self.single_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let store_error = |source| IngestError::Store { stored: 0, source };
+        if !state.loaded {
+            if let Some(rules) = &self.rules {
+                let mut correlator =
+                    Correlator::with_config(rules, self.options.correlation.clone());
+                if let Some(saved) = self
+                    .store
+                    .load_correlation_state(tenant, CORRELATION_STATE)
+                    .await
+                    .map_err(store_error)?
+                {
+                    // A state that no longer fits the rules is dropped (file ingest reports it).
+                    let _ = correlator.restore(&saved);
+                }
+                state.correlator = Some(correlator);
+            }
+            state.loaded = true;
+        }
+        let rows = prepared.rows;
+        let new_keys = self.store.insert_events(&rows).await.map_err(store_error)?;
+        outcome.stored = new_keys.len() as u64;
+        outcome.duplicates += (rows.len() - new_keys.len()) as u64;
+        let (Some(rules), Some(correlator)) = (&self.rules, state.correlator.as_mut()) else {
+            return Ok(outcome);
+        };
+        let new_keys: HashSet<[u8; 16]> = new_keys.into_iter().collect();
+        let fresh: Vec<(&Matched, [u8; 16])> = prepared
+            .matched
+            .iter()
+            .map(|m| (m, rows[m.row].dedup_key))
+            .filter(|(_, key)| new_keys.contains(key))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(outcome);
+        }
+        let mut summary = IngestSummary::default();
+        let alerts = alerts_for(rules, correlator, fresh, &mut summary);
+        let stored = outcome.stored;
+        let stored_error = |source| IngestError::Store { stored, source };
+        if !alerts.is_empty() {
+            let mut attempt = 0;
+            let recorded = loop {
+                match self
+                    .store
+                    .record_alerts(
+                        tenant,
+                        &alerts,
+                        self.options.grouping_window,
+                        chrono::Utc::now(),
+                    )
+                    .await
+                {
+                    Ok(recorded) => break recorded,
+                    Err(error) if error.is_transient() && attempt < self.options.alert_retries => {
+                        attempt += 1;
+                        tracing::warn!(%error, attempt, "recording alerts failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                    }
+                    Err(error) => return Err(stored_error(error)),
+                }
+            };
+            outcome.alerts = recorded.alerts;
+            outcome.incidents_created = recorded.incidents_created;
+            outcome.incidents_updated = recorded.incidents_updated;
+        }
+        self.store
+            .save_correlation_state(tenant, CORRELATION_STATE, &correlator.snapshot())
+            .await
+            .map_err(stored_error)?;
+        Ok(outcome)
+    }
+
+    fn tenant_state(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<TenantState>> {
+        let mut tenants = self
+            .tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tenants.entry(tenant.clone()).or_default().clone()
+    }
+}
+
+/// Whether a failed batch may succeed when sent again later.
+pub fn is_transient(error: &IngestError) -> bool {
+    matches!(error, IngestError::Store { source, .. } if source.is_transient())
+        || matches!(
+            error,
+            IngestError::Store {
+                source: StoreError::Connect { .. },
+                ..
+            }
+        )
+}
+
+fn prepare(
+    items: Vec<Result<Value, String>>,
+    tenant: &TenantId,
+    rules: Option<&RuleSet>,
+) -> Prepared {
+    let mut prepared = Prepared {
+        rows: Vec::with_capacity(items.len()),
+        matched: Vec::new(),
+        rejected: Vec::new(),
+        repeated: 0,
+    };
+    let mut seen = HashSet::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        let fields = match item.and_then(flatten) {
+            Ok(fields) => fields,
+            Err(error) => {
+                prepared.rejected.push(Rejected { index, error });
+                continue;
+            }
+        };
+        let event = Event::from_fields(fields, tenant.clone());
+        let row = EventRow::from_event(&event);
+        if !seen.insert(row.dedup_key) {
+            prepared.repeated += 1;
+            continue;
+        }
+        prepared.rows.push(row);
+        if let Some(rules) = rules {
+            let mut matched = Vec::new();
+            rules.for_each_match(&event, |rule| matched.push(rule));
+            if !matched.is_empty() {
+                prepared.matched.push(Matched {
+                    row: prepared.rows.len() - 1,
+                    rules: matched,
+                    event,
+                });
+            }
+        }
+    }
+    prepared
+}

@@ -1,0 +1,356 @@
+//! Load benchmark of the server on SQLite, with a Rust load generator (reqwest):
+//!
+//! 1. sustained `POST /api/v1/events` in batches of 500 from 4 concurrent senders until the
+//!    store holds `SIREN_BENCH_EVENTS` events (default 1,000,000), against the baseline of the
+//!    same batches through `siren_core::ingest::Pipeline` directly (no HTTP, same store kind);
+//! 2. event-to-incident latency: from sending a batch with an attack to its incident arriving
+//!    on `/api/v1/stream`;
+//! 3. with those events stored, 20 concurrent dashboard users calling the dashboard's API
+//!    (incident list, incident detail, stats, events, me): p50 / p99 per call, against
+//!    `/healthz` under the same load as the baseline; and the dashboard's first load (the page,
+//!    its assets, and its first API calls).
+//!
+//! `cargo bench -p siren-server --bench load` (set `SIREN_BENCH_EVENTS` for a smaller run).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use siren_core::TenantId;
+use siren_core::user::{Actor, Role};
+
+const BATCH: usize = 500;
+const SENDERS: usize = 4;
+const USERS: usize = 20;
+const PASSWORD: &str = "benchmark password";
+
+/// A realistic mix: logons, process creations, failed logons, and one log clearing per batch
+/// (an incident per host, over 500 hosts).
+fn batch(n: usize) -> Vec<Value> {
+    let base = chrono::DateTime::parse_from_rfc3339("2026-11-20T00:00:00Z").unwrap();
+    (0..BATCH)
+        .map(|i| {
+            let seq = (n * BATCH + i) as i64;
+            let host = format!("ws{:04}.corp.example", seq % 500);
+            let time = (base + chrono::Duration::milliseconds(seq * 10)).to_rfc3339();
+            match i % 50 {
+                0 => json!({"Event": {"System": {"EventID": 1102, "Channel": "Security",
+                    "Provider": {"#attributes": {"Name": "Microsoft-Windows-Eventlog"}},
+                    "Computer": host, "EventRecordID": seq, "TimeCreated": {"#attributes": {"SystemTime": time}}},
+                    "UserData": {"LogFileCleared": {"SubjectUserName": "mallory", "SubjectDomainName": "CORP"}}}}),
+                1..=10 => json!({"Event": {"System": {"EventID": 4688, "Channel": "Security",
+                    "Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing"}},
+                    "Computer": host, "EventRecordID": seq, "TimeCreated": {"#attributes": {"SystemTime": time}}},
+                    "EventData": {"NewProcessName": "C:\\Windows\\System32\\svchost.exe",
+                    "CommandLine": format!("svchost.exe -k netsvcs -p -s Schedule {seq}"),
+                    "ParentProcessName": "C:\\Windows\\System32\\services.exe", "SubjectUserName": "SYSTEM"}}}),
+                _ => json!({"Event": {"System": {"EventID": 4624, "Channel": "Security",
+                    "Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing"}},
+                    "Computer": host, "EventRecordID": seq, "TimeCreated": {"#attributes": {"SystemTime": time}}},
+                    "EventData": {"TargetUserName": format!("user{}", seq % 300), "TargetDomainName": "CORP",
+                    "LogonType": 3, "IpAddress": format!("10.0.{}.{}", seq % 200, seq % 250),
+                    "WorkstationName": "WS", "LogonProcessName": "NtLmSsp"}}}),
+            }
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 * p).ceil() as usize)
+        .saturating_sub(1)
+        .min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let target: usize = std::env::var("SIREN_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile_dir();
+    let url = format!("sqlite://{}", dir.join("bench.db").display());
+    let baseline_url = format!("sqlite://{}", dir.join("baseline.db").display());
+
+    // The server runs on its own runtime (2 worker threads, like a 2-core box), the load
+    // generator on another.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let rules = Arc::new(siren_server::load_rules(&[], None).unwrap());
+
+    // Baseline: the same batches through the library pipeline, no HTTP.
+    let baseline_batches = (20_000 / BATCH).max(1);
+    let baseline = server_rt.block_on(async {
+        let store = siren_core::store::open(&baseline_url).await.unwrap();
+        let pipeline =
+            siren_core::ingest::Pipeline::new(store, Some(rules.clone()), Default::default());
+        let tenant = TenantId::default();
+        let started = Instant::now();
+        for n in 0..baseline_batches {
+            let items = batch(n).into_iter().map(Ok).collect();
+            pipeline.ingest_json(&tenant, items).await.unwrap();
+        }
+        (baseline_batches * BATCH) as f64 / started.elapsed().as_secs_f64()
+    });
+
+    let (base, token) = server_rt.block_on(async {
+        let store = siren_core::store::open(&url).await.unwrap();
+        let tenant = TenantId::default();
+        let actor = Actor {
+            name: "bench".into(),
+            origin: "bench".into(),
+        };
+        let hash = siren_core::user::hash_password(PASSWORD).unwrap();
+        for i in 0..USERS {
+            store
+                .add_user(
+                    &tenant,
+                    &format!("analyst{i}"),
+                    Role::Analyst,
+                    &hash,
+                    &actor,
+                )
+                .await
+                .unwrap();
+        }
+        let secret = siren_server::auth::new_token_secret().unwrap();
+        let token_hash = siren_server::auth::token_hash(&secret);
+        store
+            .create_token(
+                &siren_core::store::server::NewToken {
+                    tenant: &tenant,
+                    name: "bench agent",
+                    role: Role::Agent,
+                    global: false,
+                    secret_hash: &token_hash,
+                    expires_at: None,
+                },
+                &actor,
+            )
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let config = siren_server::ServerConfig {
+            login_failures_per_ip: 10_000,
+            ..siren_server::ServerConfig::default()
+        };
+        let state = siren_server::AppState::new(store, Some(rules.clone()), config);
+        tokio::spawn(siren_server::serve(listener, state, std::future::pending()));
+        (base, secret)
+    });
+
+    client_rt.block_on(async move {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        // 1. Sustained ingest.
+        let batches = target.div_ceil(BATCH);
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut senders = Vec::new();
+        for _ in 0..SENDERS {
+            let (http, base, token, next) = (http.clone(), base.clone(), token.clone(), next.clone());
+            senders.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if n >= batches {
+                        return latencies;
+                    }
+                    let body = serde_json::to_vec(&batch(n)).unwrap();
+                    let sent = Instant::now();
+                    loop {
+                        let response = http
+                            .post(format!("{base}/api/v1/events"))
+                            .bearer_auth(&token)
+                            .header("Content-Type", "application/json")
+                            .body(body.clone())
+                            .send()
+                            .await
+                            .unwrap();
+                        if response.status() == 503 {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+                        break;
+                    }
+                    latencies.push(sent.elapsed());
+                    if n % 200 == 0 && n > 0 {
+                        eprintln!("  {} events sent", n * BATCH);
+                    }
+                }
+            }));
+        }
+        let mut batch_latencies = Vec::new();
+        for sender in senders {
+            batch_latencies.extend(sender.await.unwrap());
+        }
+        let elapsed = started.elapsed();
+        let rate = (batches * BATCH) as f64 / elapsed.as_secs_f64();
+        batch_latencies.sort();
+        println!("## SIREN server load benchmark (SQLite, {} events, batches of {BATCH}, {SENDERS} senders)", batches * BATCH);
+        println!("ingest via POST /api/v1/events: {rate:.0} events/s ({:.1} s); batch latency p50 {} p99 {}",
+            elapsed.as_secs_f64(), ms(percentile(&batch_latencies, 0.5)), ms(percentile(&batch_latencies, 0.99)));
+        println!("baseline, same batches through siren_core Pipeline (no HTTP): {baseline:.0} events/s; HTTP path = {:.0}% of it",
+            100.0 * rate / baseline);
+
+        // Log in the dashboard users.
+        let mut users = Vec::new();
+        for i in 0..USERS {
+            let client = reqwest::Client::builder().cookie_store(true).build().unwrap();
+            let me: Value = client
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({"username": format!("analyst{i}"), "password": PASSWORD}))
+                .send().await.unwrap().json().await.unwrap();
+            assert!(me["csrf_token"].is_string(), "{me}");
+            users.push(client);
+        }
+
+        // 2. Event-to-incident latency over the live stream.
+        let mut stream = users[0].get(format!("{base}/api/v1/stream")).send().await.unwrap();
+        let mut buffer = String::new();
+        let mut latencies = Vec::new();
+        for i in 0..20 {
+            let host = format!("latency{i}.corp.example");
+            let event = json!([{"EventID": 1102, "Channel": "Security", "Provider_Name": "Microsoft-Windows-Eventlog",
+                "Computer": host, "EventRecordID": i, "TimeCreated": chrono::Utc::now().to_rfc3339()}]);
+            let sent = Instant::now();
+            let response = http.post(format!("{base}/api/v1/events")).bearer_auth(&token).json(&event).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            loop {
+                let chunk = tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await.unwrap().unwrap().unwrap();
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                if buffer.contains(&host) {
+                    latencies.push(sent.elapsed());
+                    buffer.clear();
+                    break;
+                }
+            }
+        }
+        drop(stream);
+        latencies.sort();
+        println!("event-to-incident (POST sent → incident on /stream): p50 {} max {}",
+            ms(percentile(&latencies, 0.5)), ms(*latencies.last().unwrap()));
+
+        // 3. 20 concurrent dashboard users.
+        let page: Value = users[0].get(format!("{base}/api/v1/incidents?limit=50")).send().await.unwrap().json().await.unwrap();
+        let ids: Vec<i64> = page["incidents"].as_array().unwrap().iter().filter_map(|i| i["id"].as_i64()).collect();
+        let calls: Vec<(&str, String)> = vec![
+            ("incidents", "/api/v1/incidents?limit=50".to_owned()),
+            ("incidents?status=new", "/api/v1/incidents?status=new&limit=50".to_owned()),
+            ("incident detail", String::new()),
+            ("stats", "/api/v1/stats".to_owned()),
+            ("events", "/api/v1/events?limit=50".to_owned()),
+            ("me", "/api/v1/auth/me".to_owned()),
+        ];
+        let run_for = Duration::from_secs(20);
+        let measure = |paths: Vec<(&'static str, String)>| {
+            let users = users.clone();
+            let base = base.clone();
+            let ids = ids.clone();
+            async move {
+                let mut tasks = Vec::new();
+                for (u, client) in users.into_iter().enumerate() {
+                    let (paths, base, ids) = (paths.clone(), base.clone(), ids.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let mut seen: Vec<(&'static str, Duration)> = Vec::new();
+                        let until = Instant::now() + run_for;
+                        let mut k = u;
+                        while Instant::now() < until {
+                            for (name, path) in &paths {
+                                let path = if path.is_empty() { format!("/api/v1/incidents/{}", ids[k % ids.len()]) } else { path.clone() };
+                                k += 1;
+                                let sent = Instant::now();
+                                let response = client.get(format!("{base}{path}")).send().await.unwrap();
+                                assert_eq!(response.status(), 200, "{path}");
+                                response.bytes().await.unwrap();
+                                seen.push((name, sent.elapsed()));
+                            }
+                        }
+                        seen
+                    }));
+                }
+                let mut all = Vec::new();
+                for task in tasks {
+                    all.extend(task.await.unwrap());
+                }
+                all
+            }
+        };
+        let healthz = measure(vec![("healthz", "/healthz".to_owned())]).await;
+        let mut healthz: Vec<Duration> = healthz.into_iter().map(|(_, d)| d).collect();
+        healthz.sort();
+        let named: Vec<(&'static str, String)> = calls.iter().map(|(n, p)| (*n, p.clone())).collect();
+        let seen = measure(named).await;
+        println!("{USERS} concurrent dashboard users, {} events stored, {} s each:", batches * BATCH + 20, run_for.as_secs());
+        println!("  baseline GET /healthz: p50 {} p99 {} ({} calls)", ms(percentile(&healthz, 0.5)), ms(percentile(&healthz, 0.99)), healthz.len());
+        let mut all: Vec<Duration> = seen.iter().map(|(_, d)| *d).collect();
+        all.sort();
+        for (name, _) in &calls {
+            let mut mine: Vec<Duration> = seen.iter().filter(|(n, _)| n == name).map(|(_, d)| *d).collect();
+            mine.sort();
+            println!("  {name}: p50 {} p99 {} ({} calls)", ms(percentile(&mine, 0.5)), ms(percentile(&mine, 0.99)), mine.len());
+        }
+        println!("  all API calls: p50 {} p99 {} ({} calls, {:.0} calls/s)", ms(percentile(&all, 0.5)), ms(percentile(&all, 0.99)), all.len(),
+            all.len() as f64 / run_for.as_secs_f64());
+
+        // Dashboard first load: the page, its assets, and the API calls it makes first, by a
+        // fresh browser-like client (no cache), while the 20 users keep working.
+        let background = {
+            let named: Vec<(&'static str, String)> = calls.iter().map(|(n, p)| (*n, p.clone())).collect();
+            tokio::spawn(measure(named))
+        };
+        let mut loads = Vec::new();
+        for _ in 0..10 {
+            let fresh = reqwest::Client::builder().cookie_store(true).build().unwrap();
+            let started = Instant::now();
+            let index = fresh.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+            let assets: Vec<String> = index
+                .split(['"', '\''])
+                .filter(|s| (s.starts_with("/assets/") || s.starts_with("assets/") || s.ends_with(".js") || s.ends_with(".css")) && !s.contains(' '))
+                .map(|s| if s.starts_with('/') { s.to_owned() } else { format!("/{s}") })
+                .collect();
+            let fetches = assets.iter().map(|a| fresh.get(format!("{base}{a}")).send());
+            for response in futures_util::future::join_all(fetches).await {
+                response.unwrap().bytes().await.unwrap();
+            }
+            fresh.post(format!("{base}/api/v1/auth/login")).json(&json!({"username": "analyst0", "password": PASSWORD})).send().await.unwrap();
+            let api = ["/api/v1/auth/me", "/api/v1/stats", "/api/v1/incidents?limit=50"].map(|p| fresh.get(format!("{base}{p}")).send());
+            for response in futures_util::future::join_all(api).await {
+                response.unwrap().bytes().await.unwrap();
+            }
+            loads.push((started.elapsed(), assets.len()));
+        }
+        let _ = background.await;
+        let mut times: Vec<Duration> = loads.iter().map(|(d, _)| *d).collect();
+        times.sort();
+        println!("dashboard first load (page + {} assets + login + me/stats/incidents), under the same load: p50 {} max {}",
+            loads[0].1, ms(percentile(&times, 0.5)), ms(*times.last().unwrap()));
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("siren-load-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -1,0 +1,206 @@
+//! `/api/v1/users` and `/api/v1/tokens`: the admin's management of people and API tokens.
+//! A token's secret is returned once, when it is created; only its hash is kept. Only a
+//! global admin may create global admins or global tokens.
+
+use axum::extract::{Path, State};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use siren_core::store::server::NewToken;
+use siren_core::user::Role;
+
+use crate::AppState;
+use crate::auth::{Access, Administer};
+use crate::error::{ApiError, ApiResult};
+
+/// `/api/v1/users…` and `/api/v1/tokens…`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/users", get(list_users).post(add_user))
+        .route("/api/v1/users/{name}/disable", post(disable_user))
+        .route("/api/v1/users/{name}/enable", post(enable_user))
+        .route("/api/v1/tokens", get(list_tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
+}
+
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn body<T>(body: JsonBody<T>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+fn role(text: &str) -> Result<Role, ApiError> {
+    Role::parse(text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "unknown role '{text}': use admin, analyst, viewer or agent"
+        ))
+    })
+}
+
+async fn list_users(
+    State(state): State<AppState>,
+    access: Access<Administer>,
+) -> ApiResult<Json<Value>> {
+    let users = state.store().list_users(&access.tenant).await?;
+    Ok(Json(json!({ "users": users })))
+}
+
+#[derive(Deserialize)]
+struct NewUser {
+    name: String,
+    role: String,
+    password: String,
+    #[serde(default)]
+    global: bool,
+}
+
+async fn add_user(
+    State(state): State<AppState>,
+    access: Access<Administer>,
+    request: JsonBody<NewUser>,
+) -> ApiResult<Json<Value>> {
+    let request = body(request)?;
+    let role = role(&request.role)?;
+    if !role.is_for_people() {
+        return Err(ApiError::BadRequest(
+            "the agent role is for API tokens, not users".to_owned(),
+        ));
+    }
+    if request.password.chars().count() < 12 {
+        return Err(ApiError::BadRequest(
+            "the password must have at least 12 characters".to_owned(),
+        ));
+    }
+    if request.global && !access.global {
+        return Err(ApiError::Forbidden(
+            "only a global admin may create a global admin".to_owned(),
+        ));
+    }
+    let password = request.password;
+    let hash = tokio::task::spawn_blocking(move || siren_core::user::hash_password(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::Internal)?;
+    let actor = access.actor();
+    let user = state
+        .store()
+        .add_user(&access.tenant, &request.name, role, &hash, &actor)
+        .await?;
+    if request.global {
+        state
+            .store()
+            .set_user_global(&access.tenant, &user.name, true, &actor)
+            .await?;
+    }
+    Ok(Json(json!({ "user": user, "global": request.global })))
+}
+
+async fn set_disabled(
+    state: AppState,
+    access: Access<Administer>,
+    name: String,
+    disabled: bool,
+) -> ApiResult<Json<Value>> {
+    if disabled && name == access.name && access.tenant == access.home_tenant {
+        return Err(ApiError::Refused("you cannot disable yourself".to_owned()));
+    }
+    let user = state
+        .store()
+        .set_user_disabled(&access.tenant, &name, disabled, &access.actor())
+        .await?;
+    Ok(Json(json!({ "user": user })))
+}
+
+async fn disable_user(
+    State(state): State<AppState>,
+    access: Access<Administer>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_disabled(state, access, name, true).await
+}
+
+async fn enable_user(
+    State(state): State<AppState>,
+    access: Access<Administer>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_disabled(state, access, name, false).await
+}
+
+async fn list_tokens(
+    State(state): State<AppState>,
+    access: Access<Administer>,
+) -> ApiResult<Json<Value>> {
+    let tokens = state.store().list_tokens(&access.tenant).await?;
+    Ok(Json(json!({ "tokens": tokens })))
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    name: String,
+    role: String,
+    #[serde(default)]
+    global: bool,
+    /// RFC 3339 time, or days from now.
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    expires_in_days: Option<u32>,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    access: Access<Administer>,
+    request: JsonBody<TokenRequest>,
+) -> ApiResult<Json<Value>> {
+    let request = body(request)?;
+    let role = role(&request.role)?;
+    if request.global && !access.global {
+        return Err(ApiError::Forbidden(
+            "only a global admin may create a global token".to_owned(),
+        ));
+    }
+    let expires_at = match (&request.expires_at, request.expires_in_days) {
+        (Some(at), _) => Some(
+            chrono::DateTime::parse_from_rfc3339(at)
+                .map_err(|e| ApiError::BadRequest(format!("invalid expires_at '{at}': {e}")))?
+                .with_timezone(&chrono::Utc),
+        ),
+        (None, Some(days)) => Some(chrono::Utc::now() + chrono::Duration::days(i64::from(days))),
+        (None, None) => None,
+    };
+    let secret = crate::auth::new_token_secret()?;
+    let hash = crate::auth::token_hash(&secret);
+    let token = state
+        .store()
+        .create_token(
+            &NewToken {
+                tenant: &access.tenant,
+                name: &request.name,
+                role,
+                global: request.global,
+                secret_hash: &hash,
+                expires_at,
+            },
+            &access.actor(),
+        )
+        .await?;
+    Ok(Json(json!({ "token": token, "secret": secret })))
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    access: Access<Administer>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("token {id} not found")))?;
+    let token = state
+        .store()
+        .revoke_token(&access.tenant, id, &access.actor())
+        .await?;
+    Ok(Json(json!({ "token": token })))
+}

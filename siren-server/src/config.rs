@@ -1,0 +1,122 @@
+//! The `server:` section of the configuration file, typed: where to listen, TLS, limits,
+//! sessions and login rate limits. Unknown keys are an error naming the key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Server settings (`server:` in `siren.yaml`). Every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    pub tls_key: Option<PathBuf>,
+    /// Largest request body accepted by `POST /events` (bytes, before decompression).
+    pub body_limit: usize,
+    /// Largest decompressed body of a gzip request (bytes).
+    pub decompressed_limit: usize,
+    /// Largest batch (items) of one `POST /events`.
+    pub max_batch: usize,
+    /// `POST /events` requests waiting for the store beyond which the server answers 503.
+    pub max_pending_batches: usize,
+    /// How long a browser session lasts (seconds).
+    pub session_seconds: u64,
+    /// Failed logins per user within `login_window_seconds` before logins are refused.
+    pub login_failures_per_user: u32,
+    /// Failed logins per client address within `login_window_seconds` before refusal.
+    pub login_failures_per_ip: u32,
+    /// The login rate limit's window (seconds).
+    pub login_window_seconds: u64,
+    /// Serve `/metrics` without authentication (for a Prometheus on a trusted network);
+    /// otherwise it needs a global admin.
+    pub metrics_public: bool,
+    /// Mark the session cookie `Secure` even without TLS here (TLS ends at a proxy).
+    pub secure_cookies: bool,
+    /// How often the live stream looks for incidents changed by other processes (ms).
+    pub stream_poll_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            body_limit: 16 << 20,
+            decompressed_limit: 64 << 20,
+            max_batch: 10_000,
+            max_pending_batches: 64,
+            session_seconds: 12 * 3600,
+            login_failures_per_user: 5,
+            login_failures_per_ip: 20,
+            login_window_seconds: 300,
+            metrics_public: false,
+            secure_cookies: false,
+            stream_poll_ms: 1000,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the settings that depend on each other.
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => {
+                return Err("server.tls_cert is set but server.tls_key is not".into());
+            }
+            (None, Some(_)) => {
+                return Err("server.tls_key is set but server.tls_cert is not".into());
+            }
+            _ => {}
+        }
+        if self.body_limit == 0 || self.decompressed_limit == 0 || self.max_batch == 0 {
+            return Err(
+                "server.body_limit, decompressed_limit and max_batch must be above 0".into(),
+            );
+        }
+        if self.max_pending_batches == 0 {
+            return Err("server.max_pending_batches must be above 0".into());
+        }
+        Ok(())
+    }
+
+    /// Whether HTTPS is configured.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    /// The session lifetime.
+    pub fn session_lifetime(&self) -> Duration {
+        Duration::from_secs(self.session_seconds.max(60))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let error = serde_yaml::from_str::<ServerConfig>("listen: 127.0.0.1:1\nbody_limt: 5\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("body_limt"), "{error}");
+        let config: ServerConfig =
+            serde_yaml::from_str("listen: 0.0.0.0:9000\nbody_limit: 1024\n").unwrap_or_default();
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.body_limit, 1024);
+        assert_eq!(config.max_batch, ServerConfig::default().max_batch);
+        let half_tls = ServerConfig {
+            tls_cert: Some("c.pem".into()),
+            ..ServerConfig::default()
+        };
+        assert!(half_tls.validate().is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! `/api/v1/incidents`: list (filters, cursor pages), detail (timeline, alerts, events), and
+//! the analyst's actions (assign, status, notes). Another tenant's incident is "not found".
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use siren_core::incident::{IncidentFilter, IncidentId, Resolution, Severity, Status};
+
+use crate::AppState;
+use crate::auth::{Access, Read, Work};
+use crate::error::{ApiError, ApiResult};
+
+/// Events shown with an incident at most.
+const DETAIL_EVENTS: u32 = 200;
+/// Alerts shown with an incident at most.
+const DETAIL_ALERTS: u32 = 500;
+
+/// `/api/v1/incidents…`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/incidents", get(list))
+        .route("/api/v1/incidents/{id}", get(detail))
+        .route("/api/v1/incidents/{id}/assign", post(assign))
+        .route("/api/v1/incidents/{id}/status", post(status))
+        .route("/api/v1/incidents/{id}/notes", post(note))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListParams {
+    status: Option<String>,
+    severity: Option<String>,
+    assignee: Option<String>,
+    since: Option<String>,
+    q: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+fn incident_id(text: &str) -> Result<IncidentId, ApiError> {
+    // A malformed id names no incident of this tenant.
+    text.parse()
+        .map_err(|_| ApiError::NotFound(format!("incident {text} not found")))
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+/// Whether an incident matches a free-text search (title, hosts, users, IPs, rules,
+/// techniques, assignee), case-insensitively.
+fn matches_text(incident: &siren_core::incident::Incident, needle: &str) -> bool {
+    let hit = |s: &str| s.to_lowercase().contains(needle);
+    hit(&incident.title)
+        || incident.assignee.as_deref().is_some_and(hit)
+        || incident.id.to_string() == needle.trim_start_matches('#')
+        || [
+            &incident.hosts,
+            &incident.users,
+            &incident.ips,
+            &incident.rule_ids,
+            &incident.techniques,
+        ]
+        .iter()
+        .any(|list| list.iter().any(|s| hit(s)))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    access: Access<Read>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let mut filter = IncidentFilter {
+        status: non_empty(params.status)
+            .map(|s| {
+                Status::parse(&s)
+                    .ok_or_else(|| ApiError::BadRequest(format!("unknown status '{s}'")))
+            })
+            .transpose()?,
+        severity: non_empty(params.severity)
+            .map(|s| {
+                Severity::parse(&s)
+                    .ok_or_else(|| ApiError::BadRequest(format!("unknown severity '{s}'")))
+            })
+            .transpose()?,
+        assignee: non_empty(params.assignee),
+        since: non_empty(params.since)
+            .map(|s| crate::events::parse_time("since", &s))
+            .transpose()?,
+        cursor: non_empty(params.cursor),
+        limit: params.limit.unwrap_or(50).clamp(1, 500),
+    };
+    let Some(needle) = non_empty(params.q).map(|q| q.to_lowercase()) else {
+        let page = state
+            .store()
+            .list_incidents(&access.tenant, &filter)
+            .await?;
+        return Ok(Json(json!(page)));
+    };
+    // A text search reads pages until it has a page of matches (or 20 pages were read),
+    // and hands back the cursor where it stopped.
+    let wanted = filter.limit as usize;
+    filter.limit = 500;
+    let mut found = Vec::new();
+    let mut next = None;
+    for _ in 0..20 {
+        let page = state
+            .store()
+            .list_incidents(&access.tenant, &filter)
+            .await?;
+        found.extend(
+            page.incidents
+                .into_iter()
+                .filter(|i| matches_text(i, &needle)),
+        );
+        next = page.next_cursor;
+        if found.len() >= wanted || next.is_none() {
+            break;
+        }
+        filter.cursor = next.clone();
+    }
+    found.truncate(wanted);
+    Ok(Json(json!({ "incidents": found, "next_cursor": next })))
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    access: Access<Read>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    let store = state.store();
+    let incident = store.get_incident(&access.tenant, id).await?;
+    let timeline = store.incident_timeline(&access.tenant, id).await?;
+    let alerts = store
+        .incident_alerts(&access.tenant, id, DETAIL_ALERTS)
+        .await?;
+    let events = store
+        .incident_events(&access.tenant, id, DETAIL_EVENTS)
+        .await?;
+    Ok(Json(json!({
+        "incident": incident, "timeline": timeline, "alerts": alerts, "events": events,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct AssignRequest {
+    assignee: String,
+}
+
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn body<T>(body: JsonBody<T>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+async fn assign(
+    State(state): State<AppState>,
+    access: Access<Work>,
+    Path(id): Path<String>,
+    request: JsonBody<AssignRequest>,
+) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    let request = body(request)?;
+    let incident = state
+        .store()
+        .assign_incident(&access.tenant, id, request.assignee.trim(), &access.actor())
+        .await?;
+    state.changes().wake();
+    Ok(Json(json!(incident)))
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusRequest {
+    status: String,
+    #[serde(default)]
+    resolution: Option<String>,
+    #[serde(default)]
+    note: Option<String>,
+}
+
+async fn status(
+    State(state): State<AppState>,
+    access: Access<Work>,
+    Path(id): Path<String>,
+    request: JsonBody<StatusRequest>,
+) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    let request = body(request)?;
+    let to = Status::parse(&request.status)
+        .ok_or_else(|| ApiError::BadRequest(format!("unknown status '{}'", request.status)))?;
+    let resolution = non_empty(request.resolution)
+        .map(|r| {
+            Resolution::parse(&r).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "unknown resolution '{r}': use true_positive, false_positive or benign"
+                ))
+            })
+        })
+        .transpose()?;
+    let incident = state
+        .store()
+        .change_status(
+            &access.tenant,
+            id,
+            to,
+            resolution,
+            request.note.as_deref(),
+            &access.actor(),
+        )
+        .await?;
+    state.changes().wake();
+    Ok(Json(json!(incident)))
+}
+
+#[derive(Debug, Deserialize)]
+struct NoteRequest {
+    text: String,
+}
+
+/// The longest note accepted (characters).
+const MAX_NOTE: usize = 20_000;
+
+async fn note(
+    State(state): State<AppState>,
+    access: Access<Work>,
+    Path(id): Path<String>,
+    request: JsonBody<NoteRequest>,
+) -> ApiResult<Json<Value>> {
+    let id = incident_id(&id)?;
+    let request = body(request)?;
+    if request.text.chars().count() > MAX_NOTE {
+        return Err(ApiError::BadRequest(format!(
+            "a note has at most {MAX_NOTE} characters"
+        )));
+    }
+    let incident = state
+        .store()
+        .add_note(&access.tenant, id, &request.text, &access.actor())
+        .await?;
+    state.changes().wake();
+    Ok(Json(json!(incident)))
+}

@@ -1,0 +1,198 @@
+//! `/metrics` in the Prometheus (OpenMetrics) text format: events received, stored, duplicate
+//! and rejected; incidents by status; request latencies by route. Open when
+//! `server.metrics_public` is set, else for global admins only (it counts every tenant).
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use siren_core::ingest::BatchOutcome;
+
+use crate::AppState;
+use crate::auth::{Access, Administer};
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: String,
+}
+
+type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms … 8 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    events_received: Counter,
+    events_stored: Counter,
+    events_duplicate: Counter,
+    events_rejected: Counter,
+    batches_refused_busy: Counter,
+    incidents: Family<StatusLabel, Gauge>,
+    latency: LatencyFamily,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("siren");
+        let metrics = Self {
+            events_received: Counter::default(),
+            events_stored: Counter::default(),
+            events_duplicate: Counter::default(),
+            events_rejected: Counter::default(),
+            batches_refused_busy: Counter::default(),
+            incidents: Family::default(),
+            latency: LatencyFamily::new_with_constructor(latency_histogram),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "events_received",
+            "Events received by POST /events",
+            metrics.events_received.clone(),
+        );
+        registry.register(
+            "events_stored",
+            "Events stored (new)",
+            metrics.events_stored.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Events already stored",
+            metrics.events_duplicate.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Items of POST /events that were not events",
+            metrics.events_rejected.clone(),
+        );
+        registry.register(
+            "ingest_busy",
+            "POST /events answered 503 because the store was busy",
+            metrics.batches_refused_busy.clone(),
+        );
+        registry.register(
+            "incidents",
+            "Incidents by status (every tenant)",
+            metrics.incidents.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            metrics.latency.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// Counts a batch.
+    pub fn ingested(&self, outcome: &BatchOutcome) {
+        self.events_received.inc_by(outcome.received);
+        self.events_stored.inc_by(outcome.stored);
+        self.events_duplicate.inc_by(outcome.duplicates);
+        self.events_rejected.inc_by(outcome.rejected.len() as u64);
+    }
+
+    /// Counts a batch refused because the store was busy.
+    pub fn busy(&self) {
+        self.batches_refused_busy.inc();
+    }
+
+    fn observe(&self, method: &str, route: String, status: u16, seconds: f64) {
+        self.latency
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route,
+                status,
+            })
+            .observe(seconds);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Records every request's latency under its route pattern (never the raw path, so ids do
+/// not multiply the series).
+pub async fn track_request(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics().observe(
+        method.as_str(),
+        route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// `/metrics`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
+async fn metrics(State(state): State<AppState>, request: Request) -> ApiResult<Response> {
+    if !state.config().metrics_public {
+        let (mut parts, _) = request.into_parts();
+        let access = Access::<Administer>::from_request_parts(&mut parts, &state).await?;
+        if !access.global {
+            return Err(ApiError::Forbidden(
+                "metrics cover every tenant: a global admin only".to_owned(),
+            ));
+        }
+    }
+    let metrics = state.metrics();
+    metrics.incidents.clear();
+    for (status, count) in state.store().incidents_by_status().await? {
+        metrics
+            .incidents
+            .get_or_create(&StatusLabel { status })
+            .set(count.min(i64::MAX as u64) as i64);
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &metrics.registry)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}

@@ -1,0 +1,144 @@
+//! `GET /api/v1/stats`: the dashboard overview's counts. They are computed by the store
+//! (counting over a million events takes a while), kept per tenant for [`FRESH`], and
+//! refreshed in the background while the previous answer is served, so at most one count
+//! per tenant runs at a time however many dashboards are open.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use siren_core::TenantId;
+use siren_core::store::server::DashboardStats;
+
+use crate::AppState;
+use crate::auth::{Access, Read};
+use crate::error::ApiResult;
+
+/// How long counts are served without a refresh.
+pub const FRESH: Duration = Duration::from_secs(2);
+/// Counts older than this are recomputed before answering.
+pub const STALE: Duration = Duration::from_secs(30);
+
+/// `/api/v1/stats`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/stats", get(stats))
+}
+
+struct Entry {
+    at: Instant,
+    stats: Arc<DashboardStats>,
+    refreshing: bool,
+}
+
+/// The latest counts per tenant.
+#[derive(Default)]
+pub struct StatsCache {
+    entries: Mutex<HashMap<TenantId, Entry>>,
+}
+
+impl StatsCache {
+    fn lookup(&self, tenant: &TenantId) -> (Option<Arc<DashboardStats>>, bool) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match entries.get_mut(tenant) {
+            Some(entry) if entry.at.elapsed() < FRESH => (Some(entry.stats.clone()), false),
+            Some(entry) if entry.at.elapsed() < STALE => {
+                let refresh = !entry.refreshing;
+                entry.refreshing = true;
+                (Some(entry.stats.clone()), refresh)
+            }
+            _ => (None, false),
+        }
+    }
+
+    fn store(&self, tenant: &TenantId, stats: Arc<DashboardStats>) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.insert(
+            tenant.clone(),
+            Entry {
+                at: Instant::now(),
+                stats,
+                refreshing: false,
+            },
+        );
+    }
+
+    fn refresh_failed(&self, tenant: &TenantId) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(entry) = entries.get_mut(tenant) {
+            entry.refreshing = false;
+        }
+    }
+}
+
+/// The tenant's counts, at most [`FRESH`] old (or [`STALE`] while a refresh runs).
+pub async fn tenant_stats(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<DashboardStats>> {
+    let cache = state.stats_cache();
+    match cache.lookup(tenant) {
+        (Some(stats), false) => Ok(stats),
+        (Some(stats), true) => {
+            let (state, tenant) = (state.clone(), tenant.clone());
+            tokio::spawn(async move {
+                match state
+                    .store()
+                    .dashboard_stats(&tenant, chrono::Utc::now())
+                    .await
+                {
+                    Ok(fresh) => state.stats_cache().store(&tenant, Arc::new(fresh)),
+                    Err(error) => {
+                        tracing::warn!(%error, tenant = %tenant, "refreshing the overview failed");
+                        state.stats_cache().refresh_failed(&tenant);
+                    }
+                }
+            });
+            Ok(stats)
+        }
+        (None, _) => {
+            let stats = Arc::new(
+                state
+                    .store()
+                    .dashboard_stats(tenant, chrono::Utc::now())
+                    .await?,
+            );
+            cache.store(tenant, stats.clone());
+            Ok(stats)
+        }
+    }
+}
+
+async fn stats(
+    State(state): State<AppState>,
+    access: Access<Read>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let stats = tenant_stats(&state, &access.tenant).await?;
+    let mut body =
+        serde_json::to_value(&*stats).map_err(|e| crate::ApiError::Internal(e.to_string()))?;
+    // The contract names the top lists' fields after what they count.
+    if let Some(object) = body.as_object_mut() {
+        let rules: Vec<_> = stats
+            .top_rules
+            .iter()
+            .map(|r| serde_json::json!({"rule_id": r.name, "title": r.title, "count": r.count}))
+            .collect();
+        let hosts: Vec<_> = stats
+            .top_hosts
+            .iter()
+            .map(|h| serde_json::json!({"host": h.name, "count": h.count}))
+            .collect();
+        object.insert("top_rules".into(), rules.into());
+        object.insert("top_hosts".into(), hosts.into());
+        object.insert("tenant".into(), access.tenant.as_str().into());
+    }
+    Ok(Json(body))
+}

@@ -1,0 +1,176 @@
+//! `GET /api/v1/stream`: Server-Sent Events for new and changed incidents.
+//!
+//! One background task per server follows the store's change feed (incidents whose
+//! `updated_at` moved), so changes made by any process — this server, `siren ingest` from
+//! cron, another replica on the same PostgreSQL — reach the stream. It polls every
+//! `stream_poll_ms` and at once when this server changed an incident itself ([`ChangeFeed::wake`]).
+//! Each change is broadcast once to every subscriber; each subscriber only sees its tenant's.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::routing::get;
+use futures_util::stream::Stream;
+use siren_core::TenantId;
+use siren_core::incident::Incident;
+use tokio::sync::{Notify, broadcast};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::BroadcastStream;
+
+use crate::AppState;
+use crate::auth::{Access, Read};
+
+/// How far back each poll looks again, for changes committed late (a transaction's
+/// `updated_at` is taken before it commits).
+const OVERLAP_MICROS: i64 = 5_000_000;
+/// Changes read per poll at most.
+const POLL_LIMIT: u32 = 1000;
+
+/// One change, as sent to subscribers.
+#[derive(Debug, Clone)]
+pub struct IncidentChanged {
+    /// Owner.
+    pub tenant: TenantId,
+    /// `created` or `updated`.
+    pub kind: &'static str,
+    /// The incident as it is now.
+    pub incident: Arc<Incident>,
+}
+
+/// The broadcast of incident changes and the poller's wake-up call.
+pub struct ChangeFeed {
+    sender: broadcast::Sender<IncidentChanged>,
+    wake: Notify,
+    /// Turns true when the server shuts down: open streams end so the drain can finish.
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl ChangeFeed {
+    /// An idle feed.
+    pub fn new() -> Self {
+        Self {
+            sender: broadcast::channel(1024).0,
+            wake: Notify::new(),
+            closing: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Asks the poller to look now (this server changed incidents).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Ends every open stream (the server is shutting down).
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    fn closed(&self) -> impl std::future::Future<Output = ()> + Send + 'static + use<> {
+        let mut closing = self.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|closed| *closed).await;
+        }
+    }
+
+    /// A new subscription.
+    pub fn subscribe(&self) -> broadcast::Receiver<IncidentChanged> {
+        self.sender.subscribe()
+    }
+}
+
+impl Default for ChangeFeed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Follows the store's change feed until `stop` turns true.
+pub async fn run_change_feed(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let poll = Duration::from_millis(state.config().stream_poll_ms.max(50));
+    let mut since = chrono::Utc::now().timestamp_micros();
+    // What was announced, by incident: its `updated_at`.
+    let mut announced: HashMap<i64, i64> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = state.changes().wake.notified() => {}
+            _ = stop.changed() => return,
+        }
+        let changes = match state
+            .store()
+            .incidents_changed_since(since - OVERLAP_MICROS, POLL_LIMIT)
+            .await
+        {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::warn!(%error, "reading incident changes failed");
+                continue;
+            }
+        };
+        for change in changes {
+            since = since.max(change.updated_at);
+            if announced
+                .get(&change.id.0)
+                .is_some_and(|at| *at >= change.updated_at)
+            {
+                continue;
+            }
+            announced.insert(change.id.0, change.updated_at);
+            let incident = match state.store().get_incident(&change.tenant, change.id).await {
+                Ok(incident) => incident,
+                Err(error) => {
+                    tracing::warn!(%error, incident = change.id.0, "reading a changed incident failed");
+                    continue;
+                }
+            };
+            let kind = if change.created_at == change.updated_at {
+                "created"
+            } else {
+                "updated"
+            };
+            // No subscriber is not an error.
+            let _ = state.changes().sender.send(IncidentChanged {
+                tenant: change.tenant,
+                kind,
+                incident: Arc::new(incident),
+            });
+        }
+        announced.retain(|_, at| *at >= since - 2 * OVERLAP_MICROS);
+    }
+}
+
+/// `/api/v1/stream`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/stream", get(stream))
+}
+
+async fn stream(
+    State(state): State<AppState>,
+    access: Access<Read>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let tenant = access.tenant.clone();
+    let changes = BroadcastStream::new(state.changes().subscribe()).filter_map(move |change| {
+        // A subscriber that fell behind skips what it missed (the page reloads its list).
+        let change = change.ok()?;
+        if change.tenant != tenant {
+            return None;
+        }
+        let data = serde_json::json!({"kind": change.kind, "incident": &*change.incident});
+        Some(Ok(Event::default()
+            .event("incident")
+            .data(data.to_string())))
+    });
+    let hello = tokio_stream::once(Ok(Event::default().comment("connected")));
+    let events =
+        futures_util::StreamExt::take_until(hello.chain(changes), state.changes().closed());
+    Sse::new(events).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_secs(15))
+            .text("keep-alive"),
+    )
+}
