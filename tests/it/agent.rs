@@ -2,8 +2,6 @@
 //! contract (a real HTTP(S) server on 127.0.0.1:0), through faults: bad configuration, an
 //! unreachable server, a wrong token, an untrusted certificate, a full spool, a followed file
 //! that is appended to and rotated, and restarts.
-//!
-//! (Not yet wired into tests/it/main.rs: add `mod agent;` once it has compiled.)
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
@@ -241,14 +239,27 @@ impl Receiver {
     }
 }
 
-/// Writes an agent configuration; `extra` is appended YAML.
+/// Writes an agent configuration: test defaults with `extra` (YAML) merged over them, section
+/// by section.
 fn write_config(dir: &Path, url: &str, token: &str, extra: &str) -> PathBuf {
     let path = dir.join("agent.yaml");
-    let text = format!(
-        "server:\n  url: {url}\n  token: {token}\n  heartbeat: 1s\nstate_dir: {}\nbatch:\n  max_wait: 200ms\nretry:\n  initial: 100ms\n  max: 1s\n{extra}",
+    let defaults = format!(
+        "server:\n  url: {url}\n  token: {token}\n  heartbeat: 1s\nstate_dir: {}\nbatch:\n  max_wait: 200ms\nretry:\n  initial: 100ms\n  max: 1s\n",
         dir.join("state").display()
     );
-    std::fs::write(&path, text).unwrap();
+    let mut config: serde_yaml::Mapping = serde_yaml::from_str(&defaults).unwrap();
+    let extra: Option<serde_yaml::Mapping> = serde_yaml::from_str(extra).unwrap();
+    for (key, value) in extra.unwrap_or_default() {
+        match (config.get_mut(&key), value) {
+            (Some(serde_yaml::Value::Mapping(section)), serde_yaml::Value::Mapping(over)) => {
+                section.extend(over);
+            }
+            (_, value) => {
+                config.insert(key, value);
+            }
+        }
+    }
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
     path
 }
 

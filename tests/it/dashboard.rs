@@ -596,10 +596,16 @@ async fn analyst_signs_in_works_an_incident_and_sees_a_new_one_live() {
         .goto(&format!("{}/healthz", demo.url))
         .await
         .unwrap();
-    let mut session = fantoccini::cookies::Cookie::new(name.to_owned(), value.to_owned());
-    session.set_path("/");
-    session.set_domain("127.0.0.1");
-    fresh.c().add_cookie(session).await.unwrap();
+    // Set from the page: WebDriver's cookie command refuses a host that is an IP address. The
+    // server reads the cookie whoever set it.
+    fresh
+        .c()
+        .execute(
+            "document.cookie = arguments[0] + '=' + arguments[1] + '; path=/; SameSite=Strict';",
+            vec![json!(name), json!(value)],
+        )
+        .await
+        .unwrap();
     fresh.c().goto(&format!("{}/", demo.url)).await.unwrap();
     fresh.wait_css("body[data-overview='rendered']").await;
     let cold_overview = fresh

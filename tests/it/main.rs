@@ -7,6 +7,7 @@
 // A failed unwrap is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod agent;
 mod authz;
 mod correlation;
 mod dashboard;

@@ -62,6 +62,7 @@ pub async fn backends() -> Vec<(String, Option<tempfile::TempDir>)> {
 
 /// Starts a server on `url` with the built-in rules.
 pub async fn start(url: &str, dir: Option<tempfile::TempDir>, config: ServerConfig) -> TestServer {
+    crate::support::log_to_test_output();
     let store = siren_core::store::open(url).await.unwrap();
     let rules = Arc::new(siren_server::load_rules(&[], None).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

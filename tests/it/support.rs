@@ -129,3 +129,15 @@ pub fn json_output(cmd: &mut assert_cmd::Command) -> (i32, serde_json::Value) {
     });
     (code, value)
 }
+
+/// Sends the server's and library's logs (warnings and errors, or `RUST_LOG`) to the test's
+/// captured output, so a failing test shows why a request failed.
+pub fn log_to_test_output() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Another test of this binary may have installed it already.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}

@@ -215,7 +215,11 @@ mod incident_store {
 /// implementation.
 mod server_store {
     use super::PostgresStore;
-    super::super::server::server_methods!(PostgresStore, sqlx::Postgres);
+    super::super::server::server_methods!(
+        PostgresStore,
+        sqlx::Postgres,
+        super::super::server::sql::EVENTS_PER_MINUTE_TIMESTAMPTZ
+    );
 }
 
 /// The notification outbox, from the shared implementation.

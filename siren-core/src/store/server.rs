@@ -376,8 +376,13 @@ pub(super) mod sql {
         "SELECT status, COUNT(*) AS n FROM incidents WHERE tenant = $1 GROUP BY status";
     pub const ALL_BY_STATUS: &str = "SELECT status, COUNT(*) AS n FROM incidents GROUP BY status";
     pub const EVENTS_TOTAL: &str = "SELECT COUNT(*) FROM events WHERE tenant = $1";
-    pub const EVENTS_PER_MINUTE: &str = "SELECT ingested_at / 60000000 AS bucket, COUNT(*) AS n FROM events \
-        WHERE tenant = $1 AND ingested_at >= $2 GROUP BY ingested_at / 60000000";
+    /// Events per minute where `ingested_at` holds microseconds (SQLite).
+    pub const EVENTS_PER_MINUTE_MICROS: &str = "SELECT ingested_at / 60000000 AS bucket, COUNT(*) AS n \
+        FROM events WHERE tenant = $1 AND ingested_at >= $2 GROUP BY ingested_at / 60000000";
+    /// Events per minute where `ingested_at` is a `timestamptz` (PostgreSQL); `$2` is microseconds.
+    pub const EVENTS_PER_MINUTE_TIMESTAMPTZ: &str = "SELECT floor(EXTRACT(EPOCH FROM ingested_at) / 60)::bigint \
+        AS bucket, COUNT(*) AS n FROM events WHERE tenant = $1 \
+        AND ingested_at >= to_timestamp($2::bigint / 1000000.0) GROUP BY 1";
     pub const INCIDENTS_PER_DAY: &str = "SELECT created_at / 86400000000 AS bucket, COUNT(*) AS n FROM incidents \
         WHERE tenant = $1 AND created_at >= $2 GROUP BY created_at / 86400000000";
     pub const TOP_RULES: &str = "SELECT rule_id, MAX(rule_title) AS title, COUNT(*) AS n FROM alerts \
@@ -386,9 +391,10 @@ pub(super) mod sql {
         AND host IS NOT NULL GROUP BY host ORDER BY n DESC, host LIMIT $3";
 }
 
-/// Instantiates [`ServerStore`] for one backend (`$db` is the sqlx database type).
+/// Instantiates [`ServerStore`] for one backend (`$db` is the sqlx database type;
+/// `$events_per_minute` the query that suits how the backend stores `events.ingested_at`).
 macro_rules! server_methods {
-    ($store:ty, $db:ty) => {
+    ($store:ty, $db:ty, $events_per_minute:expr) => {
         use chrono::{DateTime, Utc};
         use sqlx::Row as _;
         use $crate::event::TenantId;
@@ -851,7 +857,7 @@ macro_rules! server_methods {
                 let since =
                     (now.div_euclid(shared::MINUTE) - shared::STATS_MINUTES + 1) * shared::MINUTE;
                 let mut per_minute = Vec::new();
-                for row in sqlx::query(sql::EVENTS_PER_MINUTE)
+                for row in sqlx::query($events_per_minute)
                     .bind(t)
                     .bind(since)
                     .fetch_all(&self.pool)

@@ -198,7 +198,11 @@ mod incident_store {
 /// implementation.
 mod server_store {
     use super::SqliteStore;
-    super::super::server::server_methods!(SqliteStore, sqlx::Sqlite);
+    super::super::server::server_methods!(
+        SqliteStore,
+        sqlx::Sqlite,
+        super::super::server::sql::EVENTS_PER_MINUTE_MICROS
+    );
 }
 
 /// The notification outbox, from the shared implementation.
