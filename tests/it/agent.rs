@@ -746,12 +746,12 @@ impl RealServer {
     }
 
     /// The stored events' identities: host, channel, record id, time in microseconds.
-    fn stored(&self) -> (usize, HashSet<(String, String, i64, i64)>, i64) {
+    fn stored(&self) -> (usize, HashSet<Identity>, i64) {
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
             use sqlx::Connection;
             let mut db = sqlx::SqliteConnection::connect(&self.db).await.unwrap();
-            let rows: Vec<(Option<String>, Option<String>, Option<i64>, Option<i64>)> =
+            let rows: Vec<StoredIdentity> =
                 sqlx::query_as("SELECT host, source, record_id, ts FROM events")
                     .fetch_all(&mut db)
                     .await
@@ -783,9 +783,14 @@ impl Drop for RealServer {
     }
 }
 
+/// An event's identity in the store: host, channel, record id, time in microseconds.
+type Identity = (String, String, i64, i64);
+/// The same, as read back from the events table.
+type StoredIdentity = (Option<String>, Option<String>, Option<i64>, Option<i64>);
+
 /// The corpus's distinct records as the store identifies them (host, channel, record id,
 /// time), computed with the `evtx` crate alone; and the number of records read.
-fn corpus_identities(evtx_dir: &Path) -> (usize, HashSet<(String, String, i64, i64)>) {
+fn corpus_identities(evtx_dir: &Path) -> (usize, HashSet<Identity>) {
     let mut total = 0;
     let mut keys = HashSet::new();
     for file in walkdir(evtx_dir) {
