@@ -541,15 +541,6 @@ fn add_unique(list: &mut Vec<String>, value: Option<&str>) {
     }
 }
 
-/// The id incidents and alerts know a rule by: its id, else its name, else its title.
-fn rule_key(rule: &Rule) -> String {
-    rule.id
-        .as_ref()
-        .map(|id| id.as_str().to_owned())
-        .or_else(|| rule.name.clone())
-        .unwrap_or_else(|| rule.title.clone())
-}
-
 fn investigation(rule: &Rule) -> Vec<String> {
     if rule.siren.investigation.is_empty() {
         default_investigation(&rule.tags)
@@ -573,7 +564,7 @@ fn detection_alert(rule: &Rule, event: &Event, key: [u8; 16]) -> Alert {
             .join(", ")
     };
     Alert {
-        rule_id: rule_key(rule),
+        rule_id: rule.key(),
         rule_title: rule.title.clone(),
         severity: rule.severity(),
         correlation: false,

@@ -354,7 +354,9 @@
     state.overview = { view };
     document.title = 'SIREN · Overview';
     main.appendChild(h('div', { class: 'page-head' },
-      h('div', null, h('h1', { text: 'Overview' }), h('div', { class: 'sub', id: 'overview-sub', text: 'Loading…' }))));
+      h('div', null, h('h1', { text: 'Overview' }), h('div', { class: 'sub', id: 'overview-sub', text: 'Loading…' })),
+      reportLinks('overview-report', 'Last 30 days as a report', '/api/v1/reports/summary',
+        'since=' + encodeURIComponent(new Date(Date.now() - 30 * 86400000).toISOString()))));
     const kpis = h('div', { class: 'kpis', id: 'kpis' });
     main.appendChild(kpis);
     const charts = h('div', { class: 'charts' });
@@ -793,7 +795,8 @@
           h('span', { text: '#' + incident.id }),
           h('span', { text: 'opened ' + fmtTime(incident.created_at) }),
           h('span', { text: fmtNumber(incident.alert_count) + ' alerts · ' + fmtNumber(incident.event_count) + ' events' }),
-          h('span', { id: 'incident-assignee', text: incident.assignee ? 'assigned to ' + incident.assignee : 'unassigned' }))),
+          h('span', { id: 'incident-assignee', text: incident.assignee ? 'assigned to ' + incident.assignee : 'unassigned' }),
+          reportLinks('incident-report', 'Report', '/api/v1/reports/incidents/' + encodeURIComponent(incident.id), ''))),
       canWork() ? actionBar(incident, drafts) : null);
     box.appendChild(head);
     if (canWork()) box.appendChild(statusPanel(incident, drafts));
@@ -809,6 +812,18 @@
       card('ATT&CK techniques', techniques(incident.techniques || [])),
       card('Notes', notesBlock(notes, drafts), notes.length ? String(notes.length) : null));
     box.appendChild(h('div', { class: 'inc-grid' }, left, right));
+  }
+
+  // Download links for a report in each format (the session cookie authorises the GET).
+  function reportLinks(id, label, path, query) {
+    const formats = [['pdf', 'PDF'], ['html', 'HTML'], ['md', 'Markdown'], ['csv', 'CSV'], ['json', 'JSON']];
+    const links = formats.map(([format, name]) => h('a', {
+      href: path + '?format=' + format + (query ? '&' + query : ''),
+      download: '', 'data-format': format, text: name,
+    }));
+    const parts = [];
+    links.forEach((link, i) => { if (i) parts.push(' · '); parts.push(link); });
+    return h('span', { class: 'report-links', id }, label + ': ', parts);
   }
 
   function card(title, body, sub) {

@@ -199,7 +199,7 @@ async fn post_events(
         })?;
     state.metrics().ingested(&outcome);
     if outcome.incidents_created + outcome.incidents_updated > 0 {
-        state.changes().wake();
+        state.incidents_changed();
     }
     tracing::info!(
         tenant = %access.tenant, caller = %access.name, received = outcome.received,

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod overview;
 pub mod ratelimit;
+pub mod reports;
 pub mod rules;
 pub mod stream;
 
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 use siren_core::ingest::{Pipeline, PipelineOptions};
+use siren_core::notify::Dispatcher;
 use siren_core::rules::RuleSet;
 use siren_core::store::Store;
 use tower_http::trace::TraceLayer;
@@ -47,6 +49,8 @@ struct Shared {
     changes: stream::ChangeFeed,
     stats: overview::StatsCache,
     ingest_slots: Arc<tokio::sync::Semaphore>,
+    /// Delivers notifications while the server runs (when `notify:` routes anything).
+    dispatcher: std::sync::OnceLock<Dispatcher>,
 }
 
 impl AppState {
@@ -69,7 +73,29 @@ impl AppState {
                 stats: overview::StatsCache::default(),
                 ingest_slots,
                 config,
+                dispatcher: std::sync::OnceLock::new(),
             }),
+        }
+    }
+
+    /// Delivers notifications with `dispatcher` while serving: it is woken as soon as
+    /// ingested events open or grow incidents, and polls the outbox every second besides.
+    pub fn with_dispatcher(self, dispatcher: Dispatcher) -> Self {
+        // Set once, before serving; a second call keeps the first dispatcher.
+        let _ = self.inner.dispatcher.set(dispatcher);
+        self
+    }
+
+    /// The notification dispatcher, when one is configured.
+    pub fn dispatcher(&self) -> Option<&Dispatcher> {
+        self.inner.dispatcher.get()
+    }
+
+    /// Tells the live stream and the notification dispatcher that incidents changed.
+    pub fn incidents_changed(&self) {
+        self.changes().wake();
+        if let Some(dispatcher) = self.dispatcher() {
+            dispatcher.waker().notify_one();
         }
     }
 
@@ -129,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .merge(incidents::router())
         .merge(rules::router())
         .merge(overview::router())
+        .merge(reports::router())
         .merge(agents::router())
         .merge(admin::router())
         .merge(stream::router())
@@ -143,7 +170,8 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves the application on `listener` until `shutdown` completes, then lets requests in
 /// flight finish. With `tls_cert` and `tls_key` configured it speaks HTTPS (rustls) only.
-/// Background work (the live stream's change feed, session clean-up) runs while it serves.
+/// Background work (the live stream's change feed, session clean-up, notification delivery)
+/// runs while it serves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -151,7 +179,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(stream::run_change_feed(state.clone(), stop_rx.clone()));
-    let sweeper = tokio::spawn(sweep_sessions(state.clone(), stop_rx));
+    let sweeper = tokio::spawn(sweep_sessions(state.clone(), stop_rx.clone()));
+    let notifications = state.dispatcher().cloned().map(|dispatcher| {
+        let mut stop = stop_rx;
+        tokio::spawn(dispatcher.run(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        }))
+    });
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let closing = state.clone();
     let shutdown = async move {
@@ -182,6 +216,9 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = background.await;
     let _ = sweeper.await;
+    if let Some(notifications) = notifications {
+        let _ = notifications.await;
+    }
     result
 }
 

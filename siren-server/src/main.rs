@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use serde::Deserialize;
+use siren_core::notify::{Dispatcher, SystemClock, rule_tags_of};
 use siren_server::{AppState, ServerConfig};
 
 /// SIREN's server: REST API, agent ingest, live updates and the dashboard.
@@ -30,7 +31,8 @@ struct Args {
     no_detect: bool,
 }
 
-/// The parts of the configuration file the server reads (the `siren` command checks the rest).
+/// The parts of the configuration file the server reads (the `siren` command checks the rest):
+/// the database, rules, `server:` and `notify:`.
 #[derive(Debug, Default, Deserialize)]
 struct FileConfig {
     database: Option<String>,
@@ -38,6 +40,7 @@ struct FileConfig {
     rules: Vec<PathBuf>,
     logsources: Option<PathBuf>,
     server: Option<ServerConfig>,
+    notify: Option<siren_core::notify::NotifyConfig>,
 }
 
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
@@ -109,13 +112,24 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let scheme = if config.tls() { "https" } else { "http" };
+    let mut state = AppState::new(store.clone(), rules.clone(), config);
+    if let Some(mut notify) = file.notify
+        && !notify.channels.is_empty()
+        && !notify.policies.is_empty()
+    {
+        notify
+            .resolve_secrets(|spec| resolve_secret(spec).map_err(|e| format!("{e:#}")))
+            .context("configuration section 'notify'")?;
+        let mut dispatcher = Dispatcher::new(store, notify, Arc::new(SystemClock))
+            .context("configuration section 'notify'")?;
+        if let Some(rules) = &rules {
+            dispatcher = dispatcher.with_rule_tags(rule_tags_of(rules));
+        }
+        state = state.with_dispatcher(dispatcher);
+        tracing::info!("notifications enabled");
+    }
     tracing::info!(listen = %listener.local_addr()?, scheme, "serving");
-    siren_server::serve(
-        listener,
-        AppState::new(store, rules, config),
-        siren_server::shutdown_signal(),
-    )
-    .await?;
+    siren_server::serve(listener, state, siren_server::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -136,6 +136,18 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/api/v1/reports/summary",
+        who: Who::Read,
+        ok: &[200],
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/reports/incidents/{id}",
+        who: Who::Read,
+        ok: &[200],
+    },
+    Route {
+        method: "GET",
         path: "/api/v1/stream",
         who: Who::Read,
         ok: &[200],

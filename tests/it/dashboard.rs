@@ -471,6 +471,25 @@ async fn analyst_signs_in_works_an_incident_and_sees_a_new_one_live() {
     assert!(page.contains("T1110"), "techniques shown: {page}");
     browser.screenshot("04-incident").await;
 
+    // The page's report link downloads this incident's PDF with the session.
+    let download = browser
+        .c()
+        .execute_async(
+            "const done = arguments[arguments.length - 1];\
+             const a = document.querySelector('#incident-report a[data-format=\"pdf\"]');\
+             fetch(a.href).then(r => r.arrayBuffer().then(b => done({status: r.status,\
+               type: r.headers.get('content-type'),\
+               magic: String.fromCharCode(...new Uint8Array(b.slice(0, 5)))})))\
+             .catch(e => done({error: String(e)}));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        download,
+        json!({"status": 200, "type": "application/pdf", "magic": "%PDF-"})
+    );
+
     // Acknowledge, assign, change the status, add a note: each through the page's controls.
     browser.click("#action-ack").await;
     browser

@@ -1126,3 +1126,67 @@ async fn notify_test_reports_the_result_with_its_exit_code() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SIREN_TEST_HOOK_URL"), "{stderr}");
 }
+
+/// The server delivers too: an agent's batch that opens a high incident is announced at once
+/// (the dispatcher is woken by the ingest, not only by its one-second poll), exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_notifies_as_soon_as_an_agent_batch_opens_an_incident() {
+    use siren_core::user::Role;
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("siren.db").display());
+    let config = config(&format!(
+        r#"
+public_url: https://siren.example.org
+channels:
+  - {{ name: hook, type: webhook, url: "{}", secret: "{SECRET}" }}
+policies:
+  - {{ channels: [hook], min_severity: high }}
+"#,
+        receiver.url("hook")
+    ));
+    let server = crate::server::start_with(&url, None, crate::server::config(), |state| {
+        let dispatcher = Dispatcher::new(
+            state.store().clone(),
+            config,
+            Arc::new(siren_core::notify::SystemClock),
+        )
+        .unwrap();
+        state.with_dispatcher(dispatcher)
+    })
+    .await;
+    let agent = crate::server::add_token(&server.store, "default", Role::Agent, false).await;
+    let http = reqwest::Client::new();
+    let mut latencies = Vec::new();
+    for (n, host) in ["ws01", "ws02", "ws03"].iter().enumerate() {
+        let sent = std::time::Instant::now();
+        let batch = json!([
+            crate::server::logon(host, 1),
+            crate::server::log_cleared(host, 2)
+        ]);
+        let response = http
+            .post(server.at("/api/v1/events"))
+            .bearer_auth(&agent)
+            .json(&batch)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let outcome: Value = response.json().await.unwrap();
+        assert_eq!(outcome["incidents_created"], 1, "{outcome}");
+        while receiver.on("hook").len() < n + 1 {
+            assert!(
+                sent.elapsed() < Duration::from_secs(10),
+                "no webhook for incident {}",
+                n + 1
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        latencies.push(sent.elapsed());
+    }
+    // A quiet second later: still one message per incident.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let hooks = receiver.on("hook");
+    assert_eq!(ids(&hooks), [1, 2, 3]);
+    eprintln!("event batch sent → webhook received: {latencies:?}");
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{shared_dir, siren, workspace_root};
 
@@ -602,6 +602,133 @@ fn redaction_hides_names_in_every_format() {
             } else {
                 1
             }
+        );
+    }
+}
+
+/// The server offers the same reports: tenant-scoped, for readers, as downloads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_offers_the_same_reports_for_download() {
+    use siren_core::user::Role;
+    let Some(corpus) = corpus_db() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = copy_db(dir.path()).unwrap();
+    let reference: Value = serde_json::from_slice(&export(
+        dir.path(),
+        &corpus,
+        &["--format", "json", "--redact", "users"],
+    ))
+    .unwrap();
+    let server = crate::server::start(
+        &format!("sqlite://{}", db.display()),
+        None,
+        crate::server::config(),
+    )
+    .await;
+    let viewer = crate::server::add_token(&server.store, "default", Role::Viewer, false).await;
+    let agent = crate::server::add_token(&server.store, "default", Role::Agent, false).await;
+    let stranger = crate::server::add_token(&server.store, "globex", Role::Admin, false).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: &str| http.get(server.at(path)).bearer_auth(token).send();
+
+    // JSON: the incidents of the CLI's report, redacted alike.
+    let response = get("/api/v1/reports/summary?format=json&redact=users", &viewer)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let disposition = response.headers()["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"siren-summary-")
+            && disposition.ends_with(".json\""),
+        "{disposition}"
+    );
+    let json: Value = response.json().await.unwrap();
+    validate(&schema(), &json);
+    let ids = |report: &Value| -> BTreeSet<i64> {
+        report["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&json), ids(&reference));
+    assert_eq!(json["redacted"], json!(["users"]));
+    assert_eq!(names(&json), names(&reference));
+
+    // PDF (the default format): every incident's title, read back, redacted alike.
+    let response = get("/api/v1/reports/summary?redact=users", &viewer)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let pdf = dir.path().join("summary.pdf");
+    std::fs::write(&pdf, response.bytes().await.unwrap()).unwrap();
+    let text = squeeze(&pdf_text(&pdf));
+    for incident in reference["incidents"].as_array().unwrap() {
+        let title = squeeze(incident["title"].as_str().unwrap());
+        assert!(text.contains(&title), "{title} missing from the PDF");
+    }
+
+    // One incident, in Markdown.
+    let first = reference["incidents"][0].clone();
+    let id = first["id"].as_i64().unwrap();
+    let response = get(
+        &format!("/api/v1/reports/incidents/{id}?format=md"),
+        &viewer,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/markdown")
+    );
+    let markdown = response.text().await.unwrap();
+    assert!(
+        md_unescape(&markdown).contains(first["title"].as_str().unwrap()),
+        "{markdown}"
+    );
+
+    // Another tenant sees neither the incident nor, in its summary, any of them.
+    let response = get(
+        &format!("/api/v1/reports/incidents/{id}?format=json"),
+        &stranger,
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 404);
+    let theirs: Value = get("/api/v1/reports/summary?format=json", &stranger)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["incidents"], json!([]));
+
+    // Agents send events only; bad parameters are named.
+    let response = get("/api/v1/reports/summary", &agent).await.unwrap();
+    assert_eq!(response.status(), 403);
+    for (query, expected) in [
+        ("format=docx", "unknown report format 'docx'"),
+        ("redact=passwords", "redact:"),
+        ("since=yesterday", "since"),
+        (
+            "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
+            "since must be before until",
+        ),
+    ] {
+        let response = get(&format!("/api/v1/reports/summary?{query}"), &viewer)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains(expected),
+            "{query}: {body}"
         );
     }
 }

@@ -62,12 +62,22 @@ pub async fn backends() -> Vec<(String, Option<tempfile::TempDir>)> {
 
 /// Starts a server on `url` with the built-in rules.
 pub async fn start(url: &str, dir: Option<tempfile::TempDir>, config: ServerConfig) -> TestServer {
+    start_with(url, dir, config, |state| state).await
+}
+
+/// [`start`], with the application state adjusted by `adjust` before serving.
+pub async fn start_with(
+    url: &str,
+    dir: Option<tempfile::TempDir>,
+    config: ServerConfig,
+    adjust: impl FnOnce(AppState) -> AppState,
+) -> TestServer {
     crate::support::log_to_test_output();
     let store = siren_core::store::open(url).await.unwrap();
     let rules = Arc::new(siren_server::load_rules(&[], None).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(store.clone(), Some(rules), config);
+    let state = adjust(AppState::new(store.clone(), Some(rules), config));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(siren_server::serve(listener, state, async move {
         let _ = stopped.await;

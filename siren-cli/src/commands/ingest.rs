@@ -124,20 +124,8 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         .with_read(read)
         .with_strict(args.strict)
         .with_threads(args.threads);
-    // Policies may filter on a rule's tags (ATT&CK tactics): keyed as incidents know rules.
-    let rule_tags: std::collections::HashMap<String, Vec<String>> = rules
-        .iter()
-        .flat_map(|set| set.rules())
-        .map(|rule| {
-            let key = rule
-                .id
-                .as_ref()
-                .map(|id| id.as_str().to_owned())
-                .or_else(|| rule.name.clone())
-                .unwrap_or_else(|| rule.title.clone());
-            (key, rule.tags.clone())
-        })
-        .collect();
+    // Policies may filter on a rule's tags (ATT&CK tactics).
+    let rule_tags = rules.as_deref().map(siren_core::notify::rule_tags_of);
     if let Some(rules) = rules {
         options = options.with_rules(rules);
     }
@@ -214,15 +202,16 @@ async fn notify(
     context: &Context,
     store: Arc<dyn siren_core::store::Store>,
     budget: std::time::Duration,
-    rule_tags: std::collections::HashMap<String, Vec<String>>,
+    rule_tags: Option<Box<siren_core::notify::RuleTags>>,
 ) -> Option<(siren_core::notify::DispatchReport, u64)> {
     if !super::notify::configured(context) || budget.is_zero() {
         return None;
     }
     let dispatcher = match super::notify::dispatcher(context, store) {
-        Ok(d) => d.with_rule_tags(Box::new(move |rule| {
-            rule_tags.get(rule).cloned().unwrap_or_default()
-        })),
+        Ok(d) => match rule_tags {
+            Some(tags) => d.with_rule_tags(tags),
+            None => d,
+        },
         Err(failure) => {
             context
                 .printer

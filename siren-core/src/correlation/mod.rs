@@ -413,15 +413,6 @@ pub struct Correlator {
     stats: CorrelatorStats,
 }
 
-/// A rule's stable reference: id, else name, else title.
-fn reference_of(rule: &Rule) -> String {
-    rule.id
-        .as_ref()
-        .map(|id| id.as_str().to_owned())
-        .or_else(|| rule.name.clone())
-        .unwrap_or_else(|| rule.title.clone())
-}
-
 fn fingerprint(correlation: &Correlation) -> String {
     let bytes = serde_json::to_vec(correlation).unwrap_or_default();
     blake3::hash(&bytes).to_hex()[..16].to_owned()
@@ -448,7 +439,7 @@ impl Correlator {
             let RuleKind::Correlation(correlation) = &rule.kind else {
                 continue;
             };
-            let reference = reference_of(rule);
+            let reference = rule.key();
             // Resolve the referenced rules; positions of the same rule share a slot.
             let mut targets: Vec<usize> = Vec::new();
             let mut sequence = Vec::new();

@@ -71,6 +71,17 @@ impl DispatchReport {
 /// Looks up a rule's tags by its id (for policies that filter on tactics).
 pub type RuleTags = dyn Fn(&str) -> Vec<String> + Send + Sync;
 
+/// The [`RuleTags`] lookup of the rules SIREN detects with (keyed by [`crate::rules::Rule::key`],
+/// as alerts name their rule).
+pub fn rule_tags_of(rules: &crate::rules::RuleSet) -> Box<RuleTags> {
+    let tags: std::collections::HashMap<String, Vec<String>> = rules
+        .rules()
+        .iter()
+        .map(|rule| (rule.key(), rule.tags.clone()))
+        .collect();
+    Box::new(move |rule| tags.get(rule).cloned().unwrap_or_default())
+}
+
 struct Inner {
     store: Arc<dyn Store>,
     config: NotifyConfig,

@@ -31,7 +31,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 pub use config::{ChannelConfig, NotifyConfig, Secret};
-pub use dispatcher::{DispatchReport, Dispatcher};
+pub use dispatcher::{DispatchReport, Dispatcher, RuleTags, rule_tags_of};
 pub use message::{Message, MessageKind, Templates};
 
 use crate::incident::{Incident, IncidentId, Severity, Status};

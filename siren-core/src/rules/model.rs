@@ -348,6 +348,16 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The reference alerts, incidents and correlations know the rule by: its id, else its
+    /// name, else its title.
+    pub fn key(&self) -> String {
+        self.id
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .or_else(|| self.name.clone())
+            .unwrap_or_else(|| self.title.clone())
+    }
+
     /// The level, or `medium` when the rule gives none.
     pub fn level_or_default(&self) -> Level {
         self.level.unwrap_or(Level::Medium)
