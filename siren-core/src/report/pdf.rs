@@ -12,7 +12,7 @@ use krilla::metadata::Metadata;
 use krilla::num::NormalizedF32;
 use krilla::page::PageSettings;
 use krilla::paint::{Fill, Stroke};
-use krilla::text::{Font, TextDirection};
+use krilla::text::{Font, GlyphId, KrillaGlyph, TextDirection};
 use krilla_svg::{SurfaceExt as _, SvgSettings};
 
 use super::model::{ReportIncident, Summary};
@@ -41,10 +41,12 @@ const HEADER_BG: Colour = (243, 244, 246);
 /// Lines a table cell shows at most (the rest is cut with "…").
 const MAX_CELL_LINES: usize = 14;
 
-/// Glyph advances of one font, to wrap text before drawing it.
+/// Glyph advances of one font, to wrap text before drawing it, and the glyphs of printable
+/// ASCII, to draw such text without shaping it.
 struct Metrics {
     face: ttf_parser::Face<'static>,
     ascii: [f32; 128],
+    ascii_glyphs: [u16; 128],
     units: f32,
 }
 
@@ -54,10 +56,45 @@ impl Metrics {
             .map_err(|e| ReportError::Pdf(format!("embedded font: {e}")))?;
         let units = f32::from(face.units_per_em());
         let mut ascii = [0.0; 128];
-        for (code, slot) in ascii.iter_mut().enumerate() {
-            *slot = advance(&face, char::from(code as u8));
+        let mut ascii_glyphs = [0; 128];
+        for code in 0..128u8 {
+            let c = char::from(code);
+            ascii[usize::from(code)] = advance(&face, c);
+            ascii_glyphs[usize::from(code)] = face.glyph_index(c).map_or(0, |g| g.0);
         }
-        Ok(Self { face, ascii, units })
+        Ok(Self {
+            face,
+            ascii,
+            ascii_glyphs,
+            units,
+        })
+    }
+
+    /// The glyphs of `text` when it is printable ASCII: one per character at its advance, as
+    /// [`Metrics::width`] measured them. Shaping (krilla's `draw_text`) parses the font's
+    /// layout tables on every call, which costs more than the rest of a large report; the
+    /// Latin text of a report needs none of it (kerning aside). Other text returns `None` and
+    /// is shaped.
+    fn ascii_glyphs(&self, text: &str) -> Option<Vec<KrillaGlyph>> {
+        if !text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return None;
+        }
+        Some(
+            text.bytes()
+                .enumerate()
+                .map(|(at, b)| {
+                    KrillaGlyph::new(
+                        GlyphId::new(u32::from(self.ascii_glyphs[usize::from(b)])),
+                        self.ascii[usize::from(b)] / self.units,
+                        0.0,
+                        0.0,
+                        0.0,
+                        at..at + 1,
+                        None,
+                    )
+                })
+                .collect(),
+        )
     }
 
     fn width(&self, text: &str, size: f32) -> f32 {
@@ -744,19 +781,24 @@ pub fn render(
                     colour: Colour,
                     content: &str| {
             surface.set_fill(Some(fill(colour)));
-            let font = if bold_face {
-                bold.clone()
+            let (font, metrics) = if bold_face {
+                (bold.clone(), &layout.bold)
             } else {
-                regular.clone()
+                (regular.clone(), &layout.regular)
             };
-            surface.draw_text(
-                Point::from_xy(x, y),
-                font,
-                size,
-                content,
-                false,
-                TextDirection::Auto,
-            );
+            match metrics.ascii_glyphs(content) {
+                Some(glyphs) => {
+                    surface.draw_glyphs(Point::from_xy(x, y), &glyphs, font, content, size, false);
+                }
+                None => surface.draw_text(
+                    Point::from_xy(x, y),
+                    font,
+                    size,
+                    content,
+                    false,
+                    TextDirection::Auto,
+                ),
+            }
         };
         for op in ops {
             match op {
