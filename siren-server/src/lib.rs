@@ -180,6 +180,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(stream::run_change_feed(state.clone(), stop_rx.clone()));
     let sweeper = tokio::spawn(sweep_sessions(state.clone(), stop_rx.clone()));
+    let checkpoints = tokio::spawn(checkpoint_correlations(state.clone(), stop_rx.clone()));
     let notifications = state.dispatcher().cloned().map(|dispatcher| {
         let mut stop = stop_rx;
         tokio::spawn(dispatcher.run(async move {
@@ -216,6 +217,8 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = background.await;
     let _ = sweeper.await;
+    // Writes the correlation state changed since the last checkpoint.
+    let _ = checkpoints.await;
     if let Some(notifications) = notifications {
         let _ = notifications.await;
     }
@@ -241,6 +244,24 @@ async fn tls_config(
                 ),
             )
         })
+}
+
+/// Writes the tenants' changed correlation state every few seconds, and once more when the
+/// server stops (after the last request), so a restart resumes correlating where it was.
+async fn checkpoint_correlations(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let every = PipelineOptions::default().checkpoint_interval;
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(every) => false,
+            _ = stop.wait_for(|stopped| *stopped) => true,
+        };
+        if let Err(error) = state.pipeline().checkpoint().await {
+            tracing::warn!(%error, "saving the correlation state failed");
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// Removes expired sessions every ten minutes.

@@ -28,6 +28,11 @@ pub struct PipelineOptions {
     pub correlation: CorrelatorConfig,
     /// Times a failed (transient) alert write is retried before the batch fails.
     pub alert_retries: u32,
+    /// How often a tenant's correlation state is written to the store at most while batches
+    /// arrive (it is held in memory; [`Pipeline::checkpoint`] writes what changed since).
+    /// Writing it after every batch costs time in proportion to the state, which grows with
+    /// the correlation windows.
+    pub checkpoint_interval: std::time::Duration,
 }
 
 impl Default for PipelineOptions {
@@ -37,6 +42,7 @@ impl Default for PipelineOptions {
             grouping_window: ingest.grouping_window,
             correlation: ingest.correlation,
             alert_retries: 5,
+            checkpoint_interval: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -82,6 +88,10 @@ struct Prepared {
 struct TenantState {
     correlator: Option<Correlator>,
     loaded: bool,
+    /// Changed since it was last written to the store.
+    dirty: bool,
+    /// When it was last written.
+    saved_at: Option<std::time::Instant>,
 }
 
 /// Stores, detects, correlates and opens incidents for batches of events, one tenant's
@@ -177,7 +187,13 @@ impl Pipeline {
         let new_keys = self.store.insert_events(&rows).await.map_err(store_error)?;
         outcome.stored = new_keys.len() as u64;
         outcome.duplicates += (rows.len() - new_keys.len()) as u64;
-        let (Some(rules), Some(correlator)) = (&self.rules, state.correlator.as_mut()) else {
+        let TenantState {
+            correlator,
+            dirty,
+            saved_at,
+            ..
+        } = &mut *state;
+        let (Some(rules), Some(correlator)) = (&self.rules, correlator.as_mut()) else {
             return Ok(outcome);
         };
         let new_keys: HashSet<[u8; 16]> = new_keys.into_iter().collect();
@@ -220,11 +236,47 @@ impl Pipeline {
             outcome.incidents_created = recorded.incidents_created;
             outcome.incidents_updated = recorded.incidents_updated;
         }
-        self.store
-            .save_correlation_state(tenant, CORRELATION_STATE, &correlator.snapshot())
-            .await
-            .map_err(stored_error)?;
+        *dirty = true;
+        if saved_at.is_none_or(|at| at.elapsed() >= self.options.checkpoint_interval) {
+            self.store
+                .save_correlation_state(tenant, CORRELATION_STATE, &correlator.snapshot())
+                .await
+                .map_err(stored_error)?;
+            *saved_at = Some(std::time::Instant::now());
+            *dirty = false;
+        }
         Ok(outcome)
+    }
+
+    /// Writes every tenant's correlation state that changed since it was last written (call
+    /// it every [`PipelineOptions::checkpoint_interval`] while idle, and before stopping).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        let tenants: Vec<_> = self
+            .tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(tenant, state)| (tenant.clone(), state.clone()))
+            .collect();
+        for (tenant, state) in tenants {
+            let mut state = state.lock().await;
+            if !state.dirty {
+                continue;
+            }
+            let Some(correlator) = &state.correlator else {
+                continue;
+            };
+            let _writer = match &self.single_writer {
+                Some(lock) => Some(lock.lock().await),
+                None => None,
+            };
+            self.store
+                .save_correlation_state(&tenant, CORRELATION_STATE, &correlator.snapshot())
+                .await?;
+            state.dirty = false;
+            state.saved_at = Some(std::time::Instant::now());
+        }
+        Ok(())
     }
 
     fn tenant_state(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<TenantState>> {
