@@ -309,27 +309,50 @@ pub async fn ingest(
         None => None,
     };
     let mut failure = None;
+    // Events this run has stored or found stored already: inputs that overlap (the same
+    // export twice, sample sets sharing files) skip the store for them.
+    let mut known: std::collections::HashSet<[u8; 16]> = std::collections::HashSet::new();
     while let Some(message) = rx.recv().await {
         match message {
             Message::Batch(rows, matched) => {
                 summary.records_read += rows.len() as u64;
-                let new_keys = match store.insert_events(&rows).await {
-                    Ok(keys) => keys,
-                    Err(source) => {
-                        stop.store(true, Ordering::Relaxed);
-                        failure = Some(source);
-                        break;
+                let read = rows.len();
+                let matched_keys: Vec<[u8; 16]> =
+                    matched.iter().map(|m| rows[m.row].dedup_key).collect();
+                let rows: Vec<EventRow> = if known.is_empty() {
+                    rows
+                } else {
+                    rows.into_iter()
+                        .filter(|row| !known.contains(&row.dedup_key))
+                        .collect()
+                };
+                let new_keys = if rows.is_empty() {
+                    Vec::new()
+                } else {
+                    match store.insert_events(&rows).await {
+                        Ok(keys) => keys,
+                        Err(source) => {
+                            stop.store(true, Ordering::Relaxed);
+                            failure = Some(source);
+                            break;
+                        }
                     }
                 };
+                for row in &rows {
+                    if known.len() >= KNOWN_KEYS {
+                        break;
+                    }
+                    known.insert(row.dedup_key);
+                }
                 summary.stored += new_keys.len() as u64;
-                summary.duplicates += (rows.len() - new_keys.len()) as u64;
+                summary.duplicates += (read - new_keys.len()) as u64;
                 if let (Some(rules), Some(correlator)) = (&options.rules, correlator.as_mut()) {
                     // Only new events raise alerts: a re-ingested file opens nothing new.
                     let new_keys: std::collections::HashSet<[u8; 16]> =
                         new_keys.into_iter().collect();
                     let fresh: Vec<(&Matched, [u8; 16])> = matched
                         .iter()
-                        .map(|m| (m, rows[m.row].dedup_key))
+                        .zip(matched_keys)
                         .filter(|(_, key)| new_keys.contains(key))
                         .collect();
                     let alerts = alerts_for(rules, correlator, fresh, &mut summary);
@@ -412,6 +435,10 @@ pub async fn ingest(
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
+
+/// Keys of stored events one ingest run remembers at most (about 40 MB), to skip the store
+/// for events it meets again.
+const KNOWN_KEYS: usize = 1 << 20;
 
 /// Batches one reader thread's events into rows and sends them on.
 struct RowSink<'a> {
