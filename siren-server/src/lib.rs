@@ -86,6 +86,23 @@ impl AppState {
         self
     }
 
+    /// Delivers notifications per `config` (secrets resolved) while serving, through a
+    /// [`Dispatcher`] on the system clock whose policies know the server's rules' tags.
+    pub fn with_notifications(
+        self,
+        config: siren_core::notify::NotifyConfig,
+    ) -> Result<Self, siren_core::notify::NotifyError> {
+        let mut dispatcher = Dispatcher::new(
+            self.store().clone(),
+            config,
+            Arc::new(siren_core::notify::SystemClock),
+        )?;
+        if let Some(rules) = self.pipeline().rules() {
+            dispatcher = dispatcher.with_rule_tags(siren_core::notify::rule_tags_of(rules));
+        }
+        Ok(self.with_dispatcher(dispatcher))
+    }
+
     /// The notification dispatcher, when one is configured.
     pub fn dispatcher(&self) -> Option<&Dispatcher> {
         self.inner.dispatcher.get()

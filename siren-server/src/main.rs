@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use serde::Deserialize;
-use siren_core::notify::{Dispatcher, SystemClock, rule_tags_of};
 use siren_server::{AppState, ServerConfig};
 
 /// SIREN's server: REST API, agent ingest, live updates and the dashboard.
@@ -112,20 +111,14 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let scheme = if config.tls() { "https" } else { "http" };
-    let mut state = AppState::new(store.clone(), rules.clone(), config);
-    if let Some(mut notify) = file.notify
-        && !notify.channels.is_empty()
-        && !notify.policies.is_empty()
-    {
+    let mut state = AppState::new(store, rules, config);
+    if let Some(mut notify) = file.notify.filter(|n| n.routes_anything()) {
         notify
             .resolve_secrets(|spec| resolve_secret(spec).map_err(|e| format!("{e:#}")))
             .context("configuration section 'notify'")?;
-        let mut dispatcher = Dispatcher::new(store, notify, Arc::new(SystemClock))
+        state = state
+            .with_notifications(notify)
             .context("configuration section 'notify'")?;
-        if let Some(rules) = &rules {
-            dispatcher = dispatcher.with_rule_tags(rule_tags_of(rules));
-        }
-        state = state.with_dispatcher(dispatcher);
         tracing::info!("notifications enabled");
     }
     tracing::info!(listen = %listener.local_addr()?, scheme, "serving");

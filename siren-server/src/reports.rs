@@ -10,7 +10,6 @@ use axum::routing::get;
 use serde::Deserialize;
 use siren_core::incident::IncidentId;
 use siren_core::report::{Redaction, ReportError, ReportFormat, ReportRequest};
-use siren_core::store::StoreError;
 use siren_core::store::report::ReportRange;
 
 use crate::AppState;
@@ -110,10 +109,7 @@ async fn render(
     let bytes = siren_core::report::render(state.store().clone(), &access.tenant, &request)
         .await
         .map_err(|error| match error {
-            ReportError::Store(StoreError::NotFound(what)) => {
-                ApiError::NotFound(format!("{what} not found"))
-            }
-            ReportError::Store(other) => ApiError::from(other),
+            ReportError::Store(error) => ApiError::from(error),
             ReportError::Request(why) => ApiError::BadRequest(why),
             other => ApiError::Internal(other.to_string()),
         })?;

@@ -67,7 +67,7 @@ pub fn resolved_config(context: &Context) -> Result<NotifyConfig, Failure> {
 
 /// Whether the configuration routes anything anywhere.
 pub fn configured(context: &Context) -> bool {
-    !context.notify.channels.is_empty() && !context.notify.policies.is_empty()
+    context.notify.routes_anything()
 }
 
 /// A dispatcher for the context's tenant.

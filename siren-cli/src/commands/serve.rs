@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use siren_core::notify::{Dispatcher, SystemClock, rule_tags_of};
-
 use crate::Context;
 use crate::exit::{CommandResult, Exit, Failure};
 
@@ -71,20 +69,11 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
     context.printer.note(format!(
         "SIREN is serving on {scheme}://{address}/ (Ctrl-C stops it)"
     ));
-    let dispatcher = if super::notify::configured(context) {
-        let config = super::notify::resolved_config(context)?;
-        let dispatcher = Dispatcher::new(store.clone(), config, Arc::new(SystemClock))
-            .map_err(|e| Failure::new(Exit::Config, e))?;
-        Some(match &rules {
-            Some(rules) => dispatcher.with_rule_tags(rule_tags_of(rules)),
-            None => dispatcher,
-        })
-    } else {
-        None
-    };
     let mut state = siren_server::AppState::new(store, rules, server);
-    if let Some(dispatcher) = dispatcher {
-        state = state.with_dispatcher(dispatcher);
+    if super::notify::configured(context) {
+        state = state
+            .with_notifications(super::notify::resolved_config(context)?)
+            .map_err(|e| Failure::new(Exit::Config, e))?;
     }
     siren_server::serve(listener, state, siren_server::shutdown_signal())
         .await

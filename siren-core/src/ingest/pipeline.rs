@@ -161,10 +161,7 @@ impl Pipeline {
         }
         let state = self.tenant_state(tenant);
         let mut state = state.lock().await;
-        let _writer = match &self.single_writer {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
+        let _writer = self.writer().await;
         let store_error = |source| IngestError::Store { stored: 0, source };
         if !state.loaded {
             if let Some(rules) = &self.rules {
@@ -266,10 +263,7 @@ impl Pipeline {
             let Some(correlator) = &state.correlator else {
                 continue;
             };
-            let _writer = match &self.single_writer {
-                Some(lock) => Some(lock.lock().await),
-                None => None,
-            };
+            let _writer = self.writer().await;
             self.store
                 .save_correlation_state(&tenant, CORRELATION_STATE, &correlator.snapshot())
                 .await?;
@@ -277,6 +271,14 @@ impl Pipeline {
             state.saved_at = Some(std::time::Instant::now());
         }
         Ok(())
+    }
+
+    /// On SQLite, the turn to write (see `single_writer`).
+    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.single_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
     }
 
     fn tenant_state(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<TenantState>> {

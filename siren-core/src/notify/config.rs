@@ -318,6 +318,11 @@ impl fmt::Debug for Secret {
 }
 
 impl NotifyConfig {
+    /// Whether it sends anything anywhere (a channel and a policy).
+    pub fn routes_anything(&self) -> bool {
+        !self.channels.is_empty() && !self.policies.is_empty()
+    }
+
     /// Replaces every secret (`env:NAME`, `file:PATH`, or a literal) with its value, through
     /// `resolver` (the caller reads the environment or files; the library does not).
     pub fn resolve_secrets(

@@ -455,6 +455,23 @@ macro_rules! server_methods {
             Ok(n.max(0) as u64)
         }
 
+        /// The `(bucket, n)` rows of a count-per-period `query` for `tenant` from `since`.
+        async fn bucket_counts(
+            executor: impl sqlx::Executor<'_, Database = $db>,
+            query: &str,
+            tenant: &str,
+            since: i64,
+        ) -> Result<Vec<(i64, i64)>, StoreError> {
+            let rows = sqlx::query(query)
+                .bind(tenant)
+                .bind(since)
+                .fetch_all(executor)
+                .await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get("bucket")?, row.try_get("n")?)))
+                .collect()
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::ServerStore for $store {
             async fn login_record(
@@ -856,18 +873,7 @@ macro_rules! server_methods {
                 stats.events_total = total.max(0) as u64;
                 let since =
                     (now.div_euclid(shared::MINUTE) - shared::STATS_MINUTES + 1) * shared::MINUTE;
-                let mut per_minute = Vec::new();
-                for row in sqlx::query($events_per_minute)
-                    .bind(t)
-                    .bind(since)
-                    .fetch_all(&self.pool)
-                    .await?
-                {
-                    per_minute.push((
-                        row.try_get::<i64, _>("bucket")?,
-                        row.try_get::<i64, _>("n")?,
-                    ));
-                }
+                let per_minute = bucket_counts(&self.pool, $events_per_minute, t, since).await?;
                 stats.events_per_minute = shared::series(
                     &per_minute,
                     now,
@@ -876,18 +882,7 @@ macro_rules! server_methods {
                     shared::minute_label,
                 );
                 let since = (now.div_euclid(shared::DAY) - shared::STATS_DAYS + 1) * shared::DAY;
-                let mut per_day = Vec::new();
-                for row in sqlx::query(sql::INCIDENTS_PER_DAY)
-                    .bind(t)
-                    .bind(since)
-                    .fetch_all(&self.pool)
-                    .await?
-                {
-                    per_day.push((
-                        row.try_get::<i64, _>("bucket")?,
-                        row.try_get::<i64, _>("n")?,
-                    ));
-                }
+                let per_day = bucket_counts(&self.pool, sql::INCIDENTS_PER_DAY, t, since).await?;
                 stats.incidents_over_time = shared::series(
                     &per_day,
                     now,
