@@ -57,6 +57,30 @@ pub struct Detection {
     pub file: Arc<str>,
 }
 
+impl Detection {
+    /// The detection as a borrowed [`Hit`].
+    pub fn hit(&self) -> Hit<'_> {
+        Hit {
+            rule: self.rule,
+            event: &self.event,
+            file: &self.file,
+        }
+    }
+}
+
+/// One rule matching one event, borrowed from the reader thread that found it: what
+/// [`hunt_rendered`] hands its `render` function, so that an event several rules match is
+/// rendered once per rule without being copied.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit<'a> {
+    /// The rule's index in [`RuleSet::rules`].
+    pub rule: usize,
+    /// The event.
+    pub event: &'a Event,
+    /// The input the event came from.
+    pub file: &'a Arc<str>,
+}
+
 /// Told about the hunt as it goes. Called from reader threads.
 pub trait HuntObserver: Send + Sync {
     /// `bytes` more input were consumed.
@@ -113,20 +137,25 @@ pub fn hunt(
         rules,
         options,
         observer,
-        &|d| d,
+        &|hit: Hit<'_>| Detection {
+            rule: hit.rule,
+            event: hit.event.clone(),
+            file: hit.file.clone(),
+        },
         on_detection,
         on_diagnostic,
     )
 }
 
 /// Like [`hunt`], with each detection first turned into `T` by `render` on the reader
-/// threads (in parallel), so that only the rendered form crosses to the calling thread.
+/// threads (in parallel), so that only the rendered form crosses to the calling thread and
+/// no event is copied.
 pub fn hunt_rendered<T: Send>(
     inputs: &[Input],
     rules: &RuleSet,
     options: &HuntOptions,
     observer: &dyn HuntObserver,
-    render: &(dyn Fn(Detection) -> T + Sync),
+    render: &(dyn Fn(Hit<'_>) -> T + Sync),
     mut on_detection: impl FnMut(T),
     mut on_diagnostic: impl FnMut(Diagnostic),
 ) -> HuntSummary {
@@ -213,7 +242,7 @@ pub fn hunt_rendered<T: Send>(
 
 struct MatchSink<'a, T> {
     rules: &'a RuleSet,
-    render: &'a (dyn Fn(Detection) -> T + Sync),
+    render: &'a (dyn Fn(Hit<'_>) -> T + Sync),
     reporting: &'a [bool],
     file: Arc<str>,
     tx: &'a crossbeam_channel::Sender<Message<T>>,
@@ -232,20 +261,11 @@ impl<T> EventSink for MatchSink<'_, T> {
                 matched.push(rule);
             }
         });
-        let last = matched.len().saturating_sub(1);
-        let mut event = Some(event);
-        for (i, rule) in matched.iter().enumerate() {
-            // The last detection takes the event; earlier ones clone it.
-            let event = if i == last {
-                event.take()
-            } else {
-                event.clone()
-            };
-            let Some(event) = event else { break };
-            let detection = Box::new((self.render)(Detection {
-                rule: *rule,
-                event,
-                file: self.file.clone(),
+        for &rule in &matched {
+            let detection = Box::new((self.render)(Hit {
+                rule,
+                event: &event,
+                file: &self.file,
             }));
             if self.tx.send(Message::Detection(detection)).is_err() {
                 return ControlFlow::Break(());

@@ -98,15 +98,13 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
     let mut by_level: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut write_error = None;
     // Each detection is rendered to its JSON line on the reader threads, in parallel.
-    let render = |detection: siren_core::hunt::Detection| {
-        let level = rules.rules()[detection.rule]
-            .level
-            .map_or("none", |l| l.as_str());
-        let time = detection
+    let render = |hit: siren_core::hunt::Hit<'_>| {
+        let level = rules.rules()[hit.rule].level.map_or("none", |l| l.as_str());
+        let time = hit
             .event
             .timestamp
             .map_or(i64::MIN, |t| t.timestamp_micros());
-        (level, time, detection_json(&rules, &detection).to_string())
+        (level, time, detection_json(&rules, hit).to_line())
     };
     let summary = tokio::task::block_in_place(|| {
         siren_core::hunt::hunt_rendered(

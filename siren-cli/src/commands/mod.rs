@@ -116,26 +116,54 @@ pub fn load_rules(
     Ok(RuleSet::load(&source.rules, &options))
 }
 
-/// One detection as the public JSON object of `siren hunt` and `siren rules test`.
-pub fn detection_json(
-    rules: &siren_core::rules::RuleSet,
-    detection: &siren_core::hunt::Detection,
-) -> serde_json::Value {
-    let rule = &rules.rules()[detection.rule];
-    let event = &detection.event;
-    serde_json::json!({
-        "timestamp": event.timestamp.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
-        "rule_id": rule.id.as_ref().map(|id| id.as_str()),
-        "rule_title": rule.title,
-        "level": rule.level.map(|l| l.as_str()),
-        "tags": rule.tags,
-        "host": event.host,
-        "channel": event.source,
-        "event_id": event.event_id,
-        "record_id": event.record_id,
-        "file": &*detection.file,
-        "fields": event.fields,
-    })
+/// One detection as the public JSON object of `siren hunt` and `siren rules test`
+/// (serialised straight from the rule and the event, without an intermediate JSON tree).
+#[derive(serde::Serialize)]
+pub struct DetectionJson<'a> {
+    timestamp: Option<String>,
+    rule_id: Option<&'a str>,
+    rule_title: &'a str,
+    level: Option<&'static str>,
+    tags: &'a [String],
+    host: Option<&'a str>,
+    channel: Option<&'a str>,
+    event_id: Option<i64>,
+    record_id: Option<i64>,
+    file: &'a str,
+    fields: &'a siren_core::event::Fields,
+}
+
+/// The public JSON object of one detection: `rule` (an index into `rules`) matching `event`
+/// read from `file`.
+pub fn detection_json<'a>(
+    rules: &'a siren_core::rules::RuleSet,
+    hit: siren_core::hunt::Hit<'a>,
+) -> DetectionJson<'a> {
+    let rule = &rules.rules()[hit.rule];
+    let event = hit.event;
+    DetectionJson {
+        timestamp: event
+            .timestamp
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+        rule_id: rule.id.as_ref().map(|id| id.as_str()),
+        rule_title: &rule.title,
+        level: rule.level.map(|l| l.as_str()),
+        tags: &rule.tags,
+        host: event.host.as_deref(),
+        channel: event.source.as_deref(),
+        event_id: event.event_id,
+        record_id: event.record_id,
+        file: hit.file,
+        fields: &event.fields,
+    }
+}
+
+impl DetectionJson<'_> {
+    /// The object as one line of JSON.
+    pub fn to_line(&self) -> String {
+        // Serialising borrowed strings, numbers and a JSON map cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// The operating-system user running the command, as the actor of the changes it makes

@@ -217,7 +217,9 @@ fn test(context: &Context, source: RuleSource, events: &[PathBuf]) -> CommandRes
                 matches[detection.rule] += 1;
                 if printer.format == OutputFormat::Jsonl && write_error.is_none() {
                     use std::io::Write;
-                    if let Err(e) = writeln!(out, "{}", detection_json(&rules, &detection)) {
+                    if let Err(e) =
+                        writeln!(out, "{}", detection_json(&rules, detection.hit()).to_line())
+                    {
                         write_error = Some(e);
                     }
                 }

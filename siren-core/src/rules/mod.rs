@@ -74,8 +74,8 @@
 //! An event meets only the rules of its (channel, event ID) bucket; within a bucket, an
 //! Aho-Corasick automaton per field over the literals each rule needs lets through only the
 //! rules one of whose literals the event contains. Literal comparisons are ASCII
-//! case-insensitive without allocating; regexes are compiled once. Automata are built on first
-//! use, so start-up stays short and buckets no event reaches cost nothing.
+//! case-insensitive without allocating; regexes are checked at load and compiled once, on first
+//! use, like the automata, so start-up stays short and rules no event reaches cost nothing.
 
 mod condition;
 mod error;
@@ -896,8 +896,12 @@ impl Candidates {
                 .iter()
                 .map(|(_, patterns, _)| {
                     // Patterns and texts are lower-cased: cheaper than a case-insensitive
-                    // automaton, which has twice the transitions.
-                    aho_corasick::AhoCorasickBuilder::new().build(patterns).ok()
+                    // automaton, which has twice the transitions. A contiguous NFA rather
+                    // than a DFA: nearly as fast to run and several times cheaper to build.
+                    aho_corasick::AhoCorasickBuilder::new()
+                        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+                        .build(patterns)
+                        .ok()
                 })
                 .collect()
         })

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
 use base64::Engine as _;
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
@@ -584,7 +584,7 @@ pub(crate) struct StringSet {
     /// first use (rules the prefilter never lets through never pay for it).
     contains: Vec<Box<str>>,
     contains_automaton: std::sync::OnceLock<Option<AhoCorasick>>,
-    regexes: Vec<Regex>,
+    regexes: Vec<LazyRegex>,
     /// A bare `*`: any text matches.
     any: bool,
     /// Literals one of which occurs (ASCII case-insensitively) in every text this set
@@ -637,7 +637,7 @@ impl StringSet {
 }
 
 /// Up to this many contains patterns are searched one by one rather than with an automaton.
-const FEW_CONTAINS: usize = 4;
+const FEW_CONTAINS: usize = 12;
 
 /// Whether `needle` occurs in `hay`, ASCII case-insensitively.
 fn ci_contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -673,7 +673,10 @@ impl StringSet {
             return one_by_one(b);
         }
         let automaton = self.contains_automaton.get_or_init(|| {
+            // A contiguous NFA: a DFA matches a little faster but costs far more to build,
+            // and thousands of these sets are built on first use during a hunt.
             AhoCorasickBuilder::new()
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .ascii_case_insensitive(self.ci)
                 .build(self.contains.iter().map(|p| p.as_bytes()))
                 .ok()
@@ -746,6 +749,72 @@ fn glob_atom(toks: &[Tok], ci: bool) -> Option<Box<str>> {
         .map(|s| s.as_str().into())
 }
 
+/// A rule's regex, checked when the rule loads and compiled when an event first reaches it:
+/// compiling every regex of a large rule set costs more than reading its YAML, and most of
+/// them belong to rules few events meet. A regex that could approach the compiled size limit
+/// is compiled at load, so every regex that fails to compile is reported there.
+#[derive(Debug, Clone)]
+struct LazyRegex {
+    pattern: Box<str>,
+    flags: RegexFlags,
+    compiled: std::sync::OnceLock<Option<Regex>>,
+}
+
+/// A regex this much longer, or with a counted repetition above this, is compiled at load.
+const LAZY_REGEX_MAX: u32 = 256;
+
+impl LazyRegex {
+    fn new(pattern: String, flags: RegexFlags, field: &str) -> Result<Self, RuleError> {
+        let hir = regex_syntax::ParserBuilder::new()
+            .case_insensitive(flags.i)
+            .multi_line(flags.m)
+            .dot_matches_new_line(flags.s)
+            .build()
+            .parse(&pattern)
+            .map_err(|e| bad_regex(field, &pattern, &e.to_string()))?;
+        let compiled = std::sync::OnceLock::new();
+        if pattern.len() > LAZY_REGEX_MAX as usize || max_repetition(&hir) > LAZY_REGEX_MAX {
+            let _ = compiled.set(Some(compile_regex(&pattern, flags, field)?));
+        }
+        Ok(Self {
+            pattern: pattern.into(),
+            flags,
+            compiled,
+        })
+    }
+
+    fn is_match(&self, s: &str) -> bool {
+        self.compiled
+            .get_or_init(|| compile_regex(&self.pattern, self.flags, "").ok())
+            .as_ref()
+            .is_some_and(|r| r.is_match(s))
+    }
+}
+
+/// The largest bounded repetition count in `hir` (nested ones multiplied).
+fn max_repetition(hir: &regex_syntax::hir::Hir) -> u32 {
+    use regex_syntax::hir::HirKind;
+    match hir.kind() {
+        HirKind::Repetition(r) => {
+            let count = r.max.unwrap_or(r.min).max(1);
+            count.saturating_mul(max_repetition(&r.sub).max(1))
+        }
+        HirKind::Capture(c) => max_repetition(&c.sub),
+        HirKind::Concat(hs) | HirKind::Alternation(hs) => {
+            hs.iter().map(max_repetition).max().unwrap_or(0)
+        }
+        _ => 0,
+    }
+}
+
+fn bad_regex(field: &str, pattern: &str, error: &str) -> RuleError {
+    RuleError::BadRegex {
+        field: field.to_owned(),
+        pattern: pattern.to_owned(),
+        reason: error.lines().last().unwrap_or("").trim().to_owned(),
+    }
+}
+
 fn compile_regex(pattern: &str, flags: RegexFlags, field: &str) -> Result<Regex, RuleError> {
     RegexBuilder::new(pattern)
         .case_insensitive(flags.i)
@@ -753,11 +822,7 @@ fn compile_regex(pattern: &str, flags: RegexFlags, field: &str) -> Result<Regex,
         .dot_matches_new_line(flags.s)
         .size_limit(REGEX_SIZE_LIMIT)
         .build()
-        .map_err(|e| RuleError::BadRegex {
-            field: field.to_owned(),
-            pattern: pattern.to_owned(),
-            reason: e.to_string().lines().last().unwrap_or("").trim().to_owned(),
-        })
+        .map_err(|e| bad_regex(field, pattern, &e.to_string()))
 }
 
 /// Builds one set from patterns; `ci` = case-insensitive.
@@ -772,7 +837,7 @@ fn build_set(patterns: Vec<Pattern>, ci: bool, field: &str) -> Result<StringSet,
         match p {
             Pattern::Regex(re, flags) => {
                 atoms = None;
-                set.regexes.push(compile_regex(&re, flags, field)?);
+                set.regexes.push(LazyRegex::new(re, flags, field)?);
             }
             Pattern::Glob(toks) => {
                 // Non-ASCII literals under case-insensitivity need Unicode folding: regex.
@@ -810,7 +875,7 @@ fn build_set(patterns: Vec<Pattern>, ci: bool, field: &str) -> Result<StringSet,
                     None => {
                         let re = regex_for_glob(&toks, ci);
                         set.regexes
-                            .push(compile_regex(&re, RegexFlags::default(), field)?);
+                            .push(LazyRegex::new(re, RegexFlags::default(), field)?);
                     }
                 }
             }
@@ -1402,6 +1467,18 @@ mod tests {
             Err(RuleError::BadRegex { .. })
         ));
         assert!(item("F|i", &[s("x")]).is_err());
+        // Checked at load although compiled on first use: syntax errors, and (compiled at
+        // load because of their counted repetitions) regexes over the size limit.
+        assert!(matches!(
+            item("F|re", &[s("a[")]),
+            Err(RuleError::BadRegex { .. })
+        ));
+        assert!(matches!(
+            item("F|re", &[s("(\\w{1000}){1000}")]),
+            Err(RuleError::BadRegex { .. })
+        ));
+        assert!(hit("F|re", &[s("^a{300}$")], json!("a".repeat(300))));
+        assert!(!hit("F|re", &[s("^a{300}$")], json!("a".repeat(299))));
     }
 
     #[test]
