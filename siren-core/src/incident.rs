@@ -285,6 +285,29 @@ pub struct TimelineEntry {
 /// The actor SIREN records for what it does itself.
 pub const SYSTEM_ACTOR: &str = "siren";
 
+/// Which part of an incident's timeline to read: the newest `limit` entries before a cursor.
+#[derive(Debug, Clone, Default)]
+pub struct TimelineQuery {
+    /// Only entries older than this cursor (a previous page's [`TimelinePage::before`]).
+    pub before: Option<String>,
+    /// Only notes (`kind` = `note`).
+    pub notes_only: bool,
+    /// Page size.
+    pub limit: u32,
+}
+
+/// A page of an incident's timeline and the cursor of the older entries.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelinePage {
+    /// The entries, oldest first.
+    pub entries: Vec<TimelineEntry>,
+    /// Entries in the whole timeline (or notes, when only notes were asked for).
+    pub total: u64,
+    /// Pass back as [`TimelineQuery::before`] for the older entries; `None` when there are
+    /// none.
+    pub before: Option<String>,
+}
+
 /// Filters of an incident list.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {

@@ -768,7 +768,8 @@
 
   /** What a drawn incident page shows, to skip redrawing the same state twice. */
   function versionOf(detail) {
-    return detail.incident.updated_at + '|' + (detail.timeline || []).length + '|' + detail.incident.alert_count;
+    const entries = detail.timeline_total !== undefined ? detail.timeline_total : (detail.timeline || []).length;
+    return detail.incident.updated_at + '|' + entries + '|' + detail.incident.alert_count;
   }
 
   function drawIncident(detail) {
@@ -801,12 +802,15 @@
     box.appendChild(head);
     if (canWork()) box.appendChild(statusPanel(incident, drafts));
 
-    const notes = (detail.timeline || []).filter((t) => t.kind === 'note');
+    const notes = detail.notes || (detail.timeline || []).filter((t) => t.kind === 'note');
+    const shownEntries = (detail.timeline || []).length;
+    const totalEntries = detail.timeline_total !== undefined ? detail.timeline_total : shownEntries;
     const left = h('div', { class: 'inc-col' },
       summaryCard(incident, detail.alerts || []),
       card('Suggested investigation steps', steps(incident.investigation || [])),
-      card('Triggering events', eventsTable(detail.events || []), (detail.events || []).length + ' shown'),
-      card('Timeline', timeline(detail.timeline || [])));
+      card('Triggering events', eventsBlock(incident.id, detail), (detail.events || []).length + (detail.events_after ? '+' : '') + ' shown'),
+      card('Timeline', timelineBlock(incident.id, detail),
+        totalEntries > shownEntries ? 'newest ' + fmtNumber(shownEntries) + ' of ' + fmtNumber(totalEntries) : null));
     const right = h('div', { class: 'inc-col' },
       card('Affected assets', assets(incident)),
       card('ATT&CK techniques', techniques(incident.techniques || [])),
@@ -982,11 +986,59 @@
     }));
   }
 
-  function timeline(entries) {
-    if (!entries.length) return h('p', { class: 'muted', text: 'Nothing yet.' });
-    return h('ul', { class: 'timeline' }, entries.slice().reverse().map((t) => h('li', { class: 'tl-' + cssName(t.kind) },
+  function timelineItem(t) {
+    return h('li', { class: 'tl-' + cssName(t.kind) },
       h('div', { class: 'tl-head' }, h('span', { class: 'tl-kind', text: label(t.kind) }), ' · ' + t.actor + ' · ' + fmtTime(t.at)),
-      t.detail ? h('div', { class: 'tl-detail', text: t.detail }) : null)));
+      t.detail ? h('div', { class: 'tl-detail', text: t.detail }) : null);
+  }
+
+  /**
+   * A button that fetches the next page of a list (`path` + the cursor) and hands it to
+   * `add`, which returns the cursor after it; it goes away on the last page.
+   */
+  function moreButton(id, text, path, cursor, add) {
+    let next = cursor;
+    const button = h('button', { id, type: 'button', class: 'btn more-button', text });
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      let page;
+      try {
+        page = await api('GET', path + encodeURIComponent(next));
+      } catch (e) {
+        button.disabled = false;
+        toast('Not loaded', e.message, { error: true });
+        return;
+      }
+      next = add(page);
+      if (next) button.disabled = false;
+      else button.remove();
+    });
+    return button;
+  }
+
+  /** The timeline, newest first; older entries are fetched page by page. */
+  function timelineBlock(id, detail) {
+    const entries = detail.timeline || [];
+    if (!entries.length) return h('p', { class: 'muted', text: 'Nothing yet.' });
+    const list = h('ul', { class: 'timeline' }, entries.slice().reverse().map(timelineItem));
+    if (!detail.timeline_before) return list;
+    return h('div', null, list, moreButton('timeline-older', 'Show older entries',
+      '/incidents/' + encodeURIComponent(id) + '/timeline?before=', detail.timeline_before, (page) => {
+        page.timeline.slice().reverse().forEach((t) => list.appendChild(timelineItem(t)));
+        return page.before;
+      }));
+  }
+
+  /** The triggering events; more are fetched page by page. */
+  function eventsBlock(id, detail) {
+    const table = eventsTable(detail.events || []);
+    if (!detail.events_after) return table;
+    return h('div', null, table, moreButton('events-more', 'Show more events',
+      '/incidents/' + encodeURIComponent(id) + '/events?after=', detail.events_after, (page) => {
+        const tbody = table.querySelector('tbody');
+        if (tbody) page.events.forEach((event) => eventRows(event).forEach((row) => tbody.appendChild(row)));
+        return page.after;
+      }));
   }
 
   function notesBlock(notes, drafts) {
@@ -1004,23 +1056,27 @@
         onclick: () => addNote(id, text.value.trim()) })));
   }
 
+  /** An event's row and its hidden row of every field. */
+  function eventRows(event) {
+    const fieldsRow = h('tr', { class: 'event-fields', hidden: true },
+      h('td', { colspan: 6 }, kvList(event)));
+    const what = event.command_line || event.process || '';
+    return [
+      h('tr', { class: 'row-link event-row', title: 'Show every field', onclick: () => { fieldsRow.hidden = !fieldsRow.hidden; } },
+        h('td', { class: 'nowrap', text: fmtTime(event.timestamp) }),
+        h('td', { class: 'mono', text: event.host || '' }),
+        h('td', { text: event.source || '' }),
+        h('td', { class: 'num', text: event.event_id === null || event.event_id === undefined ? '' : event.event_id }),
+        h('td', { text: event.user || '' }),
+        h('td', { class: 'cmd', text: what || summaryOf(event) })),
+      fieldsRow,
+    ];
+  }
+
   function eventsTable(events) {
     if (!events.length) return h('p', { class: 'muted', text: 'No stored events.' });
     const tbody = h('tbody');
-    for (const event of events) {
-      const fieldsRow = h('tr', { class: 'event-fields', hidden: true },
-        h('td', { colspan: 6 }, kvList(event)));
-      const what = event.command_line || event.process || '';
-      tbody.append(
-        h('tr', { class: 'row-link event-row', title: 'Show every field', onclick: () => { fieldsRow.hidden = !fieldsRow.hidden; } },
-          h('td', { class: 'nowrap', text: fmtTime(event.timestamp) }),
-          h('td', { class: 'mono', text: event.host || '' }),
-          h('td', { text: event.source || '' }),
-          h('td', { class: 'num', text: event.event_id === null || event.event_id === undefined ? '' : event.event_id }),
-          h('td', { text: event.user || '' }),
-          h('td', { class: 'cmd', text: what || summaryOf(event) })),
-        fieldsRow);
-    }
+    for (const event of events) tbody.append(...eventRows(event));
     return h('div', { class: 'table-scroll' }, h('table', { class: 'events-table' },
       h('thead', null, h('tr', null, h('th', { text: 'Time' }), h('th', { text: 'Host' }), h('th', { text: 'Channel' }),
         h('th', { class: 'num', text: 'ID' }), h('th', { text: 'User' }), h('th', { text: 'Process / details' }))),

@@ -1,27 +1,40 @@
-//! `/api/v1/incidents`: list (filters, cursor pages), detail (timeline, alerts, events), and
-//! the analyst's actions (assign, status, notes). Another tenant's incident is "not found".
+//! `/api/v1/incidents`: list (filters, cursor pages), detail (the newest timeline entries and
+//! notes, the first alerts and events, each with the cursor of the rest), the timeline, alerts
+//! and events page by page, and the analyst's actions (assign, status, notes). Another
+//! tenant's incident is "not found".
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use siren_core::incident::{IncidentFilter, IncidentId, Resolution, Severity, Status};
+use siren_core::incident::{
+    IncidentFilter, IncidentId, Resolution, Severity, Status, TimelineQuery,
+};
 
 use crate::AppState;
 use crate::auth::{Access, Read, Work};
 use crate::error::{ApiError, ApiResult};
 
-/// Events shown with an incident at most.
-const DETAIL_EVENTS: u32 = 200;
-/// Alerts shown with an incident at most.
-const DETAIL_ALERTS: u32 = 500;
+/// Timeline entries shown with an incident (the newest), and a timeline page by default.
+const DETAIL_TIMELINE: u32 = 50;
+/// Notes shown with an incident (the newest).
+const DETAIL_NOTES: u32 = 100;
+/// Alerts shown with an incident (the first), and an alerts page by default.
+const DETAIL_ALERTS: u32 = 100;
+/// Triggering events shown with an incident (the first), and an events page by default.
+const DETAIL_EVENTS: u32 = 50;
+/// The largest page of timeline entries, alerts or events.
+const MAX_PAGE: u32 = 500;
 
 /// `/api/v1/incidents…`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/incidents", get(list))
         .route("/api/v1/incidents/{id}", get(detail))
+        .route("/api/v1/incidents/{id}/timeline", get(timeline))
+        .route("/api/v1/incidents/{id}/alerts", get(alerts))
+        .route("/api/v1/incidents/{id}/events", get(events))
         .route("/api/v1/incidents/{id}/assign", post(assign))
         .route("/api/v1/incidents/{id}/status", post(status))
         .route("/api/v1/incidents/{id}/notes", post(note))
@@ -133,16 +146,136 @@ async fn detail(
     let id = incident_id(&id)?;
     let store = state.store();
     let incident = store.get_incident(&access.tenant, id).await?;
-    let timeline = store.incident_timeline(&access.tenant, id).await?;
+    let timeline = store
+        .incident_timeline_page(
+            &access.tenant,
+            id,
+            &TimelineQuery {
+                limit: DETAIL_TIMELINE,
+                ..TimelineQuery::default()
+            },
+        )
+        .await?;
+    let notes = store
+        .incident_timeline_page(
+            &access.tenant,
+            id,
+            &TimelineQuery {
+                notes_only: true,
+                limit: DETAIL_NOTES,
+                ..TimelineQuery::default()
+            },
+        )
+        .await?;
     let alerts = store
-        .incident_alerts(&access.tenant, id, DETAIL_ALERTS)
+        .incident_alerts(&access.tenant, id, None, DETAIL_ALERTS)
         .await?;
     let events = store
-        .incident_events(&access.tenant, id, DETAIL_EVENTS)
+        .incident_events_page(&access.tenant, id, None, DETAIL_EVENTS)
         .await?;
     Ok(Json(json!({
-        "incident": incident, "timeline": timeline, "alerts": alerts, "events": events,
+        "incident": incident,
+        "timeline": timeline.entries, "timeline_total": timeline.total,
+        "timeline_before": timeline.before,
+        "notes": notes.entries, "notes_total": notes.total,
+        "alerts": alerts.alerts, "alerts_after": alerts.after,
+        "events": events.events, "events_after": events.after,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+struct TimelineParams {
+    before: Option<String>,
+    notes: Option<bool>,
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AfterParams {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+type QueryParams<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+fn query<T>(params: QueryParams<T>) -> Result<T, ApiError> {
+    params
+        .map(|Query(p)| p)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+/// The incident's timeline, newest entries first page by page (each page oldest first).
+async fn timeline(
+    State(state): State<AppState>,
+    access: Access<Read>,
+    Path(id): Path<String>,
+    params: QueryParams<TimelineParams>,
+) -> ApiResult<Json<Value>> {
+    let params = query(params)?;
+    let id = incident_id(&id)?;
+    let store = state.store();
+    // Another tenant's incident is not found.
+    store.get_incident(&access.tenant, id).await?;
+    let page = store
+        .incident_timeline_page(
+            &access.tenant,
+            id,
+            &TimelineQuery {
+                before: non_empty(params.before),
+                notes_only: params.notes.unwrap_or(false),
+                limit: params.limit.unwrap_or(DETAIL_TIMELINE).clamp(1, MAX_PAGE),
+            },
+        )
+        .await?;
+    Ok(Json(
+        json!({ "timeline": page.entries, "total": page.total, "before": page.before }),
+    ))
+}
+
+/// The incident's alerts, oldest first, page by page.
+async fn alerts(
+    State(state): State<AppState>,
+    access: Access<Read>,
+    Path(id): Path<String>,
+    params: QueryParams<AfterParams>,
+) -> ApiResult<Json<Value>> {
+    let params = query(params)?;
+    let id = incident_id(&id)?;
+    let store = state.store();
+    store.get_incident(&access.tenant, id).await?;
+    let after = non_empty(params.after);
+    let page = store
+        .incident_alerts(
+            &access.tenant,
+            id,
+            after.as_deref(),
+            params.limit.unwrap_or(DETAIL_ALERTS).clamp(1, MAX_PAGE),
+        )
+        .await?;
+    Ok(Json(json!({ "alerts": page.alerts, "after": page.after })))
+}
+
+/// The events that triggered the incident's alerts, in alert order, page by page.
+async fn events(
+    State(state): State<AppState>,
+    access: Access<Read>,
+    Path(id): Path<String>,
+    params: QueryParams<AfterParams>,
+) -> ApiResult<Json<Value>> {
+    let params = query(params)?;
+    let id = incident_id(&id)?;
+    let store = state.store();
+    store.get_incident(&access.tenant, id).await?;
+    let after = non_empty(params.after);
+    let page = store
+        .incident_events_page(
+            &access.tenant,
+            id,
+            after.as_deref(),
+            params.limit.unwrap_or(DETAIL_EVENTS).clamp(1, MAX_PAGE),
+        )
+        .await?;
+    Ok(Json(json!({ "events": page.events, "after": page.after })))
 }
 
 #[derive(Debug, Deserialize)]

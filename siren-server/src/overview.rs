@@ -1,7 +1,8 @@
 //! `GET /api/v1/stats`: the dashboard overview's counts. They are computed by the store
 //! (counting over a million events takes a while), kept per tenant for [`FRESH`], and
 //! refreshed in the background while the previous answer is served, so at most one count
-//! per tenant runs at a time however many dashboards are open.
+//! per tenant runs at a time however many dashboards are open (when there is no answer yet,
+//! the first caller counts and the others wait for its answer).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +38,9 @@ struct Entry {
 #[derive(Default)]
 pub struct StatsCache {
     entries: Mutex<HashMap<TenantId, Entry>>,
+    /// Held while counts are computed for a caller that has none to be served: callers
+    /// arriving meanwhile wait for them instead of counting too.
+    counting: tokio::sync::Mutex<()>,
 }
 
 impl StatsCache {
@@ -54,6 +58,18 @@ impl StatsCache {
             }
             _ => (None, false),
         }
+    }
+
+    /// Counts that may be served as they are (younger than [`STALE`]), changing nothing.
+    fn servable(&self, tenant: &TenantId) -> Option<Arc<DashboardStats>> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(tenant)
+            .filter(|entry| entry.at.elapsed() < STALE)
+            .map(|entry| entry.stats.clone())
     }
 
     fn store(&self, tenant: &TenantId, stats: Arc<DashboardStats>) {
@@ -105,6 +121,10 @@ pub async fn tenant_stats(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<
             Ok(stats)
         }
         (None, _) => {
+            let _counting = cache.counting.lock().await;
+            if let Some(stats) = cache.servable(tenant) {
+                return Ok(stats);
+            }
             let stats = Arc::new(
                 state
                     .store()

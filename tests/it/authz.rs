@@ -105,6 +105,24 @@ pub const ROUTES: &[Route] = &[
         ok: &[200],
     },
     Route {
+        method: "GET",
+        path: "/api/v1/incidents/{id}/timeline",
+        who: Who::Read,
+        ok: &[200],
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/incidents/{id}/alerts",
+        who: Who::Read,
+        ok: &[200],
+    },
+    Route {
+        method: "GET",
+        path: "/api/v1/incidents/{id}/events",
+        who: Who::Read,
+        ok: &[200],
+    },
+    Route {
         method: "POST",
         path: "/api/v1/incidents/{id}/assign",
         who: Who::Work,

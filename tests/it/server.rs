@@ -292,6 +292,25 @@ async fn browser_session_csrf_and_incident_work() {
         assert_eq!(detail["events"][0]["fields"]["SubjectUserName"], "mallory");
         assert_eq!(detail["alerts"].as_array().unwrap().len(), 1);
         assert_eq!(detail["timeline"][0]["kind"], "created");
+        assert_eq!(detail["timeline_total"], 2, "{detail}");
+        assert!(detail["timeline_before"].is_null(), "{detail}");
+        assert!(
+            detail["alerts_after"].is_null() && detail["events_after"].is_null(),
+            "{detail}"
+        );
+        for (part, key) in [("alerts", "alerts"), ("events", "events")] {
+            let page: Value = alice
+                .client
+                .get(server.at(&format!("/api/v1/incidents/{id}/{part}")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(page[key], detail[key], "{page}");
+            assert!(page["after"].is_null(), "{page}");
+        }
 
         // Without the CSRF token the session cannot change anything.
         let refused = alice
@@ -388,6 +407,54 @@ async fn browser_session_csrf_and_incident_work() {
             .map(|e| e["actor"].as_str().unwrap())
             .collect();
         assert_eq!(actors[2], "alice");
+        assert_eq!(detail["notes"].as_array().unwrap().len(), 2, "{detail}");
+        assert_eq!(detail["notes_total"], 2, "{detail}");
+
+        // The timeline page by page: the newest entries first, then the older ones.
+        let newest: Value = alice
+            .client
+            .get(server.at(&format!("/api/v1/incidents/{id}/timeline?limit=2")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(newest["total"], 6, "{newest}");
+        let kinds = |page: &Value| -> Vec<String> {
+            page["timeline"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["kind"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(kinds(&newest), ["note", "note"], "{newest}");
+        let before = newest["before"].as_str().unwrap();
+        let older: Value = alice
+            .client
+            .get(server.at(&format!(
+                "/api/v1/incidents/{id}/timeline?before={before}&limit=10"
+            )))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            kinds(&older),
+            ["created", "alert_added", "assigned", "status_changed"],
+            "{older}"
+        );
+        assert!(older["before"].is_null(), "{older}");
+        let invalid = alice
+            .client
+            .get(server.at(&format!("/api/v1/incidents/{id}/timeline?before=nonsense")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(invalid.status(), 422);
 
         // A viewer reads but cannot work the incident, CSRF token or not.
         let bob = login(&server, "default", "bob").await;

@@ -150,7 +150,7 @@ fn alert(
 
 #[tokio::test]
 async fn alerts_group_into_incidents_that_analysts_work() {
-    use siren_core::incident::{IncidentFilter, Resolution, Status};
+    use siren_core::incident::{IncidentFilter, Resolution, Status, TimelineQuery};
     use siren_core::store::StoreError;
     use siren_core::user::{Actor, Role};
 
@@ -279,6 +279,42 @@ async fn alerts_group_into_incidents_that_analysts_work() {
             [Some(9)],
             "{backend}"
         );
+        let page = store
+            .incident_events_page(&acme, first.id, None, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            page.events.iter().map(|e| e.record_id).collect::<Vec<_>>(),
+            [Some(9)],
+            "{backend}"
+        );
+        let alerts = store
+            .incident_alerts(&acme, first.id, None, 500)
+            .await
+            .unwrap();
+        assert!(
+            !alerts.alerts.is_empty() && alerts.after.is_none(),
+            "{backend}"
+        );
+        // Page by page, one alert at a time, the alerts come in the same order.
+        let mut paged = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .incident_alerts(&acme, first.id, after.as_deref(), 1)
+                .await
+                .unwrap();
+            paged.extend(page.alerts.iter().map(|a| a.id));
+            match page.after {
+                Some(cursor) => after = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(
+            paged,
+            alerts.alerts.iter().map(|a| a.id).collect::<Vec<_>>(),
+            "{backend}"
+        );
 
         // Assignment needs an active user.
         let refused = store
@@ -393,6 +429,70 @@ async fn alerts_group_into_incidents_that_analysts_work() {
             "note password reset done",
             "{backend}"
         );
+
+        // Paged from the newest entry back, the timeline is the same, each page oldest first.
+        let mut paged: Vec<String> = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store
+                .incident_timeline_page(
+                    &acme,
+                    first.id,
+                    &TimelineQuery {
+                        before: before.clone(),
+                        limit: 2,
+                        ..TimelineQuery::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(page.total, timeline.len() as u64, "{backend}");
+            assert!(page.entries.len() <= 2, "{backend}");
+            let mut older: Vec<String> = page
+                .entries
+                .iter()
+                .map(|t| format!("{} {}", t.kind, t.detail))
+                .collect();
+            older.append(&mut paged);
+            paged = older;
+            match page.before {
+                Some(cursor) => before = Some(cursor),
+                None => break,
+            }
+        }
+        assert_eq!(paged, timeline, "{backend}");
+        let notes = store
+            .incident_timeline_page(
+                &acme,
+                first.id,
+                &TimelineQuery {
+                    notes_only: true,
+                    limit: 10,
+                    ..TimelineQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        let noted: Vec<&str> = notes.entries.iter().map(|t| t.detail.as_str()).collect();
+        assert_eq!(
+            noted,
+            ["looking at dc01", "password reset done"],
+            "{backend}"
+        );
+        assert_eq!((notes.total, notes.before), (2, None), "{backend}");
+        // Another tenant sees none of it.
+        let foreign = store
+            .incident_timeline_page(
+                &other,
+                first.id,
+                &TimelineQuery {
+                    limit: 10,
+                    ..TimelineQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!((foreign.entries.len(), foreign.total), (0, 0), "{backend}");
 
         // A resolved incident takes no more alerts: a new one opens.
         let outcome = store

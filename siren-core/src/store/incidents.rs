@@ -270,6 +270,21 @@ pub(super) mod sql {
         created_at, updated_at FROM incidents WHERE tenant = $1 AND id = $2";
     pub const TIMELINE: &str = "SELECT at, actor, kind, detail FROM incident_timeline \
         WHERE tenant = $1 AND incident_id = $2 ORDER BY at, id";
+    /// The newest entries (`$3` rows), newest first; the `_BEFORE` forms only those older than
+    /// `($3, $4)` (`$5` rows); the `NOTES_` forms only notes (a partial index holds them).
+    pub const TIMELINE_NEWEST: &str = "SELECT id, at, actor, kind, detail FROM incident_timeline \
+        WHERE tenant = $1 AND incident_id = $2 ORDER BY at DESC, id DESC LIMIT $3";
+    pub const TIMELINE_BEFORE: &str = "SELECT id, at, actor, kind, detail FROM incident_timeline \
+        WHERE tenant = $1 AND incident_id = $2 AND (at, id) < ($3, $4) ORDER BY at DESC, id DESC LIMIT $5";
+    pub const TIMELINE_SIZE: &str =
+        "SELECT COUNT(*) FROM incident_timeline WHERE tenant = $1 AND incident_id = $2";
+    pub const NOTES_NEWEST: &str = "SELECT id, at, actor, kind, detail FROM incident_timeline \
+        WHERE tenant = $1 AND incident_id = $2 AND kind = 'note' ORDER BY at DESC, id DESC LIMIT $3";
+    pub const NOTES_BEFORE: &str = "SELECT id, at, actor, kind, detail FROM incident_timeline \
+        WHERE tenant = $1 AND incident_id = $2 AND kind = 'note' AND (at, id) < ($3, $4) \
+        ORDER BY at DESC, id DESC LIMIT $5";
+    pub const NOTES_SIZE: &str = "SELECT COUNT(*) FROM incident_timeline WHERE tenant = $1 \
+        AND incident_id = $2 AND kind = 'note'";
     pub const SET_ASSIGNEE: &str =
         "UPDATE incidents SET assignee = $1, updated_at = $2 WHERE tenant = $3 AND id = $4";
     pub const SET_STATUS: &str = "UPDATE incidents SET status = $1, resolution = $2, updated_at = $3 WHERE tenant = $4 AND id = $5";
@@ -300,9 +315,10 @@ macro_rules! incident_methods {
         use sqlx::Row as _;
         use $crate::incident::{
             AlertOutcome, Incident, IncidentFilter, IncidentId, IncidentPage, Resolution, Status, TimelineEntry,
+            TimelinePage, TimelineQuery,
         };
         use $crate::store::incidents::{self as common, IncidentRow, sql};
-        use $crate::store::{AuditEntry, StoreError, StoredEvent};
+        use $crate::store::{AuditEntry, EventPage, StoreError, StoredEvent};
         use $crate::user::{Actor, Role, User};
 
         type Pool = sqlx::Pool<$db>;
@@ -582,6 +598,49 @@ macro_rules! incident_methods {
                 .collect()
         }
 
+        pub(super) async fn incident_timeline_page(
+            pool: &Pool,
+            tenant: &str,
+            id: IncidentId,
+            query: &TimelineQuery,
+        ) -> Result<TimelinePage, StoreError> {
+            let size = i64::from(query.limit.clamp(1, 10_000));
+            let (newest, before, count) = if query.notes_only {
+                (sql::NOTES_NEWEST, sql::NOTES_BEFORE, sql::NOTES_SIZE)
+            } else {
+                (sql::TIMELINE_NEWEST, sql::TIMELINE_BEFORE, sql::TIMELINE_SIZE)
+            };
+            // One more row than asked tells whether older entries remain.
+            let rows = match &query.before {
+                Some(cursor) => {
+                    let (at, entry) = common::decode_cursor(cursor)?;
+                    sqlx::query(before).bind(tenant).bind(id.0).bind(at).bind(entry).bind(size + 1).fetch_all(pool).await?
+                }
+                None => sqlx::query(newest).bind(tenant).bind(id.0).bind(size + 1).fetch_all(pool).await?,
+            };
+            let total: i64 = sqlx::query_scalar(count).bind(tenant).bind(id.0).fetch_one(pool).await?;
+            let mut entries = Vec::with_capacity(rows.len().min(size as usize));
+            let mut before = None;
+            for (n, row) in rows.iter().enumerate() {
+                if n as i64 == size {
+                    before = entries.last().map(|(at, entry, _): &(i64, i64, TimelineEntry)| common::encode_cursor(*at, *entry));
+                    break;
+                }
+                let at: i64 = row.try_get("at")?;
+                entries.push((at, row.try_get("id")?, TimelineEntry {
+                    at: common::time(at),
+                    actor: row.try_get("actor")?,
+                    kind: row.try_get("kind")?,
+                    detail: row.try_get("detail")?,
+                }));
+            }
+            Ok(TimelinePage {
+                entries: entries.into_iter().rev().map(|(_, _, entry)| entry).collect(),
+                total: total.max(0) as u64,
+                before,
+            })
+        }
+
         pub(super) async fn incident_events(pool: &Pool, tenant: &str, id: IncidentId, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
             fetch_incident(pool, tenant, id).await?;
             let query = format!(
@@ -591,6 +650,45 @@ macro_rules! incident_methods {
             );
             let rows = sqlx::query(&query).bind(tenant).bind(id.0).bind(i64::from(limit)).fetch_all(pool).await?;
             rows.iter().map($decode_event).collect()
+        }
+
+        pub(super) async fn incident_events_page(
+            pool: &Pool,
+            tenant: &str,
+            id: IncidentId,
+            after: Option<&str>,
+            limit: u32,
+        ) -> Result<EventPage, StoreError> {
+            let size = i64::from(limit.clamp(1, 10_000));
+            let from = "FROM alerts a JOIN events e ON e.tenant = a.tenant AND e.dedup_key = a.event_key \
+                WHERE a.tenant = $1 AND a.incident_id = $2";
+            // One more row than asked tells whether more follow.
+            let rows = match after {
+                Some(cursor) => {
+                    let (ts, alert) = common::decode_cursor(cursor)?;
+                    let query = format!(
+                        "SELECT a.ts AS alert_ts, a.id AS alert_id, {} {from} AND (a.ts, a.id) > ($3, $4) \
+                         ORDER BY a.ts, a.id LIMIT $5",
+                        $event_columns
+                    );
+                    sqlx::query(&query).bind(tenant).bind(id.0).bind(ts).bind(alert).bind(size + 1).fetch_all(pool).await?
+                }
+                None => {
+                    let query = format!("SELECT a.ts AS alert_ts, a.id AS alert_id, {} {from} ORDER BY a.ts, a.id LIMIT $3", $event_columns);
+                    sqlx::query(&query).bind(tenant).bind(id.0).bind(size + 1).fetch_all(pool).await?
+                }
+            };
+            let mut page = EventPage { events: Vec::with_capacity(rows.len().min(size as usize)), after: None };
+            let mut last = None;
+            for (n, row) in rows.iter().enumerate() {
+                if n as i64 == size {
+                    page.after = last.map(|(ts, alert)| common::encode_cursor(ts, alert));
+                    break;
+                }
+                last = Some((row.try_get::<i64, _>("alert_ts")?, row.try_get::<i64, _>("alert_id")?));
+                page.events.push($decode_event(row)?);
+            }
+            Ok(page)
         }
 
         async fn active_user(tx: &mut Tx<'_>, tenant: &str, name: &str) -> Result<User, StoreError> {
@@ -771,8 +869,14 @@ macro_rules! incident_methods {
             async fn incident_timeline(&self, tenant: &$crate::event::TenantId, id: IncidentId) -> Result<Vec<TimelineEntry>, StoreError> {
                 incident_timeline(&self.pool, tenant.as_str(), id).await
             }
+            async fn incident_timeline_page(&self, tenant: &$crate::event::TenantId, id: IncidentId, query: &TimelineQuery) -> Result<TimelinePage, StoreError> {
+                incident_timeline_page(&self.pool, tenant.as_str(), id, query).await
+            }
             async fn incident_events(&self, tenant: &$crate::event::TenantId, id: IncidentId, limit: u32) -> Result<Vec<StoredEvent>, StoreError> {
                 incident_events(&self.pool, tenant.as_str(), id, limit).await
+            }
+            async fn incident_events_page(&self, tenant: &$crate::event::TenantId, id: IncidentId, after: Option<&str>, limit: u32) -> Result<EventPage, StoreError> {
+                incident_events_page(&self.pool, tenant.as_str(), id, after, limit).await
             }
             async fn assign_incident(&self, tenant: &$crate::event::TenantId, id: IncidentId, assignee: &str, actor: &Actor) -> Result<Incident, StoreError> {
                 assign_incident(&self.pool, tenant.as_str(), id, assignee, actor).await

@@ -25,7 +25,7 @@ pub use server::ServerStore;
 use crate::event::{Event, TenantId};
 use crate::incident::{
     Alert, AlertOutcome, Incident, IncidentFilter, IncidentId, IncidentPage, Resolution, Status,
-    TimelineEntry,
+    TimelineEntry, TimelinePage, TimelineQuery,
 };
 use crate::user::{Actor, Role, User};
 
@@ -116,6 +116,16 @@ impl std::ops::Deref for StoredEvent {
     }
 }
 
+/// A page of an incident's triggering events and the cursor of the next one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventPage {
+    /// The events, in the order of their alerts (oldest first).
+    pub events: Vec<StoredEvent>,
+    /// Pass back to [`IncidentStore::incident_events_page`] for the events after these;
+    /// `None` on the last page.
+    pub after: Option<String>,
+}
+
 /// One entry of the append-only audit log.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AuditEntry {
@@ -162,6 +172,14 @@ pub trait IncidentStore: Send + Sync {
         tenant: &TenantId,
         id: IncidentId,
     ) -> Result<Vec<TimelineEntry>, StoreError>;
+    /// A page of an incident's timeline: the newest entries `query` asks for, with the
+    /// timeline's size (an unknown incident has an empty timeline).
+    async fn incident_timeline_page(
+        &self,
+        tenant: &TenantId,
+        id: IncidentId,
+        query: &TimelineQuery,
+    ) -> Result<TimelinePage, StoreError>;
     /// The events that triggered an incident's alerts, oldest first.
     async fn incident_events(
         &self,
@@ -169,6 +187,16 @@ pub trait IncidentStore: Send + Sync {
         id: IncidentId,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, StoreError>;
+    /// A page of the events that triggered an incident's alerts, in alert order: the first
+    /// `limit`, or those after the cursor a previous page handed back (an unknown incident has
+    /// none).
+    async fn incident_events_page(
+        &self,
+        tenant: &TenantId,
+        id: IncidentId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<EventPage, StoreError>;
     /// Assigns an incident to an active user.
     async fn assign_incident(
         &self,

@@ -76,8 +76,11 @@ fn replace_nul(value: &mut serde_json::Value) {
 impl Store for PostgresStore {
     async fn insert_events(&self, rows: &[EventRow]) -> Result<Vec<[u8; 16]>, StoreError> {
         let now = Utc::now();
+        let now_micros = now.timestamp_micros();
         let mut tx = self.pool.begin().await?;
         let mut stored = Vec::new();
+        // New events per tenant, for `event_counts`.
+        let mut counts: Vec<(String, i64)> = Vec::new();
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Postgres>::new(
                 "INSERT INTO events (tenant, dedup_key, ts, host, source, event_id, record_id, \
@@ -107,18 +110,31 @@ impl Store for PostgresStore {
                     .push_unseparated("::jsonb")
                     .push_bind(now);
             });
-            insert.push(" ON CONFLICT (tenant, dedup_key) DO NOTHING RETURNING dedup_key");
-            for key in insert
-                .build_query_scalar::<Vec<u8>>()
+            insert.push(" ON CONFLICT (tenant, dedup_key) DO NOTHING RETURNING tenant, dedup_key");
+            for (tenant, key) in insert
+                .build_query_as::<(String, Vec<u8>)>()
                 .fetch_all(&mut *tx)
                 .await?
             {
+                match counts.iter_mut().find(|(t, _)| *t == tenant) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((tenant, 1)),
+                }
                 stored.push(
                     key.try_into().map_err(|_| {
                         StoreError::Corrupt("a dedup key is not 16 bytes".to_owned())
                     })?,
                 );
             }
+        }
+        let minute = now_micros.div_euclid(super::server::MINUTE);
+        for (tenant, n) in counts {
+            sqlx::query(super::server::sql::COUNT_STORED)
+                .bind(tenant)
+                .bind(minute)
+                .bind(n)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(stored)
@@ -215,11 +231,7 @@ mod incident_store {
 /// implementation.
 mod server_store {
     use super::PostgresStore;
-    super::super::server::server_methods!(
-        PostgresStore,
-        sqlx::Postgres,
-        super::super::server::sql::EVENTS_PER_MINUTE_TIMESTAMPTZ
-    );
+    super::super::server::server_methods!(PostgresStore, sqlx::Postgres);
 }
 
 /// The notification outbox, from the shared implementation.

@@ -154,6 +154,16 @@ pub struct StoredAlert {
     pub created_at: DateTime<Utc>,
 }
 
+/// A page of an incident's alerts and the cursor of the next one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertPage {
+    /// The alerts, oldest first.
+    pub alerts: Vec<StoredAlert>,
+    /// Pass back to [`ServerStore::incident_alerts`] for the alerts after these; `None` on
+    /// the last page.
+    pub after: Option<String>,
+}
+
 /// One point of a count series.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CountAt {
@@ -270,13 +280,15 @@ pub trait ServerStore: Send + Sync {
         since: i64,
         limit: u32,
     ) -> Result<Vec<IncidentChange>, StoreError>;
-    /// The alerts of an incident, oldest first.
+    /// A page of an incident's alerts, oldest first: the first `limit`, or those after the
+    /// cursor a previous page handed back (an unknown incident has none).
     async fn incident_alerts(
         &self,
         tenant: &TenantId,
         id: IncidentId,
+        after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<StoredAlert>, StoreError>;
+    ) -> Result<AlertPage, StoreError>;
     /// The overview's counts.
     async fn dashboard_stats(
         &self,
@@ -370,19 +382,24 @@ pub(super) mod sql {
         ORDER BY updated_at, id LIMIT $2";
     pub const ALERTS: &str = "SELECT id, rule_id, rule_title, severity, event_key, ts, host, user_name, src_ip, \
         detail, created_at FROM alerts WHERE tenant = $1 AND incident_id = $2 ORDER BY ts, id LIMIT $3";
+    pub const ALERTS_AFTER: &str = "SELECT id, rule_id, rule_title, severity, event_key, ts, host, user_name, \
+        src_ip, detail, created_at FROM alerts WHERE tenant = $1 AND incident_id = $2 AND (ts, id) > ($3, $4) \
+        ORDER BY ts, id LIMIT $5";
     pub const OPEN_BY_SEVERITY: &str = "SELECT severity, COUNT(*) AS n FROM incidents WHERE tenant = $1 \
         AND status NOT IN ('resolved', 'closed') GROUP BY severity";
     pub const BY_STATUS: &str =
         "SELECT status, COUNT(*) AS n FROM incidents WHERE tenant = $1 GROUP BY status";
     pub const ALL_BY_STATUS: &str = "SELECT status, COUNT(*) AS n FROM incidents GROUP BY status";
-    pub const EVENTS_TOTAL: &str = "SELECT COUNT(*) FROM events WHERE tenant = $1";
-    /// Events per minute where `ingested_at` holds microseconds (SQLite).
-    pub const EVENTS_PER_MINUTE_MICROS: &str = "SELECT ingested_at / 60000000 AS bucket, COUNT(*) AS n \
-        FROM events WHERE tenant = $1 AND ingested_at >= $2 GROUP BY ingested_at / 60000000";
-    /// Events per minute where `ingested_at` is a `timestamptz` (PostgreSQL); `$2` is microseconds.
-    pub const EVENTS_PER_MINUTE_TIMESTAMPTZ: &str = "SELECT floor(EXTRACT(EPOCH FROM ingested_at) / 60)::bigint \
-        AS bucket, COUNT(*) AS n FROM events WHERE tenant = $1 \
-        AND ingested_at >= to_timestamp($2::bigint / 1000000.0) GROUP BY 1";
+    /// Adds `$3` events stored by `$1` in minute `$2` (since the epoch) to `event_counts`, in
+    /// the transaction that stores them.
+    pub const COUNT_STORED: &str = "INSERT INTO event_counts (tenant, minute, n) VALUES ($1, $2, $3) \
+        ON CONFLICT (tenant, minute) DO UPDATE SET n = event_counts.n + excluded.n";
+    /// Events stored, from `event_counts` (counting a million events takes a while).
+    pub const EVENTS_TOTAL: &str =
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_counts WHERE tenant = $1";
+    /// Events per minute of ingest from minute `$2` (since the epoch).
+    pub const EVENTS_PER_MINUTE: &str =
+        "SELECT minute AS bucket, n FROM event_counts WHERE tenant = $1 AND minute >= $2";
     pub const INCIDENTS_PER_DAY: &str = "SELECT created_at / 86400000000 AS bucket, COUNT(*) AS n FROM incidents \
         WHERE tenant = $1 AND created_at >= $2 GROUP BY created_at / 86400000000";
     pub const TOP_RULES: &str = "SELECT rule_id, MAX(rule_title) AS title, COUNT(*) AS n FROM alerts \
@@ -391,10 +408,9 @@ pub(super) mod sql {
         AND host IS NOT NULL GROUP BY host ORDER BY n DESC, host LIMIT $3";
 }
 
-/// Instantiates [`ServerStore`] for one backend (`$db` is the sqlx database type;
-/// `$events_per_minute` the query that suits how the backend stores `events.ingested_at`).
+/// Instantiates [`ServerStore`] for one backend (`$db` is the sqlx database type).
 macro_rules! server_methods {
-    ($store:ty, $db:ty, $events_per_minute:expr) => {
+    ($store:ty, $db:ty) => {
         use chrono::{DateTime, Utc};
         use sqlx::Row as _;
         use $crate::event::TenantId;
@@ -403,8 +419,8 @@ macro_rules! server_methods {
         use $crate::store::incidents::{self as common, sql as incident_sql};
         use $crate::store::server::{self as shared, sql};
         use $crate::store::server::{
-            AgentHeartbeat, AgentStatus, ApiToken, DashboardStats, IncidentChange, LoginRecord,
-            NamedCount, NewToken, SessionRecord, StoredAlert,
+            AgentHeartbeat, AgentStatus, AlertPage, ApiToken, DashboardStats, IncidentChange,
+            LoginRecord, NamedCount, NewToken, SessionRecord, StoredAlert,
         };
         use $crate::user::{Actor, Role};
 
@@ -795,35 +811,64 @@ macro_rules! server_methods {
                 &self,
                 tenant: &TenantId,
                 id: IncidentId,
+                after: Option<&str>,
                 limit: u32,
-            ) -> Result<Vec<StoredAlert>, StoreError> {
-                let rows = sqlx::query(sql::ALERTS)
-                    .bind(tenant.as_str())
-                    .bind(id.0)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|row| {
-                        let severity: String = row.try_get("severity")?;
-                        let key: Option<Vec<u8>> = row.try_get("event_key")?;
-                        let detail: String = row.try_get("detail")?;
-                        Ok(StoredAlert {
-                            id: row.try_get("id")?,
-                            rule_id: row.try_get("rule_id")?,
-                            rule_title: row.try_get("rule_title")?,
-                            severity: common::parse_severity(&severity)?,
-                            event_key: key.as_deref().map(shared::hex),
-                            time: common::time(row.try_get("ts")?),
-                            host: row.try_get("host")?,
-                            user: row.try_get("user_name")?,
-                            src_ip: row.try_get("src_ip")?,
-                            detail: serde_json::from_str(&detail)
-                                .unwrap_or(serde_json::Value::String(detail)),
-                            created_at: common::time(row.try_get("created_at")?),
-                        })
-                    })
-                    .collect()
+            ) -> Result<AlertPage, StoreError> {
+                let size = i64::from(limit.clamp(1, 10_000));
+                // One more row than asked tells whether more follow.
+                let rows = match after {
+                    Some(cursor) => {
+                        let (ts, alert) = common::decode_cursor(cursor)?;
+                        sqlx::query(sql::ALERTS_AFTER)
+                            .bind(tenant.as_str())
+                            .bind(id.0)
+                            .bind(ts)
+                            .bind(alert)
+                            .bind(size + 1)
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                    None => {
+                        sqlx::query(sql::ALERTS)
+                            .bind(tenant.as_str())
+                            .bind(id.0)
+                            .bind(size + 1)
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                };
+                let mut page = AlertPage {
+                    alerts: Vec::with_capacity(rows.len().min(size as usize)),
+                    after: None,
+                };
+                let mut last = None;
+                for (n, row) in rows.iter().enumerate() {
+                    if n as i64 == size {
+                        page.after = last.map(|(ts, alert)| common::encode_cursor(ts, alert));
+                        break;
+                    }
+                    let severity: String = row.try_get("severity")?;
+                    let key: Option<Vec<u8>> = row.try_get("event_key")?;
+                    let detail: String = row.try_get("detail")?;
+                    let ts: i64 = row.try_get("ts")?;
+                    let alert: i64 = row.try_get("id")?;
+                    last = Some((ts, alert));
+                    page.alerts.push(StoredAlert {
+                        id: alert,
+                        rule_id: row.try_get("rule_id")?,
+                        rule_title: row.try_get("rule_title")?,
+                        severity: common::parse_severity(&severity)?,
+                        event_key: key.as_deref().map(shared::hex),
+                        time: common::time(ts),
+                        host: row.try_get("host")?,
+                        user: row.try_get("user_name")?,
+                        src_ip: row.try_get("src_ip")?,
+                        detail: serde_json::from_str(&detail)
+                            .unwrap_or(serde_json::Value::String(detail)),
+                        created_at: common::time(row.try_get("created_at")?),
+                    });
+                }
+                Ok(page)
             }
 
             async fn dashboard_stats(
@@ -873,7 +918,13 @@ macro_rules! server_methods {
                 stats.events_total = total.max(0) as u64;
                 let since =
                     (now.div_euclid(shared::MINUTE) - shared::STATS_MINUTES + 1) * shared::MINUTE;
-                let per_minute = bucket_counts(&self.pool, $events_per_minute, t, since).await?;
+                let per_minute = bucket_counts(
+                    &self.pool,
+                    sql::EVENTS_PER_MINUTE,
+                    t,
+                    since.div_euclid(shared::MINUTE),
+                )
+                .await?;
                 stats.events_per_minute = shared::series(
                     &per_minute,
                     now,
