@@ -25,6 +25,11 @@ use serde_json::{Value, json};
 use siren_core::TenantId;
 use siren_core::user::{Actor, Role};
 
+/// The server binaries' allocator (`siren-server`, `siren serve`), so the in-process server
+/// allocates as they do.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 500;
 const SENDERS: usize = 4;
 const USERS: usize = 20;
