@@ -13,9 +13,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use siren_core::store::EventQuery;
+use siren_core::store::{EventQuery, StoredEvent};
 
 use crate::AppState;
 use crate::auth::{Access, Read, SendEvents};
@@ -261,7 +261,7 @@ async fn search_events(
     State(state): State<AppState>,
     access: Access<Read>,
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Events>> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let query = EventQuery {
         host: params.host.filter(|h| !h.is_empty()),
@@ -282,7 +282,13 @@ async fn search_events(
         limit: params.limit.unwrap_or(100).clamp(1, 1000),
     };
     let events = state.store().list_events(&access.tenant, &query).await?;
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(Events { events }))
+}
+
+/// `GET /events`' answer, serialised straight from the stored events (no JSON tree in between).
+#[derive(Serialize)]
+struct Events {
+    events: Vec<StoredEvent>,
 }
 
 #[cfg(test)]

@@ -4,13 +4,17 @@
 //! tenant's incident is "not found".
 
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use siren_core::incident::{
-    IncidentFilter, IncidentId, Resolution, Severity, Status, TimelineQuery,
+    Incident, IncidentFilter, IncidentId, Resolution, Severity, Status, TimelineEntry,
+    TimelineQuery,
 };
+use siren_core::store::StoredEvent;
+use siren_core::store::server::StoredAlert;
 
 use crate::AppState;
 use crate::auth::{Access, Read, Work};
@@ -83,7 +87,7 @@ async fn list(
     State(state): State<AppState>,
     access: Access<Read>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let mut filter = IncidentFilter {
         status: non_empty(params.status)
@@ -110,7 +114,7 @@ async fn list(
             .store()
             .list_incidents(&access.tenant, &filter)
             .await?;
-        return Ok(Json(json!(page)));
+        return Ok(Json(page).into_response());
     };
     // A text search reads pages until it has a page of matches (or 20 pages were read),
     // and hands back the cursor where it stopped.
@@ -135,14 +139,14 @@ async fn list(
         filter.cursor = next.clone();
     }
     found.truncate(wanted);
-    Ok(Json(json!({ "incidents": found, "next_cursor": next })))
+    Ok(Json(json!({ "incidents": found, "next_cursor": next })).into_response())
 }
 
 async fn detail(
     State(state): State<AppState>,
     access: Access<Read>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Detail>> {
     let id = incident_id(&id)?;
     let store = state.store();
     let incident = store.get_incident(&access.tenant, id).await?;
@@ -173,14 +177,34 @@ async fn detail(
     let events = store
         .incident_events_page(&access.tenant, id, None, DETAIL_EVENTS)
         .await?;
-    Ok(Json(json!({
-        "incident": incident,
-        "timeline": timeline.entries, "timeline_total": timeline.total,
-        "timeline_before": timeline.before,
-        "notes": notes.entries, "notes_total": notes.total,
-        "alerts": alerts.alerts, "alerts_after": alerts.after,
-        "events": events.events, "events_after": events.after,
-    })))
+    Ok(Json(Detail {
+        incident,
+        timeline: timeline.entries,
+        timeline_total: timeline.total,
+        timeline_before: timeline.before,
+        notes: notes.entries,
+        notes_total: notes.total,
+        alerts: alerts.alerts,
+        alerts_after: alerts.after,
+        events: events.events,
+        events_after: events.after,
+    }))
+}
+
+/// `GET /incidents/{id}`'s answer, serialised straight from the store's types (no JSON tree
+/// in between: the events carry all of their fields).
+#[derive(Serialize)]
+struct Detail {
+    incident: Incident,
+    timeline: Vec<TimelineEntry>,
+    timeline_total: u64,
+    timeline_before: Option<String>,
+    notes: Vec<TimelineEntry>,
+    notes_total: u64,
+    alerts: Vec<StoredAlert>,
+    alerts_after: Option<String>,
+    events: Vec<StoredEvent>,
+    events_after: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,9 +2,10 @@
 //! server's `POST /events`), as opposed to [`ingest`](super::ingest), which reads files.
 //!
 //! Each batch is normalised (the JSON reader's flattening), prepared into rows and matched
-//! against the rules off the async threads; then, under the tenant's lock, stored in one
-//! transaction, correlated and grouped into incidents with the same code as file ingest. The
-//! call returns only once the events are committed.
+//! against the rules off the async threads; then, under the tenant's lock, stored, correlated
+//! and grouped into incidents with the same code as file ingest, all in one transaction
+//! ([`Store::store_batch`]): a batch's events and the incidents they open are committed
+//! together or not at all. The call returns only once they are committed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use serde_json::Value;
 use super::{CORRELATION_STATE, IngestError, IngestOptions, IngestSummary, Matched, alerts_for};
 use crate::correlation::{Correlator, CorrelatorConfig};
 use crate::event::{Event, TenantId};
+use crate::incident::Alert;
 use crate::normalize::flatten::flatten;
 use crate::rules::RuleSet;
 use crate::store::{EventRow, Store, StoreError};
@@ -26,8 +28,6 @@ pub struct PipelineOptions {
     pub grouping_window: chrono::Duration,
     /// Correlation limits (the same defaults as file ingest).
     pub correlation: CorrelatorConfig,
-    /// Times a failed (transient) alert write is retried before the batch fails.
-    pub alert_retries: u32,
     /// How often a tenant's correlation state is written to the store at most while batches
     /// arrive (it is held in memory; [`Pipeline::checkpoint`] writes what changed since).
     /// Writing it after every batch costs time in proportion to the state, which grows with
@@ -41,7 +41,6 @@ impl Default for PipelineOptions {
         Self {
             grouping_window: ingest.grouping_window,
             correlation: ingest.correlation,
-            alert_retries: 5,
             checkpoint_interval: std::time::Duration::from_secs(5),
         }
     }
@@ -180,65 +179,59 @@ impl Pipeline {
             }
             state.loaded = true;
         }
-        let rows = prepared.rows;
-        let new_keys = self.store.insert_events(&rows).await.map_err(store_error)?;
-        outcome.stored = new_keys.len() as u64;
-        outcome.duplicates += (rows.len() - new_keys.len()) as u64;
         let TenantState {
             correlator,
             dirty,
             saved_at,
             ..
         } = &mut *state;
-        let (Some(rules), Some(correlator)) = (&self.rules, correlator.as_mut()) else {
+        let rows = prepared.rows;
+        let matched = prepared.matched;
+        let rules = self.rules.as_deref();
+        let mut summary = IngestSummary::default();
+        // Run inside the store's transaction, once the new events are known: only they are
+        // correlated and raise alerts, so a re-sent batch opens nothing new.
+        let mut alerts_of_new = |new_keys: &[[u8; 16]]| -> Vec<Alert> {
+            let (Some(rules), Some(correlator)) = (rules, correlator.as_mut()) else {
+                return Vec::new();
+            };
+            let new_keys: HashSet<&[u8; 16]> = new_keys.iter().collect();
+            let fresh: Vec<(&Matched, [u8; 16])> = matched
+                .iter()
+                .map(|m| (m, rows[m.row].dedup_key))
+                .filter(|(_, key)| new_keys.contains(key))
+                .collect();
+            if fresh.is_empty() {
+                return Vec::new();
+            }
+            *dirty = true;
+            alerts_for(rules, correlator, fresh, &mut summary)
+        };
+        let stored = self
+            .store
+            .store_batch(
+                tenant,
+                &rows,
+                &mut alerts_of_new,
+                self.options.grouping_window,
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(store_error)?;
+        outcome.stored = stored.new_keys.len() as u64;
+        outcome.duplicates += (rows.len() - stored.new_keys.len()) as u64;
+        outcome.alerts = stored.alerts.alerts;
+        outcome.incidents_created = stored.alerts.incidents_created;
+        outcome.incidents_updated = stored.alerts.incidents_updated;
+        let Some(correlator) = correlator.as_ref() else {
             return Ok(outcome);
         };
-        let new_keys: HashSet<[u8; 16]> = new_keys.into_iter().collect();
-        let fresh: Vec<(&Matched, [u8; 16])> = prepared
-            .matched
-            .iter()
-            .map(|m| (m, rows[m.row].dedup_key))
-            .filter(|(_, key)| new_keys.contains(key))
-            .collect();
-        if fresh.is_empty() {
-            return Ok(outcome);
-        }
-        let mut summary = IngestSummary::default();
-        let alerts = alerts_for(rules, correlator, fresh, &mut summary);
-        let stored = outcome.stored;
-        let stored_error = |source| IngestError::Store { stored, source };
-        if !alerts.is_empty() {
-            let mut attempt = 0;
-            let recorded = loop {
-                match self
-                    .store
-                    .record_alerts(
-                        tenant,
-                        &alerts,
-                        self.options.grouping_window,
-                        chrono::Utc::now(),
-                    )
-                    .await
-                {
-                    Ok(recorded) => break recorded,
-                    Err(error) if error.is_transient() && attempt < self.options.alert_retries => {
-                        attempt += 1;
-                        tracing::warn!(%error, attempt, "recording alerts failed; retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
-                    }
-                    Err(error) => return Err(stored_error(error)),
-                }
-            };
-            outcome.alerts = recorded.alerts;
-            outcome.incidents_created = recorded.incidents_created;
-            outcome.incidents_updated = recorded.incidents_updated;
-        }
-        *dirty = true;
-        if saved_at.is_none_or(|at| at.elapsed() >= self.options.checkpoint_interval) {
+        if *dirty && saved_at.is_none_or(|at| at.elapsed() >= self.options.checkpoint_interval) {
+            let stored = outcome.stored;
             self.store
                 .save_correlation_state(tenant, CORRELATION_STATE, &correlator.snapshot())
                 .await
-                .map_err(stored_error)?;
+                .map_err(|source| IngestError::Store { stored, source })?;
             *saved_at = Some(std::time::Instant::now());
             *dirty = false;
         }

@@ -465,14 +465,37 @@ macro_rules! incident_methods {
             window: chrono::Duration,
             now: chrono::DateTime<chrono::Utc>,
         ) -> Result<AlertOutcome, StoreError> {
-            let now = now.timestamp_micros();
-            let mut outcome = AlertOutcome::default();
             if alerts.is_empty() {
-                return Ok(outcome);
+                return Ok(AlertOutcome::default());
             }
             let mut tx = pool.begin().await?;
+            let outcome = record_alerts_in(&mut tx, tenant, alerts, window, now).await?;
+            tx.commit().await?;
+            after_alerts(pool, &outcome).await?;
+            Ok(outcome)
+        }
+
+        /// After a burst of new incidents, fresh statistics keep the planners on the indexes
+        /// (a query planned against an empty table would scan it).
+        pub(super) async fn after_alerts(pool: &Pool, outcome: &AlertOutcome) -> Result<(), StoreError> {
+            if outcome.incidents_created >= 1000 {
+                sqlx::query("ANALYZE incidents").execute(pool).await?;
+            }
+            Ok(())
+        }
+
+        /// [`record_alerts`] in the caller's transaction.
+        pub(super) async fn record_alerts_in(
+            tx: &mut Tx<'_>,
+            tenant: &str,
+            alerts: &[$crate::incident::Alert],
+            window: chrono::Duration,
+            now: chrono::DateTime<chrono::Utc>,
+        ) -> Result<AlertOutcome, StoreError> {
+            let now = now.timestamp_micros();
+            let mut outcome = AlertOutcome::default();
             for (key, group) in common::group_alerts(alerts) {
-                let open = sqlx::query(sql::OPEN_INCIDENT).bind(tenant).bind(&key).fetch_optional(&mut *tx).await?;
+                let open = sqlx::query(sql::OPEN_INCIDENT).bind(tenant).bind(&key).fetch_optional(&mut **tx).await?;
                 let mut current = open.as_ref().map(decode_incident).transpose()?;
                 let mut finished: Vec<IncidentRow> = Vec::new();
                 let mut pending: Vec<(usize, &$crate::incident::Alert)> = Vec::new();
@@ -494,19 +517,19 @@ macro_rules! incident_methods {
                 for row in &finished {
                     let id = match row.id {
                         Some(id) => {
-                            update_incident(&mut tx, tenant, row, now).await?;
+                            update_incident(tx, tenant, row, now).await?;
                             outcome.incidents_updated += 1;
                             id
                         }
                         None => {
-                            let id = insert_incident(&mut tx, tenant, row).await?;
-                            timeline_entry(&mut tx, tenant, id, now, $crate::incident::SYSTEM_ACTOR, "created", &format!("opened by rule {}", row.rule_id)).await?;
+                            let id = insert_incident(tx, tenant, row).await?;
+                            timeline_entry(tx, tenant, id, now, $crate::incident::SYSTEM_ACTOR, "created", &format!("opened by rule {}", row.rule_id)).await?;
                             outcome.incidents_created += 1;
                             id
                         }
                     };
-                    timeline_entry(&mut tx, tenant, id, now, $crate::incident::SYSTEM_ACTOR, "alert_added", &common::added_text(row)).await?;
-                    record_change(&mut tx, tenant, id, if row.id.is_some() { "grown" } else { "created" }, row, now).await?;
+                    timeline_entry(tx, tenant, id, now, $crate::incident::SYSTEM_ACTOR, "alert_added", &common::added_text(row)).await?;
+                    record_change(tx, tenant, id, if row.id.is_some() { "grown" } else { "created" }, row, now).await?;
                     ids.push(id);
                 }
                 for (index, alert) in pending {
@@ -523,16 +546,10 @@ macro_rules! incident_methods {
                         .bind(alert.ips.first())
                         .bind(alert.detail.to_string())
                         .bind(now)
-                        .execute(&mut *tx)
+                        .execute(&mut **tx)
                         .await?;
                     outcome.alerts += 1;
                 }
-            }
-            tx.commit().await?;
-            // After a burst of new incidents, fresh statistics keep the planners on the
-            // indexes (a query planned against an empty table would scan it).
-            if outcome.incidents_created >= 1000 {
-                sqlx::query("ANALYZE incidents").execute(pool).await?;
             }
             Ok(outcome)
         }
@@ -858,7 +875,7 @@ macro_rules! incident_methods {
                 window: chrono::Duration,
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<AlertOutcome, StoreError> {
-                record_alerts(&self.pool, tenant.as_str(), alerts, window, now).await
+                record_alerts(&self.writer, tenant.as_str(), alerts, window, now).await
             }
             async fn list_incidents(&self, tenant: &$crate::event::TenantId, filter: &IncidentFilter) -> Result<IncidentPage, StoreError> {
                 list_incidents(&self.pool, tenant.as_str(), filter).await
@@ -879,7 +896,7 @@ macro_rules! incident_methods {
                 incident_events_page(&self.pool, tenant.as_str(), id, after, limit).await
             }
             async fn assign_incident(&self, tenant: &$crate::event::TenantId, id: IncidentId, assignee: &str, actor: &Actor) -> Result<Incident, StoreError> {
-                assign_incident(&self.pool, tenant.as_str(), id, assignee, actor).await
+                assign_incident(&self.writer, tenant.as_str(), id, assignee, actor).await
             }
             async fn change_status(
                 &self,
@@ -890,22 +907,22 @@ macro_rules! incident_methods {
                 note: Option<&str>,
                 actor: &Actor,
             ) -> Result<Incident, StoreError> {
-                change_status(&self.pool, tenant.as_str(), id, to, resolution, note, actor).await
+                change_status(&self.writer, tenant.as_str(), id, to, resolution, note, actor).await
             }
             async fn add_note(&self, tenant: &$crate::event::TenantId, id: IncidentId, text: &str, actor: &Actor) -> Result<Incident, StoreError> {
-                add_note(&self.pool, tenant.as_str(), id, text, actor).await
+                add_note(&self.writer, tenant.as_str(), id, text, actor).await
             }
             async fn audit_log(&self, tenant: &$crate::event::TenantId, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
                 audit_log(&self.pool, tenant.as_str(), limit).await
             }
             async fn add_user(&self, tenant: &$crate::event::TenantId, name: &str, role: Role, password_hash: &str, actor: &Actor) -> Result<User, StoreError> {
-                add_user(&self.pool, tenant.as_str(), name, role, password_hash, actor).await
+                add_user(&self.writer, tenant.as_str(), name, role, password_hash, actor).await
             }
             async fn list_users(&self, tenant: &$crate::event::TenantId) -> Result<Vec<User>, StoreError> {
                 list_users(&self.pool, tenant.as_str()).await
             }
             async fn set_user_disabled(&self, tenant: &$crate::event::TenantId, name: &str, disabled: bool, actor: &Actor) -> Result<User, StoreError> {
-                set_user_disabled(&self.pool, tenant.as_str(), name, disabled, actor).await
+                set_user_disabled(&self.writer, tenant.as_str(), name, disabled, actor).await
             }
             async fn password_hash(&self, tenant: &$crate::event::TenantId, name: &str) -> Result<Option<String>, StoreError> {
                 password_hash(&self.pool, tenant.as_str(), name).await
@@ -914,7 +931,7 @@ macro_rules! incident_methods {
                 load_state(&self.pool, tenant.as_str(), name).await
             }
             async fn save_correlation_state(&self, tenant: &$crate::event::TenantId, name: &str, state: &[u8]) -> Result<(), StoreError> {
-                save_state(&self.pool, tenant.as_str(), name, state).await
+                save_state(&self.writer, tenant.as_str(), name, state).await
             }
         }
     };

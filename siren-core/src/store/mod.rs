@@ -266,6 +266,19 @@ pub trait IncidentStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Works out the alerts of a batch's new events for [`Store::store_batch`]: called inside its
+/// transaction with the de-duplication keys of the events that were not stored before.
+pub type AlertsOf<'a> = dyn FnMut(&[[u8; 16]]) -> Vec<Alert> + Send + 'a;
+
+/// What [`Store::store_batch`] stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchStored {
+    /// The de-duplication keys of the events that were new.
+    pub new_keys: Vec<[u8; 16]>,
+    /// What their alerts did to incidents.
+    pub alerts: AlertOutcome,
+}
+
 /// Where SIREN keeps its data. Every method is scoped to one tenant.
 #[async_trait::async_trait]
 pub trait Store:
@@ -275,6 +288,19 @@ pub trait Store:
     /// de-duplication keys of the events that were new. All rows are written in one
     /// transaction.
     async fn insert_events(&self, rows: &[EventRow]) -> Result<Vec<[u8; 16]>, StoreError>;
+
+    /// Stores events as [`insert_events`](Store::insert_events) does and, in the same
+    /// transaction, groups the alerts `alerts` returns for the new ones into incidents of
+    /// `tenant` as [`record_alerts`](IncidentStore::record_alerts) does (`alerts` is not
+    /// called when no event was new). On error nothing of it is stored.
+    async fn store_batch(
+        &self,
+        tenant: &TenantId,
+        rows: &[EventRow],
+        alerts: &mut AlertsOf<'_>,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<BatchStored, StoreError>;
 
     /// Events of `tenant` matching `query`, newest first.
     async fn list_events(

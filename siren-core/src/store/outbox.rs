@@ -568,7 +568,7 @@ macro_rules! outbox_methods {
             ) -> Result<u64, StoreError> {
                 let now = now.timestamp_micros();
                 let tenant = change.tenant.as_str();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let mut added = 0;
                 for delivery in deliveries {
                     added += insert_delivery(&mut tx, tenant, delivery, now).await?;
@@ -624,7 +624,7 @@ macro_rules! outbox_methods {
                     .bind(now.timestamp_micros())
                     .bind(tenant.map(|t| t.as_str().to_owned()))
                     .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.writer)
                     .await?;
                 let mut claimed = rows
                     .iter()
@@ -643,7 +643,7 @@ macro_rules! outbox_methods {
             ) -> Result<bool, StoreError> {
                 let at = now.timestamp_micros();
                 let tenant = delivery.tenant.as_str();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let done = match outcome {
                     DeliveryOutcome::Sent { .. } => {
                         sqlx::query(sql::FINISH_SENT)
@@ -773,7 +773,7 @@ macro_rules! outbox_methods {
                 now: chrono::DateTime<chrono::Utc>,
             ) -> Result<bool, StoreError> {
                 let now = now.timestamp_micros();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 if insert_delivery(&mut tx, tenant.as_str(), digest, now).await? == 0 {
                     return Ok(false);
                 }
@@ -829,7 +829,7 @@ macro_rules! outbox_methods {
                 let done = sqlx::query(sql::RETRY)
                     .bind(now.timestamp_micros())
                     .bind(tenant.as_str())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(done.rows_affected())
             }

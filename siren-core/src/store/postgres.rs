@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
-use super::{EventQuery, EventRow, Store, StoreError, StoredEvent};
+use super::{AlertsOf, BatchStored, EventQuery, EventRow, Store, StoreError, StoredEvent};
 use crate::event::{Event, TenantId};
+use crate::incident::AlertOutcome;
 
 /// Rows per INSERT statement: 16 parameters each, well under PostgreSQL's 65,535.
 const ROWS_PER_STATEMENT: usize = 1000;
@@ -19,6 +20,8 @@ const EVENT_COLUMNS: &str = "id, tenant, ts, host, source, event_id, record_id, 
 /// SIREN's data in a PostgreSQL database.
 pub struct PostgresStore {
     pool: PgPool,
+    /// The pool writes take (the same pool: PostgreSQL has many writers).
+    writer: PgPool,
 }
 
 impl PostgresStore {
@@ -34,7 +37,10 @@ impl PostgresStore {
                 source,
             })?;
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            writer: pool.clone(),
+            pool,
+        })
     }
 }
 
@@ -72,72 +78,109 @@ fn replace_nul(value: &mut serde_json::Value) {
     }
 }
 
+/// Stores `rows` in `tx`, skipping those already stored, and adds the new ones to
+/// `event_counts`; returns their keys.
+async fn insert_rows(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    rows: &[EventRow],
+) -> Result<Vec<[u8; 16]>, StoreError> {
+    let now = Utc::now();
+    let now_micros = now.timestamp_micros();
+    let mut stored = Vec::new();
+    // New events per tenant, for `event_counts`.
+    let mut counts: Vec<(String, i64)> = Vec::new();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Postgres>::new(
+            "INSERT INTO events (tenant, dedup_key, ts, host, source, event_id, record_id, \
+             severity, user_name, src_ip, dst_ip, process, command_line, parent_process, \
+             fields, ingested_at) ",
+        );
+        insert.push_values(chunk, |mut values, row| {
+            let ts = row
+                .ts_micros
+                .and_then(DateTime::<Utc>::from_timestamp_micros);
+            values
+                .push_bind(row.tenant.as_str().to_owned())
+                .push_bind(row.dedup_key.to_vec())
+                .push_bind(ts)
+                .push_bind(pg_text(row.host.as_deref()).map(|t| t.into_owned()))
+                .push_bind(pg_text(row.source.as_deref()).map(|t| t.into_owned()))
+                .push_bind(row.event_id)
+                .push_bind(row.record_id)
+                .push_bind(pg_text(row.severity.as_deref()).map(|t| t.into_owned()))
+                .push_bind(pg_text(row.user.as_deref()).map(|t| t.into_owned()))
+                .push_bind(pg_text(row.src_ip.as_deref()).map(|t| t.into_owned()))
+                .push_bind(pg_text(row.dst_ip.as_deref()).map(|t| t.into_owned()))
+                .push_bind(pg_text(row.process.as_deref()).map(|t| t.into_owned()))
+                .push_bind(pg_text(row.command_line.as_deref()).map(|t| t.into_owned()))
+                .push_bind(pg_text(row.parent_process.as_deref()).map(|t| t.into_owned()))
+                .push_bind(pg_json(&row.fields_json).into_owned())
+                .push_unseparated("::jsonb")
+                .push_bind(now);
+        });
+        insert.push(" ON CONFLICT (tenant, dedup_key) DO NOTHING RETURNING tenant, dedup_key");
+        for (tenant, key) in insert
+            .build_query_as::<(String, Vec<u8>)>()
+            .fetch_all(&mut **tx)
+            .await?
+        {
+            match counts.iter_mut().find(|(t, _)| *t == tenant) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((tenant, 1)),
+            }
+            stored.push(
+                key.try_into()
+                    .map_err(|_| StoreError::Corrupt("a dedup key is not 16 bytes".to_owned()))?,
+            );
+        }
+    }
+    let minute = now_micros.div_euclid(super::server::MINUTE);
+    for (tenant, n) in counts {
+        sqlx::query(super::server::sql::COUNT_STORED)
+            .bind(tenant)
+            .bind(minute)
+            .bind(n)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(stored)
+}
+
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     async fn insert_events(&self, rows: &[EventRow]) -> Result<Vec<[u8; 16]>, StoreError> {
-        let now = Utc::now();
-        let now_micros = now.timestamp_micros();
-        let mut tx = self.pool.begin().await?;
-        let mut stored = Vec::new();
-        // New events per tenant, for `event_counts`.
-        let mut counts: Vec<(String, i64)> = Vec::new();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Postgres>::new(
-                "INSERT INTO events (tenant, dedup_key, ts, host, source, event_id, record_id, \
-                 severity, user_name, src_ip, dst_ip, process, command_line, parent_process, \
-                 fields, ingested_at) ",
-            );
-            insert.push_values(chunk, |mut values, row| {
-                let ts = row
-                    .ts_micros
-                    .and_then(DateTime::<Utc>::from_timestamp_micros);
-                values
-                    .push_bind(row.tenant.as_str().to_owned())
-                    .push_bind(row.dedup_key.to_vec())
-                    .push_bind(ts)
-                    .push_bind(pg_text(row.host.as_deref()).map(|t| t.into_owned()))
-                    .push_bind(pg_text(row.source.as_deref()).map(|t| t.into_owned()))
-                    .push_bind(row.event_id)
-                    .push_bind(row.record_id)
-                    .push_bind(pg_text(row.severity.as_deref()).map(|t| t.into_owned()))
-                    .push_bind(pg_text(row.user.as_deref()).map(|t| t.into_owned()))
-                    .push_bind(pg_text(row.src_ip.as_deref()).map(|t| t.into_owned()))
-                    .push_bind(pg_text(row.dst_ip.as_deref()).map(|t| t.into_owned()))
-                    .push_bind(pg_text(row.process.as_deref()).map(|t| t.into_owned()))
-                    .push_bind(pg_text(row.command_line.as_deref()).map(|t| t.into_owned()))
-                    .push_bind(pg_text(row.parent_process.as_deref()).map(|t| t.into_owned()))
-                    .push_bind(pg_json(&row.fields_json).into_owned())
-                    .push_unseparated("::jsonb")
-                    .push_bind(now);
-            });
-            insert.push(" ON CONFLICT (tenant, dedup_key) DO NOTHING RETURNING tenant, dedup_key");
-            for (tenant, key) in insert
-                .build_query_as::<(String, Vec<u8>)>()
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                match counts.iter_mut().find(|(t, _)| *t == tenant) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((tenant, 1)),
-                }
-                stored.push(
-                    key.try_into().map_err(|_| {
-                        StoreError::Corrupt("a dedup key is not 16 bytes".to_owned())
-                    })?,
-                );
-            }
-        }
-        let minute = now_micros.div_euclid(super::server::MINUTE);
-        for (tenant, n) in counts {
-            sqlx::query(super::server::sql::COUNT_STORED)
-                .bind(tenant)
-                .bind(minute)
-                .bind(n)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let mut tx = self.writer.begin().await?;
+        let stored = insert_rows(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    async fn store_batch(
+        &self,
+        tenant: &TenantId,
+        rows: &[EventRow],
+        alerts: &mut AlertsOf<'_>,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<BatchStored, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let new_keys = insert_rows(&mut tx, rows).await?;
+        let found = if new_keys.is_empty() {
+            Vec::new()
+        } else {
+            alerts(&new_keys)
+        };
+        let outcome = if found.is_empty() {
+            AlertOutcome::default()
+        } else {
+            incident_store::record_alerts_in(&mut tx, tenant.as_str(), &found, window, now).await?
+        };
+        tx.commit().await?;
+        incident_store::after_alerts(&self.writer, &outcome).await?;
+        Ok(BatchStored {
+            new_keys,
+            alerts: outcome,
+        })
     }
 
     async fn list_events(

@@ -522,7 +522,7 @@ macro_rules! server_methods {
                 actor: &Actor,
             ) -> Result<(), StoreError> {
                 let now = Utc::now().timestamp_micros();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let role: Option<String> = sqlx::query_scalar(sql::USER_ROLE)
                     .bind(tenant.as_str())
                     .bind(name)
@@ -573,7 +573,7 @@ macro_rules! server_methods {
                     .bind(user)
                     .bind(now)
                     .bind(expires_at.timestamp_micros())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -605,7 +605,7 @@ macro_rules! server_methods {
             async fn delete_session(&self, id_hash: &[u8]) -> Result<(), StoreError> {
                 sqlx::query(sql::DELETE_SESSION)
                     .bind(id_hash)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }
@@ -613,7 +613,7 @@ macro_rules! server_methods {
             async fn purge_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
                 let done = sqlx::query(sql::PURGE_SESSIONS)
                     .bind(now.timestamp_micros())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(done.rows_affected())
             }
@@ -636,7 +636,7 @@ macro_rules! server_methods {
                 }
                 let now = Utc::now().timestamp_micros();
                 let tenant = token.tenant.as_str();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let id: i64 = sqlx::query_scalar(sql::INSERT_TOKEN)
                     .bind(tenant)
                     .bind(name)
@@ -688,7 +688,7 @@ macro_rules! server_methods {
                 actor: &Actor,
             ) -> Result<ApiToken, StoreError> {
                 let now = Utc::now().timestamp_micros();
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let Some(row) = sqlx::query(sql::TOKEN)
                     .bind(tenant.as_str())
                     .bind(id)
@@ -755,7 +755,7 @@ macro_rules! server_methods {
                     .bind(heartbeat.last_error.as_deref())
                     .bind(origin)
                     .bind(now.timestamp_micros())
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                 Ok(())
             }

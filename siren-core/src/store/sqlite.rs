@@ -10,8 +10,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{EventQuery, EventRow, Store, StoreError, StoredEvent};
+use super::{AlertsOf, BatchStored, EventQuery, EventRow, Store, StoreError, StoredEvent};
 use crate::event::{Event, TenantId};
+use crate::incident::AlertOutcome;
 
 /// Rows per INSERT statement: 16 parameters each, well under SQLite's 32,766.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -30,9 +31,18 @@ const WAL_CHECKPOINT_PAGES: i64 = 10_000;
 const EVENT_COLUMNS: &str = "id, tenant, ts, host, source, event_id, record_id, severity, user_name, \
      src_ip, dst_ip, process, command_line, parent_process, fields";
 
+/// Connections that read (the dashboard's users, searches, reports) at once.
+const READERS: u32 = 8;
+
 /// SIREN's data in a SQLite database.
+///
+/// Every write goes through one connection of its own (`writer`): SQLite has one writer at a
+/// time anyway, and a connection keeps its page cache only while no other connection changes
+/// the database, so the writer finds the de-duplication index it needs in memory instead of
+/// reading it back after every commit. Reads use the other connections (`pool`).
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -55,77 +65,119 @@ impl SqliteStore {
             .foreign_keys(true)
             .pragma("cache_size", (-PAGE_CACHE_KIB).to_string())
             .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string());
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(connect_error)?;
+        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(READERS)
             .connect_with(options)
             .await
             .map_err(connect_error)?;
-        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, writer })
     }
+}
+
+/// Stores `rows` in `tx`, skipping those already stored, and adds the new ones to
+/// `event_counts`; returns their keys.
+async fn insert_rows(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    rows: &[EventRow],
+) -> Result<Vec<[u8; 16]>, StoreError> {
+    let now = Utc::now().timestamp_micros();
+    let mut stored = Vec::new();
+    // New events per tenant, for `event_counts`.
+    let mut counts: Vec<(String, i64)> = Vec::new();
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (tenant, dedup_key, ts, host, source, event_id, record_id, \
+             severity, user_name, src_ip, dst_ip, process, command_line, parent_process, \
+             fields, ingested_at) ",
+        );
+        insert.push_values(chunk, |mut values, row| {
+            values
+                .push_bind(row.tenant.as_str())
+                .push_bind(&row.dedup_key[..])
+                .push_bind(row.ts_micros)
+                .push_bind(row.host.as_deref())
+                .push_bind(row.source.as_deref())
+                .push_bind(row.event_id)
+                .push_bind(row.record_id)
+                .push_bind(row.severity.as_deref())
+                .push_bind(row.user.as_deref())
+                .push_bind(row.src_ip.as_deref())
+                .push_bind(row.dst_ip.as_deref())
+                .push_bind(row.process.as_deref())
+                .push_bind(row.command_line.as_deref())
+                .push_bind(row.parent_process.as_deref())
+                .push_bind(row.fields_json.as_str())
+                .push_bind(now);
+        });
+        insert.push(" ON CONFLICT (tenant, dedup_key) DO NOTHING RETURNING tenant, dedup_key");
+        for (tenant, key) in insert
+            .build_query_as::<(String, Vec<u8>)>()
+            .fetch_all(&mut **tx)
+            .await?
+        {
+            match counts.iter_mut().find(|(t, _)| *t == tenant) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((tenant, 1)),
+            }
+            stored.push(
+                key.try_into()
+                    .map_err(|_| StoreError::Corrupt("a dedup key is not 16 bytes".to_owned()))?,
+            );
+        }
+    }
+    let minute = now.div_euclid(super::server::MINUTE);
+    for (tenant, n) in counts {
+        sqlx::query(super::server::sql::COUNT_STORED)
+            .bind(tenant)
+            .bind(minute)
+            .bind(n)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(stored)
 }
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn insert_events(&self, rows: &[EventRow]) -> Result<Vec<[u8; 16]>, StoreError> {
-        let now = Utc::now().timestamp_micros();
-        let mut tx = self.pool.begin().await?;
-        let mut stored = Vec::new();
-        // New events per tenant, for `event_counts`.
-        let mut counts: Vec<(String, i64)> = Vec::new();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (tenant, dedup_key, ts, host, source, event_id, record_id, \
-                 severity, user_name, src_ip, dst_ip, process, command_line, parent_process, \
-                 fields, ingested_at) ",
-            );
-            insert.push_values(chunk, |mut values, row| {
-                values
-                    .push_bind(row.tenant.as_str())
-                    .push_bind(&row.dedup_key[..])
-                    .push_bind(row.ts_micros)
-                    .push_bind(row.host.as_deref())
-                    .push_bind(row.source.as_deref())
-                    .push_bind(row.event_id)
-                    .push_bind(row.record_id)
-                    .push_bind(row.severity.as_deref())
-                    .push_bind(row.user.as_deref())
-                    .push_bind(row.src_ip.as_deref())
-                    .push_bind(row.dst_ip.as_deref())
-                    .push_bind(row.process.as_deref())
-                    .push_bind(row.command_line.as_deref())
-                    .push_bind(row.parent_process.as_deref())
-                    .push_bind(row.fields_json.as_str())
-                    .push_bind(now);
-            });
-            insert.push(" ON CONFLICT (tenant, dedup_key) DO NOTHING RETURNING tenant, dedup_key");
-            for (tenant, key) in insert
-                .build_query_as::<(String, Vec<u8>)>()
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                match counts.iter_mut().find(|(t, _)| *t == tenant) {
-                    Some((_, n)) => *n += 1,
-                    None => counts.push((tenant, 1)),
-                }
-                stored.push(
-                    key.try_into().map_err(|_| {
-                        StoreError::Corrupt("a dedup key is not 16 bytes".to_owned())
-                    })?,
-                );
-            }
-        }
-        let minute = now.div_euclid(super::server::MINUTE);
-        for (tenant, n) in counts {
-            sqlx::query(super::server::sql::COUNT_STORED)
-                .bind(tenant)
-                .bind(minute)
-                .bind(n)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let mut tx = self.writer.begin().await?;
+        let stored = insert_rows(&mut tx, rows).await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    async fn store_batch(
+        &self,
+        tenant: &TenantId,
+        rows: &[EventRow],
+        alerts: &mut AlertsOf<'_>,
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<BatchStored, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let new_keys = insert_rows(&mut tx, rows).await?;
+        let found = if new_keys.is_empty() {
+            Vec::new()
+        } else {
+            alerts(&new_keys)
+        };
+        let outcome = if found.is_empty() {
+            AlertOutcome::default()
+        } else {
+            incident_store::record_alerts_in(&mut tx, tenant.as_str(), &found, window, now).await?
+        };
+        tx.commit().await?;
+        incident_store::after_alerts(&self.writer, &outcome).await?;
+        Ok(BatchStored {
+            new_keys,
+            alerts: outcome,
+        })
     }
 
     async fn list_events(
