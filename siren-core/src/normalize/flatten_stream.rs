@@ -29,7 +29,8 @@ pub fn flatten_json_slice(text: &[u8]) -> Result<Fields, String> {
 /// general path's rare cases.
 fn windows_fast(text: &[u8]) -> Option<Fields> {
     let mut state = State {
-        out: Fields::new(),
+        // Room for a typical event's fields, so the map does not grow on the way.
+        out: Fields::with_capacity(32),
         bailed: false,
     };
     let mut deserializer = serde_json::Deserializer::from_slice(text);
@@ -54,11 +55,14 @@ impl State {
 
     /// Inserts a field whose name must be free (a taken name is the general path's case).
     fn insert<E: de::Error>(&mut self, name: Cow<'_, str>, value: Value) -> Result<(), E> {
-        if self.out.contains_key(&*name) {
-            return Err(self.bail());
+        // One hash of the name, whether it is free or taken.
+        match self.out.entry(name.into_owned()) {
+            serde_json::map::Entry::Vacant(slot) => {
+                slot.insert(value);
+                Ok(())
+            }
+            serde_json::map::Entry::Occupied(_) => Err(self.bail()),
         }
-        self.out.insert(name.into_owned(), value);
-        Ok(())
     }
 }
 

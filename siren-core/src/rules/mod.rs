@@ -73,9 +73,12 @@
 //! Each rule is compiled once per source of its log source (with that source's field names).
 //! An event meets only the rules of its (channel, event ID) bucket; within a bucket, an
 //! Aho-Corasick automaton per field over the literals each rule needs lets through only the
-//! rules one of whose literals the event contains. Literal comparisons are ASCII
-//! case-insensitive without allocating; regexes are checked at load and compiled once, on first
-//! use, like the automata, so start-up stays short and rules no event reaches cost nothing.
+//! rules one of whose literals the event contains. A rule's needed literals come from its
+//! values, from its regexes (every match begins with one of the regex's prefix literals and
+//! ends with one of its suffix literals) and from its keywords (searched in every field).
+//! Literal comparisons are ASCII case-insensitive without allocating; regexes are checked at
+//! load and compiled once, on first use, like the automata, so start-up stays short and rules
+//! no event reaches cost nothing.
 
 mod condition;
 mod error;
@@ -827,6 +830,10 @@ type FieldLiterals = (Box<str>, Vec<String>, Vec<Vec<u32>>);
 /// are then always enabled).
 type FieldScan = Option<aho_corasick::AhoCorasick>;
 
+/// The field name, in a [`parse::Need`], that stands for any of the event's fields: the
+/// literals of keyword searches. (A NUL cannot start a rule's field name.)
+pub(crate) const ANY_FIELD: &str = "\0any field";
+
 /// Below this many members, the prefilter costs more than it saves.
 const PREFILTER_MIN: usize = 4;
 
@@ -896,12 +903,10 @@ impl Candidates {
                 .iter()
                 .map(|(_, patterns, _)| {
                     // Patterns and texts are lower-cased: cheaper than a case-insensitive
-                    // automaton, which has twice the transitions. A contiguous NFA rather
-                    // than a DFA: nearly as fast to run and several times cheaper to build.
-                    aho_corasick::AhoCorasickBuilder::new()
-                        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-                        .build(patterns)
-                        .ok()
+                    // automaton, which has twice the transitions and no SIMD prefilter.
+                    // The crate picks the kind: a DFA for up to 100 patterns, else a
+                    // contiguous NFA (nearly as fast, and far cheaper to build).
+                    aho_corasick::AhoCorasickBuilder::new().build(patterns).ok()
                 })
                 .collect()
         })
@@ -948,15 +953,26 @@ impl Candidates {
                 }
             }
         };
+        // Keywords' literals: every field's text.
+        let any = self.by_name.get(ANY_FIELD).copied();
+        if let Some(i) = any {
+            for value in subject.fields.values() {
+                scan(i, value);
+            }
+        }
         // Walk whichever is shorter: the event's fields, or the fields the literals are in.
         if subject.fields.len() < self.literals.len() && !subject.spaced() {
             for (name, value) in subject.fields {
-                if let Some(&i) = self.by_name.get(name.as_str()) {
-                    scan(i, value);
+                match self.by_name.get(name.as_str()) {
+                    Some(&i) if Some(i) != any => scan(i, value),
+                    _ => {}
                 }
             }
         } else {
             for (i, (field, _, _)) in self.literals.iter().enumerate() {
+                if Some(i) == any {
+                    continue;
+                }
                 if let Some(value) = subject.get(field) {
                     scan(i, value);
                 }

@@ -60,7 +60,8 @@ impl Detection {
 }
 
 /// A necessary condition for a detection: one of these (field, literal) pairs occurs, the
-/// literal ASCII case-insensitively in the field's text, whenever the detection holds.
+/// literal ASCII case-insensitively in the field's text, whenever the detection holds. The
+/// field [`ANY_FIELD`](super::ANY_FIELD) stands for any of the event's fields (keywords).
 pub(crate) type Need = Vec<(Box<str>, Box<str>)>;
 
 fn need_score(need: &Need) -> (usize, std::cmp::Reverse<usize>) {
@@ -91,7 +92,11 @@ impl Detection {
     fn search_need(&self, i: usize) -> Option<Need> {
         union(self.searches[i].alternatives.iter().map(|group| {
             best(group.iter().filter_map(|item| {
-                let field = item.field.clone()?;
+                // A keyword's literal occurs in some field: the prefilter scans them all.
+                let field = item
+                    .field
+                    .clone()
+                    .unwrap_or_else(|| super::ANY_FIELD.into());
                 let atoms = item.test.atoms()?;
                 Some(atoms.into_iter().map(|a| (field.clone(), a)).collect())
             }))

@@ -104,6 +104,49 @@ detection:
 }
 
 #[test]
+fn regex_and_keyword_rules_are_prefiltered_and_still_match() {
+    // Enough rules in one bucket for the prefilter to be used.
+    let mut text = String::new();
+    for (i, detection) in [
+        "sel: {CommandLine|re: 'ipconfig\\s+/all'}\n    condition: sel",
+        "kw: ['sekurlsa::']\n    condition: kw",
+        "sel: {Image|endswith: '\\rundll32.exe'}\n    kw: ['perfc.dat']\n    condition: 1 of them",
+        "sel: {CommandLine|contains: whoami}\n    condition: sel",
+    ]
+    .iter()
+    .enumerate()
+    {
+        text.push_str(&format!(
+            "title: R{i}\nlogsource: {{product: windows, category: process_creation}}\ndetection:\n    {detection}\n---\n"
+        ));
+    }
+    let set = load(text.trim_end_matches("---\n"));
+    // Every rule has a necessary literal: none is evaluated on every event.
+    for compiled in &set.compiled {
+        assert!(compiled.detection.need().is_some(), "{compiled:?}");
+    }
+    let sysmon = |fields: serde_json::Value| {
+        let mut e = json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1});
+        e.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        event(e)
+    };
+    let e = sysmon(json!({"CommandLine": "IPCONFIG   /all", "Image": "C:\\x.exe"}));
+    assert!(titles(&set, &e).is_empty(), "the regex is cased");
+    let e = sysmon(json!({"CommandLine": "ipconfig   /all"}));
+    assert_eq!(titles(&set, &e), ["R0"]);
+    let e = sysmon(json!({"CommandLine": "x", "User": "run SEKURLSA::logonpasswords"}));
+    assert_eq!(titles(&set, &e), ["R1"]);
+    let e = sysmon(json!({"ParentCommandLine": ["a", "C:\\perfc.dat"]}));
+    assert_eq!(titles(&set, &e), ["R2"]);
+    let e = sysmon(json!({"CommandLine": "cmd /c WHOAMI", "Image": "C:\\Windows\\rundll32.exe"}));
+    assert_eq!(titles(&set, &e), ["R2", "R3"]);
+    let e = sysmon(json!({"CommandLine": "notepad", "Image": "C:\\notepad.exe"}));
+    assert!(titles(&set, &e).is_empty());
+}
+
+#[test]
 fn condition_lists_are_or_and_them_skips_underscore() {
     let set = load(
         r#"

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
 use base64::Engine as _;
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
@@ -637,7 +637,12 @@ impl StringSet {
 }
 
 /// Up to this many contains patterns are searched one by one rather than with an automaton.
-const FEW_CONTAINS: usize = 12;
+const FEW_CONTAINS: usize = 3;
+
+thread_local! {
+    /// Per thread: a buffer for lower-cased text.
+    static LOWER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
 /// Whether `needle` occurs in `hay`, ASCII case-insensitively.
 fn ci_contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -673,15 +678,28 @@ impl StringSet {
             return one_by_one(b);
         }
         let automaton = self.contains_automaton.get_or_init(|| {
-            // A contiguous NFA: a DFA matches a little faster but costs far more to build,
-            // and thousands of these sets are built on first use during a hunt.
-            AhoCorasickBuilder::new()
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
-                .ascii_case_insensitive(self.ci)
-                .build(self.contains.iter().map(|p| p.as_bytes()))
-                .ok()
+            // Case-insensitive sets search lower-cased text for lower-cased patterns: an
+            // ASCII case-insensitive automaton cannot use the crate's SIMD prefilters. The
+            // crate picks the kind: a DFA for few patterns, a contiguous NFA for many.
+            let patterns = self.contains.iter().map(|p| {
+                if self.ci {
+                    p.to_ascii_lowercase()
+                } else {
+                    p.to_string()
+                }
+            });
+            AhoCorasickBuilder::new().build(patterns).ok()
         });
         match automaton {
+            Some(ac) if self.ci => LOWER.with(|buffer| {
+                // Taken out, so a re-entrant call cannot clash.
+                let mut lower = std::mem::take(&mut *buffer.borrow_mut());
+                lower.clear();
+                lower.extend(b.iter().map(u8::to_ascii_lowercase));
+                let hit = ac.is_match(&lower[..]);
+                *buffer.borrow_mut() = lower;
+                hit
+            }),
             Some(ac) => ac.is_match(b),
             None => one_by_one(b),
         }
@@ -757,6 +775,8 @@ fn glob_atom(toks: &[Tok], ci: bool) -> Option<Box<str>> {
 struct LazyRegex {
     pattern: Box<str>,
     flags: RegexFlags,
+    /// Literals one of which occurs in every match (see [`regex_atoms`]).
+    atoms: Option<Vec<Box<str>>>,
     compiled: std::sync::OnceLock<Option<Regex>>,
 }
 
@@ -779,6 +799,7 @@ impl LazyRegex {
         Ok(Self {
             pattern: pattern.into(),
             flags,
+            atoms: regex_atoms(&hir),
             compiled,
         })
     }
@@ -789,6 +810,44 @@ impl LazyRegex {
             .as_ref()
             .is_some_and(|r| r.is_match(s))
     }
+}
+
+/// Literals (ASCII lower-case) one of which occurs in every text the regex matches: every
+/// match begins with one of its prefix literals and ends with one of its suffix literals,
+/// so either list will do; the more selective is kept. `None` when neither list is finite
+/// and free of the empty literal.
+fn regex_atoms(hir: &regex_syntax::hir::Hir) -> Option<Vec<Box<str>>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let list = |kind: ExtractKind| -> Option<Vec<Box<str>>> {
+        let seq = Extractor::new().kind(kind.clone()).extract(hir);
+        let mut atoms = Vec::new();
+        for literal in seq.literals()? {
+            let bytes = literal.as_bytes();
+            // A literal cut to the length limit may end (or, as a suffix, begin) inside a
+            // character: keep its whole characters, still a substring of every match.
+            let text = match std::str::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(e) if kind.is_prefix() => {
+                    std::str::from_utf8(&bytes[..e.valid_up_to()]).ok()?
+                }
+                Err(_) => {
+                    let start = bytes.iter().position(|b| b & 0xC0 != 0x80)?;
+                    std::str::from_utf8(&bytes[start..]).ok()?
+                }
+            };
+            if text.is_empty() {
+                return None;
+            }
+            atoms.push(text.to_ascii_lowercase().into_boxed_str());
+        }
+        atoms.sort_unstable();
+        atoms.dedup();
+        (!atoms.is_empty()).then_some(atoms)
+    };
+    [list(ExtractKind::Prefix), list(ExtractKind::Suffix)]
+        .into_iter()
+        .flatten()
+        .max_by_key(|a| atom_score(a))
 }
 
 /// The largest bounded repetition count in `hir` (nested ones multiplied).
@@ -836,8 +895,12 @@ fn build_set(patterns: Vec<Pattern>, ci: bool, field: &str) -> Result<StringSet,
     for p in patterns {
         match p {
             Pattern::Regex(re, flags) => {
-                atoms = None;
-                set.regexes.push(LazyRegex::new(re, flags, field)?);
+                let regex = LazyRegex::new(re, flags, field)?;
+                match (&mut atoms, &regex.atoms) {
+                    (Some(list), Some(more)) => list.extend(more.iter().cloned()),
+                    (atoms, _) => *atoms = None,
+                }
+                set.regexes.push(regex);
             }
             Pattern::Glob(toks) => {
                 // Non-ASCII literals under case-insensitivity need Unicode folding: regex.
@@ -1302,6 +1365,73 @@ mod tests {
     fn hit(key: &str, values: &[Scalar], event_value: Value) -> bool {
         let fields = Fields::new();
         item(key, values).unwrap().eval(Some(&event_value), &fields)
+    }
+
+    fn atoms_of(pattern: &str, i: bool) -> Option<Vec<String>> {
+        let flags = RegexFlags {
+            i,
+            ..RegexFlags::default()
+        };
+        let regex = LazyRegex::new(pattern.to_owned(), flags, "F").unwrap();
+        regex
+            .atoms
+            .map(|a| a.iter().map(|a| a.to_string()).collect())
+    }
+
+    #[test]
+    fn regexes_give_the_prefilter_their_literals() {
+        // The longer of prefix and suffix lists wins.
+        assert_eq!(
+            atoms_of(r"ipconfig\s+/all", false),
+            Some(vec!["ipconfig".into()])
+        );
+        assert_eq!(atoms_of(r".*\.ps1$", false), Some(vec![".ps1".into()]));
+        assert_eq!(
+            atoms_of(r"(Invoke|IEX)\(", false),
+            Some(vec!["iex(".into(), "invoke(".into()])
+        );
+        // Case variants collapse to one lower-case literal; the Kelvin sign (a case variant
+        // of `k`) stays, so the list still covers every match.
+        assert_eq!(atoms_of(r"\.exe\s", true), Some(vec![".exe".into()]));
+        let k = atoms_of("kb[0-9]", true).unwrap();
+        assert!(k.contains(&"kb7".to_owned()), "{k:?}");
+        assert!(k.contains(&"\u{212a}b7".to_owned()), "{k:?}");
+        assert_eq!(k.len(), 20);
+        // No finite list, or an empty literal in it: nothing to prefilter on.
+        assert_eq!(atoms_of(r"\w+", false), None);
+        assert_eq!(atoms_of(r"a?", false), None);
+        // A set with a regex without literals has no atoms; with literals it has all of them.
+        let set = build_set(
+            vec![
+                Pattern::Regex(r"\d{4}".into(), RegexFlags::default()),
+                Pattern::Glob(vec![Tok::Star, Tok::Lit("x".into())]),
+            ],
+            true,
+            "F",
+        )
+        .unwrap();
+        assert!(set.atoms.is_none());
+        let set = build_set(
+            vec![
+                Pattern::Regex(r"net\s+user".into(), RegexFlags::default()),
+                Pattern::Glob(vec![Tok::Star, Tok::Lit("whoami".into()), Tok::Star]),
+            ],
+            true,
+            "F",
+        )
+        .unwrap();
+        let atoms: Vec<&str> = set.atoms.iter().flatten().map(|a| &**a).collect();
+        assert_eq!(atoms, ["user", "whoami"]);
+    }
+
+    #[test]
+    fn many_contains_patterns_match_case_insensitively() {
+        let values: Vec<Scalar> = (0..20).map(|i| s(&format!("Needle{i}"))).collect();
+        assert!(hit("F|contains", &values, json!("a NEEDLE7 in hay")));
+        assert!(hit("F|contains", &values, json!("needle19")));
+        assert!(!hit("F|contains", &values, json!("needle 7")));
+        assert!(hit("F|contains|cased", &values, json!("xNeedle3x")));
+        assert!(!hit("F|contains|cased", &values, json!("xneedle3x")));
     }
 
     #[test]
