@@ -21,6 +21,18 @@ use crate::output::{FormatFlag, OutputFormat, Printer};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Turns transparent huge pages off for this process. mimalloc asks for them on its arenas,
+/// and every page it hands back to the system and takes again then costs a fresh 2 MiB
+/// zeroed page: a tenth of a hunt's CPU time went to zeroing pages, and peak memory was
+/// 50 MiB higher.
+fn no_transparent_huge_pages() {
+    #[cfg(target_os = "linux")]
+    {
+        // Failing (a kernel older than 3.15) only costs speed.
+        let _ = nix::sys::prctl::set_thp_disable(true);
+    }
+}
+
 /// SIREN turns raw security events into a short, prioritised list of incidents.
 #[derive(Debug, Parser)]
 #[command(name = "siren", version, after_help = EXIT_CODES_HELP)]
@@ -154,6 +166,7 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
+    no_transparent_huge_pages();
     let cli = Cli::parse();
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "error",

@@ -115,8 +115,12 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_f64(d.as_secs_f64())
 }
 
+/// Detections a reader thread collects before it hands them over: one channel message per
+/// batch rather than per detection, so the calling thread wakes (and spins) far less often.
+const BATCH: usize = 256;
+
 enum Message<T> {
-    Detection(Box<T>),
+    Detections(Vec<T>),
     Diagnostic(Diagnostic),
     Ignored,
     FileDone { format: Option<Format>, events: u64 },
@@ -199,6 +203,7 @@ pub fn hunt_rendered<T: Send>(
                         reporting,
                         file,
                         tx: &tx,
+                        batch: Vec::new(),
                         events: 0,
                         strict: options.strict,
                         stop,
@@ -206,7 +211,9 @@ pub fn hunt_rendered<T: Send>(
                     };
                     let format = normalize::read_input(input, read, &mut sink);
                     let events = sink.events;
-                    if tx.send(Message::FileDone { format, events }).is_err() {
+                    if sink.flush().is_break()
+                        || tx.send(Message::FileDone { format, events }).is_err()
+                    {
                         break;
                     }
                 }
@@ -215,9 +222,9 @@ pub fn hunt_rendered<T: Send>(
         drop(tx);
         for message in rx {
             match message {
-                Message::Detection(detection) => {
-                    summary.detections += 1;
-                    on_detection(*detection);
+                Message::Detections(detections) => {
+                    summary.detections += detections.len() as u64;
+                    detections.into_iter().for_each(&mut on_detection);
                 }
                 Message::Diagnostic(diagnostic) => {
                     if diagnostic.is_file_level() {
@@ -246,10 +253,26 @@ struct MatchSink<'a, T> {
     reporting: &'a [bool],
     file: Arc<str>,
     tx: &'a crossbeam_channel::Sender<Message<T>>,
+    /// Detections not yet handed over.
+    batch: Vec<T>,
     events: u64,
     strict: bool,
     stop: &'a AtomicBool,
     observer: &'a dyn HuntObserver,
+}
+
+impl<T> MatchSink<'_, T> {
+    /// Hands the collected detections over; `Break` when the calling thread is gone.
+    fn flush(&mut self) -> ControlFlow<()> {
+        if self.batch.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        if self.tx.send(Message::Detections(batch)).is_err() {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 impl<T> EventSink for MatchSink<'_, T> {
@@ -262,14 +285,14 @@ impl<T> EventSink for MatchSink<'_, T> {
             }
         });
         for &rule in &matched {
-            let detection = Box::new((self.render)(Hit {
+            self.batch.push((self.render)(Hit {
                 rule,
                 event: &event,
                 file: &self.file,
             }));
-            if self.tx.send(Message::Detection(detection)).is_err() {
-                return ControlFlow::Break(());
-            }
+        }
+        if self.batch.len() >= BATCH && self.flush().is_break() {
+            return ControlFlow::Break(());
         }
         if self.stop.load(Ordering::Relaxed) {
             ControlFlow::Break(())
@@ -280,7 +303,10 @@ impl<T> EventSink for MatchSink<'_, T> {
 
     fn diagnostic(&mut self, diagnostic: Diagnostic) -> ControlFlow<()> {
         self.observer.diagnostic(&diagnostic);
-        if self.tx.send(Message::Diagnostic(diagnostic)).is_err() || self.strict {
+        if self.flush().is_break()
+            || self.tx.send(Message::Diagnostic(diagnostic)).is_err()
+            || self.strict
+        {
             self.stop.store(true, Ordering::Relaxed);
             return ControlFlow::Break(());
         }
