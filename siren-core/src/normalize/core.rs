@@ -81,33 +81,79 @@ const PARENT: &[&str] = &[
     "parent_process",
 ];
 
+/// Each core field's names, in order of preference (the order of the `Slots` rows).
+const CORE: [&[&str]; 12] = [
+    TIMESTAMP,
+    HOST,
+    SOURCE,
+    EVENT_ID,
+    RECORD_ID,
+    SEVERITY,
+    USER,
+    SRC_IP,
+    DST_IP,
+    PROCESS,
+    COMMAND_LINE,
+    PARENT,
+];
+
+/// The most names any core field has.
+const MOST_NAMES: usize = 8;
+
+/// Per original field name: which core field it carries, and its rank among that field's
+/// names.
+static ROLES: std::sync::LazyLock<foldhash::HashMap<&'static str, (usize, usize)>> =
+    std::sync::LazyLock::new(|| {
+        let mut roles = foldhash::HashMap::default();
+        for (core, names) in CORE.iter().enumerate() {
+            for (rank, name) in names.iter().enumerate() {
+                roles.entry(*name).or_insert((core, rank));
+            }
+        }
+        roles
+    });
+
 /// Fills the core fields of `event` from its original fields.
 pub fn derive_core(event: &mut Event) {
-    let fields = &event.fields;
-    event.timestamp = first(fields, TIMESTAMP, parse_timestamp);
-    event.host = first(fields, HOST, text);
-    event.source = first(fields, SOURCE, text);
-    event.event_id = first(fields, EVENT_ID, integer);
-    event.record_id = first(fields, RECORD_ID, integer);
-    event.severity = first(fields, SEVERITY, severity);
-    event.user = first(fields, USER, text);
-    event.src_ip = first(fields, SRC_IP, text);
-    event.dst_ip = first(fields, DST_IP, text);
-    event.process = first(fields, PROCESS, text);
-    event.command_line = first(fields, COMMAND_LINE, text);
-    event.parent_process = first(fields, PARENT, text);
+    // One pass over the event's fields (one cheap lookup each) rather than a lookup of every
+    // candidate name: each core field's candidates, by rank.
+    let mut slots: [[Option<&Value>; MOST_NAMES]; 12] = [[None; MOST_NAMES]; 12];
+    for (name, value) in &event.fields {
+        if let Some(&(core, rank)) = ROLES.get(name.as_str()) {
+            slots[core][rank] = Some(value);
+        }
+    }
+    let [
+        timestamp,
+        host,
+        source,
+        event_id,
+        record_id,
+        level,
+        user,
+        src_ip,
+        dst_ip,
+        process,
+        command_line,
+        parent,
+    ] = &slots;
+    event.timestamp = first(timestamp, parse_timestamp);
+    event.host = first(host, text);
+    event.source = first(source, text);
+    event.event_id = first(event_id, integer);
+    event.record_id = first(record_id, integer);
+    event.severity = first(level, severity);
+    event.user = first(user, text);
+    event.src_ip = first(src_ip, text);
+    event.dst_ip = first(dst_ip, text);
+    event.process = first(process, text);
+    event.command_line = first(command_line, text);
+    event.parent_process = first(parent, text);
 }
 
-/// The first of `names` whose value `parse` accepts.
-fn first<T>(
-    fields: &crate::event::Fields,
-    names: &[&str],
-    parse: fn(&Value) -> Option<T>,
-) -> Option<T> {
-    names
-        .iter()
-        .filter_map(|name| fields.get(*name))
-        .find_map(parse)
+/// The first candidate, by rank, whose value `parse` accepts.
+fn first<T>(candidates: &[Option<&Value>], parse: fn(&Value) -> Option<T>) -> Option<T> {
+    candidates.iter().flatten().find_map(|v| parse(v))
 }
 
 /// Text of a scalar; Windows' placeholders for "nothing" (`-`, empty) count as absent.
@@ -245,5 +291,24 @@ mod tests {
             );
         }
         assert!(parse_timestamp(&json!("yesterday")).is_none());
+    }
+
+    #[test]
+    fn every_core_field_has_room_for_its_names_and_no_name_serves_two() {
+        let mut seen = std::collections::HashSet::new();
+        for names in CORE {
+            assert!(names.len() <= MOST_NAMES, "{names:?}");
+            for name in names {
+                assert!(seen.insert(name), "{name} serves two core fields");
+            }
+        }
+    }
+
+    #[test]
+    fn preference_does_not_depend_on_field_order() {
+        let e = event(json!({"ProcessName": "C:\\late.exe", "User": "-",
+            "SubjectUserName": "carol", "Image": "C:\\first.exe", "TargetUserName": "dave"}));
+        assert_eq!(e.process.as_deref(), Some("C:\\first.exe"));
+        assert_eq!(e.user.as_deref(), Some("dave"));
     }
 }

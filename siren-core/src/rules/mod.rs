@@ -83,6 +83,7 @@
 mod condition;
 mod error;
 mod logsource;
+mod memo;
 mod model;
 mod parse;
 mod value;
@@ -180,7 +181,7 @@ struct Compiled {
 
 #[derive(Debug, Default)]
 struct ChannelBucket {
-    by_event_id: HashMap<i64, Candidates>,
+    by_event_id: foldhash::HashMap<i64, Candidates>,
     any_event_id: Candidates,
 }
 
@@ -192,7 +193,7 @@ pub struct RuleSet {
     /// Compiled entries per rule (for [`RuleSet::rule_matches`]).
     per_rule: Vec<Vec<u32>>,
     /// Keyed by lower-case channel.
-    by_channel: HashMap<String, ChannelBucket>,
+    by_channel: foldhash::HashMap<String, ChannelBucket>,
     /// Windows rules without a mapped log source: every event with a channel.
     windows_any: Candidates,
     /// Other rules without a mapped log source: every event without a channel.
@@ -510,6 +511,45 @@ struct Subject<'e> {
     fields: &'e Fields,
     /// Whether some field names contain spaces (computed on the first miss).
     spaced: std::cell::Cell<Option<bool>>,
+    /// Lower-cased copies of the event's texts, made once whichever prefilters scan them.
+    lowered: std::cell::RefCell<Lowered>,
+}
+
+/// Lower-cased copies of one event's longer texts, end to end, and where each one is.
+#[derive(Default)]
+struct Lowered {
+    bytes: Vec<u8>,
+    /// Per copied text: its address and length in the event, and where its copy starts.
+    /// (Addresses identify texts only while the event is borrowed, as it is here.)
+    spans: Vec<(usize, usize, usize)>,
+    /// Where the event's texts joined by NULs start and end, once made.
+    joined: Option<(usize, usize)>,
+}
+
+/// Appends `text` lower-cased (ASCII) to `out`: a copy, then lower-casing in place, which
+/// compiles to wide instructions where a byte-by-byte map does not.
+pub(crate) fn push_lower(out: &mut Vec<u8>, text: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(text);
+    out[start..].make_ascii_lowercase();
+}
+
+/// Texts shorter than this are lower-cased again each time rather than looked up.
+const LOWER_CACHED_MIN: usize = 24;
+
+thread_local! {
+    /// Per thread: the buffers of the last event's [`Lowered`], to reuse.
+    static LOWERED: std::cell::RefCell<Lowered> = std::cell::RefCell::new(Lowered::default());
+}
+
+impl Drop for Subject<'_> {
+    fn drop(&mut self) {
+        let mut lowered = std::mem::take(self.lowered.get_mut());
+        lowered.bytes.clear();
+        lowered.spans.clear();
+        lowered.joined = None;
+        LOWERED.with(|l| *l.borrow_mut() = lowered);
+    }
 }
 
 impl<'e> Subject<'e> {
@@ -517,7 +557,77 @@ impl<'e> Subject<'e> {
         Self {
             fields,
             spaced: std::cell::Cell::new(None),
+            lowered: std::cell::RefCell::new(
+                LOWERED.with(|l| std::mem::take(&mut *l.borrow_mut())),
+            ),
         }
+    }
+
+    /// Calls `f` with the lower-cased text of `value` (of each item, for a list).
+    fn with_lower(&self, value: &Value, f: &mut dyn FnMut(&[u8])) {
+        match value {
+            Value::String(text) if text.len() >= LOWER_CACHED_MIN => {
+                let mut cache = self.lowered.borrow_mut();
+                let key = (text.as_ptr() as usize, text.len());
+                let start = match cache.spans.iter().find(|s| (s.0, s.1) == key) {
+                    Some(&(_, _, start)) => start,
+                    None => {
+                        let start = cache.bytes.len();
+                        push_lower(&mut cache.bytes, text.as_bytes());
+                        cache.spans.push((key.0, key.1, start));
+                        start
+                    }
+                };
+                f(&cache.bytes[start..start + text.len()]);
+            }
+            Value::String(text) => {
+                let mut short = [0u8; LOWER_CACHED_MIN];
+                let short = &mut short[..text.len()];
+                short.copy_from_slice(text.as_bytes());
+                short.make_ascii_lowercase();
+                f(short);
+            }
+            Value::Array(items) => {
+                for item in items {
+                    self.with_lower(item, f);
+                }
+            }
+            // Numbers and booleans print in lower case already.
+            v => {
+                value::with_text(v, |text| f(text.as_bytes()));
+            }
+        }
+    }
+
+    /// Calls `f` with all the event's texts, lower-cased and joined by NULs (for keywords).
+    fn with_joined_lower(&self, f: &mut dyn FnMut(&[u8])) {
+        let mut cache = self.lowered.borrow_mut();
+        let (start, end) = match cache.joined {
+            Some(range) => range,
+            None => {
+                let start = cache.bytes.len();
+                for value in self.fields.values() {
+                    let mut push = |text: &str| {
+                        push_lower(&mut cache.bytes, text.as_bytes());
+                        cache.bytes.push(0);
+                    };
+                    match value {
+                        Value::Array(items) => {
+                            for item in items {
+                                value::with_text(item, &mut push);
+                            }
+                        }
+                        v => {
+                            value::with_text(v, &mut push);
+                        }
+                    }
+                }
+                let range = (start, cache.bytes.len());
+                cache.joined = Some(range);
+                range
+            }
+        };
+        f(&cache.bytes[start..end]);
     }
 
     /// Whether some of the event's field names contain spaces.
@@ -819,7 +929,7 @@ struct Candidates {
     /// enables. The automata are built on first use, so buckets no event reaches cost nothing.
     literals: Vec<FieldLiterals>,
     /// The position in `literals` of each field.
-    by_name: HashMap<Box<str>, usize>,
+    by_name: foldhash::HashMap<Box<str>, usize>,
     scans: std::sync::OnceLock<Vec<FieldScan>>,
 }
 
@@ -828,7 +938,7 @@ type FieldLiterals = (Box<str>, Vec<String>, Vec<Vec<u32>>);
 
 /// The automaton over one field's literals (`None` if it could not be built: its targets
 /// are then always enabled).
-type FieldScan = Option<aho_corasick::AhoCorasick>;
+type FieldScan = Option<std::sync::Arc<aho_corasick::AhoCorasick>>;
 
 /// The field name, in a [`parse::Need`], that stands for any of the event's fields: the
 /// literals of keyword searches. (A NUL cannot start a rule's field name.)
@@ -840,9 +950,8 @@ const PREFILTER_MIN: usize = 4;
 thread_local! {
     /// Per thread: an event's texts joined, for keyword searches.
     static KEYWORD_TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-    /// Per thread: the prefilter's bit set and a buffer for lower-cased text.
-    static SCRATCH: std::cell::RefCell<(Vec<u64>, Vec<u8>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// Per thread: the prefilter's bit set.
+    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Candidates {
@@ -906,7 +1015,12 @@ impl Candidates {
                     // automaton, which has twice the transitions and no SIMD prefilter.
                     // The crate picks the kind: a DFA for up to 100 patterns, else a
                     // contiguous NFA (nearly as fast, and far cheaper to build).
-                    aho_corasick::AhoCorasickBuilder::new().build(patterns).ok()
+                    let key = patterns.iter().map(|p| p.as_str().into()).collect();
+                    memo::AUTOMATA.get_or_build(key, |patterns: &Vec<Box<str>>| {
+                        aho_corasick::AhoCorasickBuilder::new()
+                            .build(patterns.iter().map(|p| p.as_bytes()))
+                            .ok()
+                    })
                 })
                 .collect()
         })
@@ -924,47 +1038,33 @@ impl Candidates {
             return;
         }
         // Reuse one bit set per thread (taken out, so a re-entrant call cannot clash).
-        let (mut bits, mut lower) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        let mut bits = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
         bits.clear();
         bits.extend_from_slice(&self.always);
         let scans = self.scans();
-        let mut scan = |i: usize, value: &Value| {
-            let targets = &self.literals[i].2;
+        let mut enable = |i: usize, lower: &[u8]| {
             let Some(automaton) = &scans[i] else {
                 return;
             };
-            let mut run = |text: &str| {
-                lower.clear();
-                lower.extend(text.bytes().map(|b| b.to_ascii_lowercase()));
-                for m in automaton.find_overlapping_iter(&lower[..]) {
-                    for &pos in &targets[m.pattern().as_usize()] {
-                        bits[pos as usize / 64] |= 1 << (pos % 64);
-                    }
-                }
-            };
-            match value {
-                Value::Array(items) => {
-                    for item in items {
-                        value::with_text(item, &mut run);
-                    }
-                }
-                v => {
-                    value::with_text(v, &mut run);
+            let targets = &self.literals[i].2;
+            for m in automaton.find_overlapping_iter(lower) {
+                for &pos in &targets[m.pattern().as_usize()] {
+                    bits[pos as usize / 64] |= 1 << (pos % 64);
                 }
             }
         };
-        // Keywords' literals: every field's text.
+        // Keywords' literals: every field's text, joined.
         let any = self.by_name.get(ANY_FIELD).copied();
         if let Some(i) = any {
-            for value in subject.fields.values() {
-                scan(i, value);
-            }
+            subject.with_joined_lower(&mut |lower| enable(i, lower));
         }
         // Walk whichever is shorter: the event's fields, or the fields the literals are in.
         if subject.fields.len() < self.literals.len() && !subject.spaced() {
             for (name, value) in subject.fields {
                 match self.by_name.get(name.as_str()) {
-                    Some(&i) if Some(i) != any => scan(i, value),
+                    Some(&i) if Some(i) != any => {
+                        subject.with_lower(value, &mut |lower| enable(i, lower));
+                    }
                     _ => {}
                 }
             }
@@ -974,7 +1074,7 @@ impl Candidates {
                     continue;
                 }
                 if let Some(value) = subject.get(field) {
-                    scan(i, value);
+                    subject.with_lower(value, &mut |lower| enable(i, lower));
                 }
             }
         }
@@ -994,7 +1094,7 @@ impl Candidates {
                 f(self.members[w * 64 + bit]);
             }
         }
-        SCRATCH.with(|s| *s.borrow_mut() = (bits, lower));
+        SCRATCH.with(|s| *s.borrow_mut() = bits);
     }
 }
 

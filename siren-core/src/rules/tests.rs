@@ -147,6 +147,51 @@ fn regex_and_keyword_rules_are_prefiltered_and_still_match() {
 }
 
 #[test]
+fn every_bucket_sees_the_texts_lowered_once_for_the_event() {
+    // Two prefiltered buckets over the same field (Windows rules without a category, and
+    // process creation), both scanning one event's texts: long ones are lower-cased once and
+    // shared, short ones each time, numbers as printed, lists item by item.
+    let mut text = String::new();
+    for (i, word) in ["alpha", "bravo", "charlie", "delta"].iter().enumerate() {
+        text.push_str(&format!(
+            "title: W{i}\nlogsource: {{product: windows}}\ndetection:\n    sel: {{CommandLine|contains: {word}}}\n    condition: sel\n---\n"
+        ));
+    }
+    for (i, word) in ["echo", "foxtrot", "4711", "golf"].iter().enumerate() {
+        text.push_str(&format!(
+            "title: P{i}\nlogsource: {{product: windows, category: process_creation}}\ndetection:\n    sel: {{CommandLine|contains: '{word}'}}\n    kw: ['{word}']\n    condition: sel or kw\n---\n"
+        ));
+    }
+    let set = load(text.trim_end_matches("---\n"));
+    let sysmon = |fields: serde_json::Value| {
+        let mut e = json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1});
+        e.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        event(e)
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let long = "C:\\Windows\\System32\\cmd.exe /c ALPHA and then Echo again";
+    assert!(long.len() >= 24);
+    let e = sysmon(json!({"CommandLine": long}));
+    assert_eq!(sorted(titles(&set, &e)), ["P0", "W0"]);
+    let e = sysmon(json!({"CommandLine": "bravo FOXTROT"}));
+    assert_eq!(sorted(titles(&set, &e)), ["P1", "W1"]);
+    // A keyword found in a number, and in one item of a list.
+    let e = sysmon(json!({"CommandLine": "x", "ProcessId": 4711}));
+    assert_eq!(sorted(titles(&set, &e)), ["P2"]);
+    let e =
+        sysmon(json!({"CommandLine": ["x", "a much longer text that mentions GOLF and DELTA"]}));
+    assert_eq!(sorted(titles(&set, &e)), ["P3", "W3"]);
+    // The next event reuses the buffers, never the previous event's texts.
+    let e = sysmon(json!({"CommandLine": "C:\\Windows\\System32\\cmd.exe /c nothing to see here"}));
+    assert!(titles(&set, &e).is_empty());
+}
+
+#[test]
 fn condition_lists_are_or_and_them_skips_underscore() {
     let set = load(
         r#"

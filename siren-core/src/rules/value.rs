@@ -16,6 +16,7 @@ use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
 use super::RuleError;
+use super::memo::Memo;
 use crate::event::Fields;
 
 /// The most values (after modifier expansion) one field item may produce.
@@ -583,7 +584,7 @@ pub(crate) struct StringSet {
     /// Contains patterns: few are searched one by one, more with an automaton built on
     /// first use (rules the prefilter never lets through never pay for it).
     contains: Vec<Box<str>>,
-    contains_automaton: std::sync::OnceLock<Option<AhoCorasick>>,
+    contains_automaton: std::sync::OnceLock<Option<std::sync::Arc<AhoCorasick>>>,
     regexes: Vec<LazyRegex>,
     /// A bare `*`: any text matches.
     any: bool,
@@ -681,21 +682,29 @@ impl StringSet {
             // Case-insensitive sets search lower-cased text for lower-cased patterns: an
             // ASCII case-insensitive automaton cannot use the crate's SIMD prefilters. The
             // crate picks the kind: a DFA for few patterns, a contiguous NFA for many.
-            let patterns = self.contains.iter().map(|p| {
-                if self.ci {
-                    p.to_ascii_lowercase()
-                } else {
-                    p.to_string()
-                }
-            });
-            AhoCorasickBuilder::new().build(patterns).ok()
+            let patterns: Vec<Box<str>> = self
+                .contains
+                .iter()
+                .map(|p| {
+                    if self.ci {
+                        p.to_ascii_lowercase().into()
+                    } else {
+                        p.clone()
+                    }
+                })
+                .collect();
+            super::memo::AUTOMATA.get_or_build(patterns, |patterns| {
+                AhoCorasickBuilder::new()
+                    .build(patterns.iter().map(|p| p.as_bytes()))
+                    .ok()
+            })
         });
         match automaton {
             Some(ac) if self.ci => LOWER.with(|buffer| {
                 // Taken out, so a re-entrant call cannot clash.
                 let mut lower = std::mem::take(&mut *buffer.borrow_mut());
                 lower.clear();
-                lower.extend(b.iter().map(u8::to_ascii_lowercase));
+                super::push_lower(&mut lower, b);
                 let hit = ac.is_match(&lower[..]);
                 *buffer.borrow_mut() = lower;
                 hit
@@ -713,7 +722,7 @@ enum Pattern {
     Regex(String, RegexFlags),
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 struct RegexFlags {
     i: bool,
     m: bool,
@@ -777,7 +786,7 @@ struct LazyRegex {
     flags: RegexFlags,
     /// Literals one of which occurs in every match (see [`regex_atoms`]).
     atoms: Option<Vec<Box<str>>>,
-    compiled: std::sync::OnceLock<Option<Regex>>,
+    compiled: std::sync::OnceLock<Option<std::sync::Arc<Regex>>>,
 }
 
 /// A regex this much longer, or with a counted repetition above this, is compiled at load.
@@ -794,7 +803,9 @@ impl LazyRegex {
             .map_err(|e| bad_regex(field, &pattern, &e.to_string()))?;
         let compiled = std::sync::OnceLock::new();
         if pattern.len() > LAZY_REGEX_MAX as usize || max_repetition(&hir) > LAZY_REGEX_MAX {
-            let _ = compiled.set(Some(compile_regex(&pattern, flags, field)?));
+            let _ = compiled.set(Some(std::sync::Arc::new(compile_regex(
+                &pattern, flags, field,
+            )?)));
         }
         Ok(Self {
             pattern: pattern.into(),
@@ -805,8 +816,13 @@ impl LazyRegex {
     }
 
     fn is_match(&self, s: &str) -> bool {
+        static BUILT: Memo<(Box<str>, RegexFlags), Regex> = Memo::new();
         self.compiled
-            .get_or_init(|| compile_regex(&self.pattern, self.flags, "").ok())
+            .get_or_init(|| {
+                BUILT.get_or_build((self.pattern.clone(), self.flags), |(pattern, flags)| {
+                    compile_regex(pattern, *flags, "").ok()
+                })
+            })
             .as_ref()
             .is_some_and(|r| r.is_match(s))
     }
