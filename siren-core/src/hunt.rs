@@ -183,6 +183,9 @@ pub fn hunt_rendered<T: Send>(
                 .is_none_or(|min| r.level.is_some_and(|l| l >= min))
         })
         .collect();
+    // Largest inputs first, so that no thread is left alone on a big file at the end.
+    let mut order: Vec<usize> = (0..inputs.len()).collect();
+    order.sort_by_cached_key(|&i| std::cmp::Reverse(inputs[i].size().unwrap_or(0)));
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let (tx, rx) = crossbeam_channel::bounded::<Message<T>>(4096);
@@ -190,10 +193,11 @@ pub fn hunt_rendered<T: Send>(
     std::thread::scope(|scope| {
         for _ in 0..threads {
             let tx = tx.clone();
-            let (next, stop, read, reporting) = (&next, &stop, &read, &reporting);
+            let (next, stop, read, reporting, order) = (&next, &stop, &read, &reporting, &order);
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let Some(input) = inputs.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    let at = order.get(next.fetch_add(1, Ordering::Relaxed));
+                    let Some(input) = at.and_then(|&i| inputs.get(i)) else {
                         break;
                     };
                     let file: Arc<str> = Arc::from(input.name());
