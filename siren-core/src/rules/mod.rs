@@ -78,7 +78,9 @@
 //! ends with one of its suffix literals) and from its keywords (searched in every field).
 //! Literal comparisons are ASCII case-insensitive without allocating; regexes are checked at
 //! load and compiled once, on first use, like the automata, so start-up stays short and rules
-//! no event reaches cost nothing.
+//! no event reaches cost nothing. Identical pattern lists and regexes (a rule compiled for
+//! Sysmon and for Security, buckets with the same literals) share one build (`memo`). Each of
+//! an event's longer texts is lower-cased once, whichever buckets' prefilters scan it.
 
 mod condition;
 mod error;
@@ -254,37 +256,52 @@ impl<'o> RuleSetBuilder<'o> {
 
     /// Adds every rule of a file, or of every `.yml` / `.yaml` file under a folder.
     pub fn add_path(&mut self, path: &Path) -> &mut Self {
+        self.add_paths(&[path])
+    }
+
+    /// Adds the rules of several files or folders, parsing all their files in one batch.
+    pub fn add_paths<P: AsRef<Path>>(&mut self, paths: &[P]) -> &mut Self {
         let mut files = Vec::new();
-        collect_files(path, &mut files, &mut self.diagnostics);
+        for path in paths {
+            collect_files(path.as_ref(), &mut files, &mut self.diagnostics);
+        }
         let cx = ParseContext {
             placeholders: &self.options.placeholders,
         };
-        // Parse the files on a few threads: YAML parsing dominates start-up.
+        // Parse the files on a few threads, each taking the next file: YAML parsing
+        // dominates start-up. Results keep the files' order.
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
-            .clamp(1, 8);
+            .clamp(1, 8)
+            .min(files.len().max(1));
         let max = self.options.max_file_bytes;
-        let chunk = files.len().div_ceil(threads).max(1);
-        let results: Vec<Vec<Result<parse::Parsed, RuleDiagnostic>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = files
-                .chunks(chunk)
-                .map(|chunk| {
-                    let cx = &cx;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        type Parsed = Vec<Result<parse::Parsed, RuleDiagnostic>>;
+        let mut results: Vec<(usize, Parsed)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let (cx, next, files) = (&cx, &next, &files);
                     s.spawn(move || {
-                        chunk
-                            .iter()
-                            .flat_map(|f| read_and_parse(f, max, cx))
-                            .collect::<Vec<_>>()
+                        let mut done = Vec::new();
+                        loop {
+                            let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(file) = files.get(at) else {
+                                break;
+                            };
+                            done.push((at, read_and_parse(file, max, cx)));
+                        }
+                        done
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_default())
+                .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
         });
-        for result in results.into_iter().flatten() {
+        results.sort_unstable_by_key(|(at, _)| *at);
+        for result in results.into_iter().flat_map(|(_, r)| r) {
             match result {
                 Ok(p) => self.parsed.push(p),
                 Err(d) => self.diagnostics.push(d),
@@ -736,9 +753,7 @@ impl RuleSet {
         options: &LoadOptions,
     ) -> (RuleSet, Vec<RuleDiagnostic>) {
         let mut builder = RuleSetBuilder::new(options);
-        for path in paths {
-            builder.add_path(path.as_ref());
-        }
+        builder.add_paths(paths);
         builder.build()
     }
 
