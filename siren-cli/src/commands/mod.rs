@@ -161,8 +161,13 @@ pub fn detection_json<'a>(
 impl DetectionJson<'_> {
     /// The object as one line of JSON.
     pub fn to_line(&self) -> String {
-        // Serialising borrowed strings, numbers and a JSON map cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        // Serialising borrowed strings, numbers and a JSON map cannot fail. Room for a
+        // typical line up front, rather than growing from nothing.
+        let mut line = Vec::with_capacity(2048);
+        match serde_json::to_writer(&mut line, self) {
+            Ok(()) => String::from_utf8(line).unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 }
 

@@ -456,6 +456,14 @@ impl<'o> RuleSetBuilder<'o> {
             }
             set.rules[index].logsource_mapped = mapped;
         }
+        let mut names = std::collections::HashSet::new();
+        for compiled in &mut set.compiled {
+            parse::share_names(compiled.guard.iter_mut(), &mut names);
+            compiled.detection.share_field_names(&mut names);
+            for filter in &mut compiled.filters {
+                filter.share_field_names(&mut names);
+            }
+        }
         // Prefilters over each bucket's literals.
         let needs: Vec<Option<parse::Need>> =
             set.compiled.iter().map(|c| c.detection.need()).collect();
@@ -530,7 +538,15 @@ struct Subject<'e> {
     spaced: std::cell::Cell<Option<bool>>,
     /// Lower-cased copies of the event's texts, made once whichever prefilters scan them.
     lowered: std::cell::RefCell<Lowered>,
+    /// The first fields rules' items looked up: the name's address and what was found.
+    looked_up: std::cell::RefCell<LookedUp<'e>>,
 }
+
+/// Fields looked up by items, remembered by the address of their (shared) name.
+type LookedUp<'e> = ([(usize, Option<&'e Value>); LOOKED_UP], usize);
+
+/// How many looked-up fields an event remembers (more are looked up each time).
+const LOOKED_UP: usize = 24;
 
 /// Lower-cased copies of one event's longer texts, end to end, and where each one is.
 #[derive(Default)]
@@ -577,6 +593,7 @@ impl<'e> Subject<'e> {
             lowered: std::cell::RefCell::new(
                 LOWERED.with(|l| std::mem::take(&mut *l.borrow_mut())),
             ),
+            looked_up: std::cell::RefCell::new(([(0, None); LOOKED_UP], 0)),
         }
     }
 
@@ -659,6 +676,25 @@ impl<'e> Subject<'e> {
         }
     }
 
+    /// The field an item names, as [`Subject::get`] finds it, looked up once per event:
+    /// items naming the same field share the name (see `Detection::share_field_names`), so
+    /// its address identifies it. `name` must live as long as the subject (the rule set's
+    /// names do).
+    fn get_item(&self, name: &std::sync::Arc<str>) -> Option<&'e Value> {
+        let address = name.as_ptr() as usize;
+        let mut memo = self.looked_up.borrow_mut();
+        let (entries, len) = &mut *memo;
+        if let Some(&(_, value)) = entries[..*len].iter().find(|(a, _)| *a == address) {
+            return value;
+        }
+        let value = self.get(name);
+        if let Some(slot) = entries.get_mut(*len) {
+            *slot = (address, value);
+            *len += 1;
+        }
+        value
+    }
+
     /// The field's value. Windows events name some fields with spaces (`Threat Name`), which
     /// Sigma rules write without (`ThreatName`): a miss falls back to that comparison.
     fn get(&self, name: &str) -> Option<&'e Value> {
@@ -678,7 +714,7 @@ impl<'e> Subject<'e> {
 fn eval_item(item: &Item, subject: &Subject<'_>) -> bool {
     let fields = subject.fields;
     match &item.field {
-        Some(field) => item.test.eval(subject.get(field), fields),
+        Some(field) => item.test.eval(subject.get_item(field), fields),
         None if item.test.contains_only().is_some() => {
             let Some(set) = item.test.contains_only() else {
                 return false;

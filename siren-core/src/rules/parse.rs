@@ -24,8 +24,25 @@ const MAX_ITEMS: usize = 20_000;
 /// One field item of a search: a field (or, for keywords, none) and its test.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {
-    pub field: Option<Box<str>>,
+    pub field: Option<std::sync::Arc<str>>,
     pub test: ValueTest,
+}
+
+/// Makes the items that name the same field share one name.
+pub(crate) fn share_names<'i>(
+    items: impl Iterator<Item = &'i mut Item>,
+    names: &mut std::collections::HashSet<std::sync::Arc<str>>,
+) {
+    for item in items {
+        if let Some(field) = &mut item.field {
+            match names.get(field) {
+                Some(shared) => *field = shared.clone(),
+                None => {
+                    names.insert(field.clone());
+                }
+            }
+        }
+    }
 }
 
 /// A search identifier's definition: alternatives (OR) of item groups (AND).
@@ -42,6 +59,19 @@ pub(crate) struct Detection {
 }
 
 impl Detection {
+    /// Makes items that name the same field share one name (so that a name's address
+    /// identifies it, see `Subject::get_item`).
+    pub(crate) fn share_field_names(
+        &mut self,
+        names: &mut std::collections::HashSet<std::sync::Arc<str>>,
+    ) {
+        let items = self
+            .searches
+            .iter_mut()
+            .flat_map(|s| s.alternatives.iter_mut().flatten());
+        share_names(items, names);
+    }
+
     /// The same detection with field names renamed (for a log source's field mapping).
     pub(crate) fn renamed(&self, rename: &dyn Fn(&str) -> String) -> Detection {
         let mut d = self.clone();
@@ -93,10 +123,7 @@ impl Detection {
         union(self.searches[i].alternatives.iter().map(|group| {
             best(group.iter().filter_map(|item| {
                 // A keyword's literal occurs in some field: the prefilter scans them all.
-                let field = item
-                    .field
-                    .clone()
-                    .unwrap_or_else(|| super::ANY_FIELD.into());
+                let field: Box<str> = item.field.as_deref().unwrap_or(super::ANY_FIELD).into();
                 let atoms = item.test.atoms()?;
                 Some(atoms.into_iter().map(|a| (field.clone(), a)).collect())
             }))

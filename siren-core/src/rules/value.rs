@@ -363,6 +363,14 @@ impl std::fmt::Write for NumBuf {
 pub(crate) fn with_text<R>(value: &Value, f: impl FnOnce(&str) -> R) -> Option<R> {
     match value {
         Value::String(s) => Some(f(s)),
+        // Integers as `Display` prints them, without the formatting machinery.
+        Value::Number(n) if n.is_u64() || n.is_i64() => {
+            let mut buf = itoa::Buffer::new();
+            match n.as_u64() {
+                Some(u) => Some(f(buf.format(u))),
+                None => n.as_i64().map(|i| f(buf.format(i))),
+            }
+        }
         Value::Number(n) => {
             let mut buf = NumBuf {
                 buf: [0; 40],
@@ -1392,6 +1400,21 @@ mod tests {
         regex
             .atoms
             .map(|a| a.iter().map(|a| a.to_string()).collect())
+    }
+
+    #[test]
+    fn numbers_read_as_display_prints_them() {
+        for n in [
+            json!(0),
+            json!(4688),
+            json!(-17),
+            json!(u64::MAX),
+            json!(i64::MIN),
+            json!(0.5),
+            json!(1e300),
+        ] {
+            assert_eq!(with_text(&n, str::to_owned), Some(n.to_string()), "{n}");
+        }
     }
 
     #[test]
