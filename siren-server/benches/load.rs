@@ -66,6 +66,41 @@ fn batch(n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// The load generator's threads' name (the main thread drives it too); every other thread's
+/// CPU time is the server's.
+const LOAD_THREADS: &str = "load-generator";
+
+/// CPU seconds (user + system) used so far: by the whole process, and by the load generator.
+fn cpu_seconds() -> (f64, f64) {
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    fn ticks(stat: &str) -> f64 {
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (field(11) + field(12)) / 100.0
+    }
+    let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
+    let total = ticks(&read(std::path::Path::new("/proc/self/stat")));
+    let pid = std::process::id().to_string();
+    let mut load = 0.0;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = read(&task.path().join("comm"));
+        if comm.trim_end() == LOAD_THREADS || task.file_name().to_string_lossy() == pid {
+            load += ticks(&read(&task.path().join("stat")));
+        }
+    }
+    (total, load)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -92,11 +127,13 @@ fn main() {
     // generator on another.
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("siren-server")
         .enable_all()
         .build()
         .unwrap();
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name(LOAD_THREADS)
         .enable_all()
         .build()
         .unwrap();
@@ -169,6 +206,7 @@ fn main() {
         // 1. Sustained ingest.
         let batches = target.div_ceil(BATCH);
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cpu_before = cpu_seconds();
         let started = Instant::now();
         let mut senders = Vec::new();
         for _ in 0..SENDERS {
@@ -210,11 +248,16 @@ fn main() {
             batch_latencies.extend(sender.await.unwrap());
         }
         let elapsed = started.elapsed();
+        let cpu_after = cpu_seconds();
+        let load_cpu = cpu_after.1 - cpu_before.1;
+        let server_cpu = (cpu_after.0 - cpu_before.0) - load_cpu;
         let rate = (batches * BATCH) as f64 / elapsed.as_secs_f64();
         batch_latencies.sort();
         println!("## SIREN server load benchmark (SQLite, {} events, batches of {BATCH}, {SENDERS} senders)", batches * BATCH);
         println!("ingest via POST /api/v1/events: {rate:.0} events/s ({:.1} s); batch latency p50 {} p99 {}",
             elapsed.as_secs_f64(), ms(percentile(&batch_latencies, 0.5)), ms(percentile(&batch_latencies, 0.99)));
+        println!("  CPU: server {server_cpu:.1} s ({:.1} µs per event, {:.0} events per server CPU second), load generator {load_cpu:.1} s",
+            server_cpu * 1e6 / (batches * BATCH) as f64, (batches * BATCH) as f64 / server_cpu.max(0.01));
         println!("baseline, same batches through siren_core Pipeline (no HTTP): {baseline:.0} events/s; HTTP path = {:.0}% of it",
             100.0 * rate / baseline);
 
@@ -305,7 +348,11 @@ fn main() {
         let mut healthz: Vec<Duration> = healthz.into_iter().map(|(_, d)| d).collect();
         healthz.sort();
         let named: Vec<(&'static str, String)> = calls.iter().map(|(n, p)| (*n, p.clone())).collect();
+        let cpu_before = cpu_seconds();
         let seen = measure(named).await;
+        let cpu_after = cpu_seconds();
+        let load_cpu = cpu_after.1 - cpu_before.1;
+        let server_cpu = (cpu_after.0 - cpu_before.0) - load_cpu;
         println!("{USERS} concurrent dashboard users, {} events stored, {} s each:", batches * BATCH + 20, run_for.as_secs());
         println!("  baseline GET /healthz: p50 {} p99 {} ({} calls)", ms(percentile(&healthz, 0.5)), ms(percentile(&healthz, 0.99)), healthz.len());
         let mut all: Vec<Duration> = seen.iter().map(|(_, d)| *d).collect();
@@ -317,6 +364,8 @@ fn main() {
         }
         println!("  all API calls: p50 {} p99 {} ({} calls, {:.0} calls/s)", ms(percentile(&all, 0.5)), ms(percentile(&all, 0.99)), all.len(),
             all.len() as f64 / run_for.as_secs_f64());
+        println!("  CPU: server {server_cpu:.1} s ({:.0} µs per call), load generator {load_cpu:.1} s",
+            server_cpu * 1e6 / all.len().max(1) as f64);
 
         // Dashboard first load: the page, its assets, and the API calls it makes first, by a
         // fresh browser-like client (no cache), while the 20 users keep working.

@@ -14,7 +14,10 @@ use axum::http::{HeaderMap, header};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use siren_core::event::Fields;
+use siren_core::normalize::flatten::flatten_json_slice;
 use siren_core::store::{EventQuery, StoredEvent};
 
 use crate::AppState;
@@ -114,11 +117,57 @@ async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<
     Ok(out)
 }
 
-/// Splits a body into items: each a document or why it is not one.
-fn parse_items(body: &[u8], format: BodyFormat) -> Result<Vec<Result<Value, String>>, ApiError> {
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let start = body.iter().position(|b| !b.is_ascii_whitespace());
-    let Some(start) = start else {
+/// The deepest nesting a document may have: serde_json's limit (the 128th level fails), which
+/// splitting a body into items does not check by itself.
+const MAX_DEPTH: usize = 127;
+
+/// How deeply `text` (valid JSON) nests arrays and objects.
+fn nesting_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Where each item of a body is (a byte range of the body), or why it is not a document.
+type Items = Vec<Result<std::ops::Range<usize>, String>>;
+
+/// The byte range of `part`, a slice of `body`.
+fn span(body: &[u8], part: &str) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - body.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// Splits a body into items without parsing them into trees: each a document's place in the
+/// body, or why it is not one. The documents are flattened from the text later, on the
+/// batch's blocking thread ([`flatten_items`]).
+fn split_items(body: &[u8], format: BodyFormat) -> Result<Items, ApiError> {
+    let bom = if body.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    let start = body[bom..].iter().position(|b| !b.is_ascii_whitespace());
+    let Some(start) = start.map(|s| s + bom) else {
         return Err(ApiError::BadRequest(
             "the body is empty: send a JSON array of events or NDJSON".to_owned(),
         ));
@@ -126,16 +175,26 @@ fn parse_items(body: &[u8], format: BodyFormat) -> Result<Vec<Result<Value, Stri
     if format == BodyFormat::Json || body[start] == b'[' {
         return match body[start] {
             b'[' => {
-                let items: Vec<Value> = serde_json::from_slice(body).map_err(|e| {
+                let items: Vec<&RawValue> = serde_json::from_slice(&body[bom..]).map_err(|e| {
                     ApiError::BadRequest(format!("the body is not a valid JSON array: {e}"))
                 })?;
-                Ok(items.into_iter().map(Ok).collect())
+                if nesting_depth(&body[start..]) > MAX_DEPTH {
+                    return Err(ApiError::BadRequest(format!(
+                        "the body is not a valid JSON array: it nests deeper than {MAX_DEPTH} levels"
+                    )));
+                }
+                Ok(items
+                    .iter()
+                    .map(|item| Ok(span(body, item.get())))
+                    .collect())
             }
             b'{' if format == BodyFormat::Json => {
                 // One document, or several one per line sent as application/json.
-                match serde_json::from_slice::<Value>(body) {
-                    Ok(value) => Ok(vec![Ok(value)]),
-                    Err(_) => parse_lines(body),
+                match serde_json::from_slice::<&RawValue>(&body[bom..]) {
+                    Ok(item) if nesting_depth(item.get().as_bytes()) <= MAX_DEPTH => {
+                        Ok(vec![Ok(span(body, item.get()))])
+                    }
+                    _ => split_lines(body),
                 }
             }
             _ => Err(ApiError::BadRequest(
@@ -143,25 +202,48 @@ fn parse_items(body: &[u8], format: BodyFormat) -> Result<Vec<Result<Value, Stri
             )),
         };
     }
-    parse_lines(body)
+    split_lines(body)
 }
 
 /// NDJSON: one document per line; blank lines are skipped and not counted.
-fn parse_lines(body: &[u8]) -> Result<Vec<Result<Value, String>>, ApiError> {
-    let items: Vec<Result<Value, String>> = body
-        .split(|b| *b == b'\n')
-        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-        .filter(|line| !line.trim_ascii().is_empty())
-        .map(|line| {
-            serde_json::from_slice::<Value>(line).map_err(|e| format!("not a JSON document: {e}"))
-        })
-        .collect();
+fn split_lines(body: &[u8]) -> Result<Items, ApiError> {
+    let mut items = Vec::new();
+    let mut from = 0;
+    for line in body.split(|b| *b == b'\n') {
+        let start = from;
+        from += line.len() + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = if start == 0 {
+            line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line)
+        } else {
+            line
+        };
+        if line.trim_ascii().is_empty() {
+            continue;
+        }
+        let item = match serde_json::from_slice::<&RawValue>(line) {
+            Ok(item) if nesting_depth(item.get().as_bytes()) > MAX_DEPTH => Err(format!(
+                "not a JSON document: it nests deeper than {MAX_DEPTH} levels"
+            )),
+            Ok(item) => Ok(span(body, item.get())),
+            Err(e) => Err(format!("not a JSON document: {e}")),
+        };
+        items.push(item);
+    }
     if !items.is_empty() && items.iter().all(Result::is_err) {
         return Err(ApiError::BadRequest(
             "the body is neither a JSON array nor NDJSON: no line is a JSON document".to_owned(),
         ));
     }
     Ok(items)
+}
+
+/// Flattens each item of `body` straight from its text.
+fn flatten_items(body: &[u8], items: Items) -> Vec<Result<Fields, String>> {
+    items
+        .into_iter()
+        .map(|item| item.and_then(|range| flatten_json_slice(&body[range])))
+        .collect()
 }
 
 async fn post_events(
@@ -176,8 +258,7 @@ async fn post_events(
     };
     let format = body_format(&headers)?;
     let bytes = read_body(&state, &headers, body).await?;
-    let items = parse_items(&bytes, format)?;
-    drop(bytes);
+    let items = split_items(&bytes, format)?;
     let max = state.config().max_batch;
     if items.len() > max {
         return Err(ApiError::TooLarge(format!(
@@ -187,7 +268,7 @@ async fn post_events(
     }
     let outcome = state
         .pipeline()
-        .ingest_json(&access.tenant, items)
+        .ingest_flattened(&access.tenant, move || flatten_items(&bytes, items))
         .await
         .map_err(|error| {
             if siren_core::ingest::is_transient(&error) {
@@ -297,15 +378,45 @@ mod tests {
 
     #[test]
     fn items_of_arrays_and_lines_with_their_errors() {
-        let items = parse_items(br#"[{"a":1}, 2, {"b":2}]"#, BodyFormat::Json).unwrap_or_default();
-        assert_eq!(items.len(), 3);
-        let lines = parse_items(b"{\"a\":1}\n\n{oops\n{\"b\":2}\r\n", BodyFormat::Ndjson)
-            .unwrap_or_default();
+        let items =
+            |body: &[u8], format| split_items(body, format).map(|items| flatten_items(body, items));
+        let array = items(br#"[{"a":1}, 2, {"b":2}]"#, BodyFormat::Json).unwrap_or_default();
+        assert_eq!(array.len(), 3);
+        assert!(array[0].is_ok() && array[1].is_err() && array[2].is_ok());
+        let lines = items(
+            b"\xEF\xBB\xBF{\"a\":1}\n\n{oops\n{\"b\":2}\r\n",
+            BodyFormat::Ndjson,
+        )
+        .unwrap_or_default();
         assert_eq!(lines.len(), 3);
-        assert!(lines[1].is_err());
-        assert!(parse_items(b"not json", BodyFormat::Json).is_err());
-        assert!(parse_items(b"   ", BodyFormat::Ndjson).is_err());
-        assert!(parse_items(b"[{\"a\":1}", BodyFormat::Json).is_err());
-        assert!(parse_items(b"garbage\nmore", BodyFormat::Ndjson).is_err());
+        assert!(lines[0].is_ok() && lines[1].is_err() && lines[2].is_ok());
+        let one = items(b" {\"a\": \"x\"} ", BodyFormat::Json).unwrap_or_default();
+        assert_eq!(one.len(), 1);
+        assert!(items(b"not json", BodyFormat::Json).is_err());
+        assert!(items(b"   ", BodyFormat::Ndjson).is_err());
+        assert!(items(b"[{\"a\":1}", BodyFormat::Json).is_err());
+        assert!(items(b"garbage\nmore", BodyFormat::Ndjson).is_err());
+    }
+
+    #[test]
+    fn nesting_is_limited_as_serde_json_limits_it() {
+        let nested = |depth: usize| {
+            let mut text = "[".repeat(depth);
+            text.push_str(&"]".repeat(depth));
+            text
+        };
+        for depth in [MAX_DEPTH, MAX_DEPTH + 1] {
+            let text = nested(depth);
+            assert_eq!(nesting_depth(text.as_bytes()), depth);
+            assert_eq!(
+                serde_json::from_str::<Value>(&text).is_ok(),
+                depth <= MAX_DEPTH
+            );
+            assert_eq!(
+                split_items(text.as_bytes(), BodyFormat::Json).is_ok(),
+                depth <= MAX_DEPTH
+            );
+        }
+        assert_eq!(nesting_depth(br#"{"a": "[[[\"{{"}"#), 1);
     }
 }

@@ -546,3 +546,116 @@ async fn alerts_group_into_incidents_that_analysts_work() {
         );
     }
 }
+
+/// The migrations up to (not including) `version`, from the repository's folder for `backend`.
+async fn migrations_before(backend: &str, version: i64) -> sqlx::migrate::Migrator {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(backend);
+    let mut migrator = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    let older: Vec<_> = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version < version)
+        .cloned()
+        .collect();
+    migrator.migrations = older.into();
+    migrator
+}
+
+/// An incident (id 1) and its alert, whose event has the key `$1` (both schemas alike).
+const OLD_INCIDENT: &str = "INSERT INTO incidents (id, tenant, group_key, rule_id, title, severity, \
+    severity_rank, status, rule_ids, techniques, hosts, users, ips, investigation, first_seen, last_seen, \
+    alert_count, event_count, created_at, updated_at) VALUES (1, 'acme', 'dc01', 'det-1', 'Brute force', \
+    'medium', 2, 'new', '[\"det-1\"]', '[]', '[\"dc01\"]', '[]', '[]', '[]', 0, 0, 1, 1, 0, 0)";
+const OLD_ALERT: &str = "INSERT INTO alerts (tenant, incident_id, rule_id, rule_title, severity, event_key, ts, \
+    detail, created_at) VALUES ('acme', 1, 'det-1', 'Brute force', 'medium', $1, 0, '{}', 0)";
+
+/// A database of the schema before de-duplication keys led with the event's time, holding
+/// an event and an alert with a key of the former kind (and an event without a time), is
+/// migrated to keys that the current code computes for the same event: storing it again is a
+/// duplicate, and the incident still finds its event.
+#[tokio::test]
+async fn former_dedup_keys_are_migrated_to_keys_by_time() {
+    const KEYS_BY_TIME: i64 = 20261203000008;
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let mut urls = vec![("sqlite", sqlite_url)];
+    if let Some(pg) = crate::support::fresh_postgres_database().await {
+        urls.push(("postgres", pg));
+    }
+    let ev = event("acme", 7, "dc01", "2024-05-01T10:00:00.25Z", "bob");
+    let row = EventRow::from_event(&ev);
+    // A former key: a 16-byte digest of which the new key keeps the first 11 bytes.
+    let mut former = [0xEE_u8; 16];
+    former[..11].copy_from_slice(&row.dedup_key[5..]);
+    let timeless = [0x11_u8; 16];
+    let ts = ev.timestamp.unwrap();
+    let acme = TenantId::parse("acme").unwrap();
+    for (backend, url) in urls {
+        let migrator = migrations_before(backend, KEYS_BY_TIME).await;
+        if backend == "sqlite" {
+            let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            let insert = "INSERT INTO events (tenant, dedup_key, ts, fields, ingested_at) \
+                VALUES ('acme', $1, $2, '{}', 0)";
+            for (key, ts) in [(former, Some(ts.timestamp_micros())), (timeless, None)] {
+                sqlx::query(insert)
+                    .bind(&key[..])
+                    .bind(ts)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query(OLD_INCIDENT).execute(&pool).await.unwrap();
+            sqlx::query(OLD_ALERT)
+                .bind(&former[..])
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            let insert = "INSERT INTO events (tenant, dedup_key, ts, fields, ingested_at) \
+                VALUES ('acme', $1, $2, '{}', now())";
+            for (key, ts) in [(former, Some(ts)), (timeless, None)] {
+                sqlx::query(insert)
+                    .bind(&key[..])
+                    .bind(ts)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query(OLD_INCIDENT).execute(&pool).await.unwrap();
+            sqlx::query(OLD_ALERT)
+                .bind(&former[..])
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        let store = store::open(&url).await.unwrap();
+        assert!(
+            store
+                .insert_events(std::slice::from_ref(&row))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{backend}: the migrated key is the one computed now"
+        );
+        assert_eq!(store.count_events(&acme).await.unwrap(), 2, "{backend}");
+        let events = store
+            .incident_events(&acme, siren_core::incident::IncidentId(1), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            events.len(),
+            1,
+            "{backend}: the alert follows its event's key"
+        );
+    }
+}

@@ -382,6 +382,24 @@ struct SavedCorrelation {
     groups: Vec<(GroupKey, Group)>,
 }
 
+/// [`Snapshot`] as it is written: borrowing the state instead of copying it.
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    format: &'a str,
+    version: u32,
+    watermark: Option<DateTime<Utc>>,
+    stats: &'a CorrelatorStats,
+    correlations: Vec<SavedCorrelationRef<'a>>,
+}
+
+/// [`SavedCorrelation`] as it is written.
+#[derive(Serialize)]
+struct SavedCorrelationRef<'a> {
+    reference: &'a str,
+    fingerprint: &'a str,
+    groups: Vec<(&'a GroupKey, &'a Group)>,
+}
+
 /// What a match is read from: an event, or a hit of a correlation that another refers to.
 enum Source<'a> {
     Event(&'a Event, Option<&'a str>),
@@ -889,26 +907,22 @@ impl Correlator {
 
     /// The whole state (windows, episodes, clock and counters) as versioned JSON bytes.
     pub fn snapshot(&self) -> Vec<u8> {
-        let snapshot = Snapshot {
-            format: STATE_FORMAT.to_owned(),
+        let snapshot = SnapshotRef {
+            format: STATE_FORMAT,
             version: STATE_VERSION,
             watermark: self.watermark,
-            stats: self.stats.clone(),
+            stats: &self.stats,
             correlations: self
                 .plans
                 .iter()
                 .zip(&self.states)
                 .filter(|(_, s)| !s.groups.is_empty())
                 .map(|(p, s)| {
-                    let mut groups: Vec<(GroupKey, Group)> = s
-                        .groups
-                        .iter()
-                        .map(|(k, g)| (k.clone(), g.clone()))
-                        .collect();
-                    groups.sort_by(|a, b| a.0.cmp(&b.0));
-                    SavedCorrelation {
-                        reference: p.reference.clone(),
-                        fingerprint: p.fingerprint.clone(),
+                    let mut groups: Vec<(&GroupKey, &Group)> = s.groups.iter().collect();
+                    groups.sort_by(|a, b| a.0.cmp(b.0));
+                    SavedCorrelationRef {
+                        reference: &p.reference,
+                        fingerprint: &p.fingerprint,
                         groups,
                     }
                 })

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{CORRELATION_STATE, IngestError, IngestOptions, IngestSummary, Matched, alerts_for};
 use crate::correlation::{Correlator, CorrelatorConfig};
-use crate::event::{Event, TenantId};
+use crate::event::{Event, Fields, TenantId};
 use crate::incident::Alert;
 use crate::normalize::flatten::flatten;
 use crate::rules::RuleSet;
@@ -76,6 +76,7 @@ pub struct BatchOutcome {
 
 /// A batch normalised, prepared and matched: CPU work only.
 struct Prepared {
+    received: u64,
     rows: Vec<EventRow>,
     matched: Vec<Matched>,
     rejected: Vec<Rejected>,
@@ -142,15 +143,37 @@ impl Pipeline {
         tenant: &TenantId,
         items: Vec<Result<Value, String>>,
     ) -> Result<BatchOutcome, IngestError> {
-        let received = items.len() as u64;
+        self.ingest_flattened(tenant, move || {
+            items
+                .into_iter()
+                .map(|item| item.and_then(flatten))
+                .collect()
+        })
+        .await
+    }
+
+    /// Ingests a batch whose items `flatten` turns into fields, each or why it is not an
+    /// event (rejected with its index), as [`ingest_json`](Self::ingest_json) does. `flatten`
+    /// runs with the rest of the batch's preparation on a blocking thread, so a caller holding
+    /// the batch as text can flatten it straight from the text
+    /// ([`flatten_json_slice`](crate::normalize::flatten_stream::flatten_json_slice)) instead
+    /// of building a `serde_json::Value` tree first.
+    pub async fn ingest_flattened<F>(
+        &self,
+        tenant: &TenantId,
+        flatten: F,
+    ) -> Result<BatchOutcome, IngestError>
+    where
+        F: FnOnce() -> Vec<Result<Fields, String>> + Send + 'static,
+    {
         let rules = self.rules.clone();
         let owner = tenant.clone();
         let prepared =
-            tokio::task::spawn_blocking(move || prepare(items, &owner, rules.as_deref()))
+            tokio::task::spawn_blocking(move || prepare(flatten(), &owner, rules.as_deref()))
                 .await
                 .map_err(|e| IngestError::Reader(format!("preparing a batch failed: {e}")))?;
         let mut outcome = BatchOutcome {
-            received,
+            received: prepared.received,
             duplicates: prepared.repeated,
             rejected: prepared.rejected,
             ..BatchOutcome::default()
@@ -296,11 +319,12 @@ pub fn is_transient(error: &IngestError) -> bool {
 }
 
 fn prepare(
-    items: Vec<Result<Value, String>>,
+    items: Vec<Result<Fields, String>>,
     tenant: &TenantId,
     rules: Option<&RuleSet>,
 ) -> Prepared {
     let mut prepared = Prepared {
+        received: items.len() as u64,
         rows: Vec::with_capacity(items.len()),
         matched: Vec::new(),
         rejected: Vec::new(),
@@ -308,7 +332,7 @@ fn prepare(
     };
     let mut seen = HashSet::with_capacity(items.len());
     for (index, item) in items.into_iter().enumerate() {
-        let fields = match item.and_then(flatten) {
+        let fields = match item {
             Ok(fields) => fields,
             Err(error) => {
                 prepared.rejected.push(Rejected { index, error });

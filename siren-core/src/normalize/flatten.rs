@@ -17,6 +17,8 @@ use serde_json::{Map, Value};
 
 use crate::event::Fields;
 
+pub use super::flatten_stream::flatten_json_slice;
+
 /// Flattens one JSON document into fields. Fails only when the document is not an object.
 pub fn flatten(value: Value) -> Result<Fields, String> {
     let Value::Object(mut object) = value else {
