@@ -18,6 +18,15 @@ fn load(text: &str) -> RuleSet {
     set
 }
 
+/// A Sysmon process-creation event with `fields`.
+fn sysmon(fields: serde_json::Value) -> Event {
+    let mut e = json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1});
+    e.as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().unwrap().clone());
+    event(e)
+}
+
 fn titles(set: &RuleSet, e: &Event) -> Vec<String> {
     set.matches(e).map(|r| r.title.clone()).collect()
 }
@@ -125,13 +134,6 @@ fn regex_and_keyword_rules_are_prefiltered_and_still_match() {
     for compiled in &set.compiled {
         assert!(compiled.detection.need().is_some(), "{compiled:?}");
     }
-    let sysmon = |fields: serde_json::Value| {
-        let mut e = json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1});
-        e.as_object_mut()
-            .unwrap()
-            .extend(fields.as_object().unwrap().clone());
-        event(e)
-    };
     let e = sysmon(json!({"CommandLine": "IPCONFIG   /all", "Image": "C:\\x.exe"}));
     assert!(titles(&set, &e).is_empty(), "the regex is cased");
     let e = sysmon(json!({"CommandLine": "ipconfig   /all"}));
@@ -163,13 +165,6 @@ fn every_bucket_sees_the_texts_lowered_once_for_the_event() {
         ));
     }
     let set = load(text.trim_end_matches("---\n"));
-    let sysmon = |fields: serde_json::Value| {
-        let mut e = json!({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1});
-        e.as_object_mut()
-            .unwrap()
-            .extend(fields.as_object().unwrap().clone());
-        event(e)
-    };
     let sorted = |mut v: Vec<String>| {
         v.sort();
         v
