@@ -4,7 +4,9 @@
 //! and peak memory.
 //!
 //! `cargo bench -p siren-cli --bench hunt -- [COPIES]` (default 10 copies of the shared
-//! corpus's `corpus/evtx`).
+//! corpus's `corpus/evtx`). With `SIREN_BASELINE` set to another `siren` binary (an older
+//! build, say), that one is measured too, alternating with this one, for a ratio between
+//! the two taken in the same run.
 
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
@@ -43,6 +45,7 @@ fn main() {
     ]
     .map(|r| shared.join("corpus/sigma").join(r));
     let siren = build_siren(&root);
+    let baseline = std::env::var_os("SIREN_BASELINE").map(PathBuf::from);
     let work = tempfile::tempdir().unwrap();
     let input = copied_input(work.path(), &source, copies);
     let files = evtx_files(&input);
@@ -76,8 +79,9 @@ fn main() {
     let mut parse_times = Vec::new();
     let mut hunt_times = Vec::new();
     let mut load_times = Vec::new();
+    let mut baseline_times = Vec::new();
     let (mut detections, mut peak) = (0, 0);
-    for _ in 0..3 {
+    for _ in 0..5 {
         let (elapsed, records) = bare_parse(&files, threads);
         parse_times.push(elapsed);
         let mut args = hunt_args.clone();
@@ -87,6 +91,12 @@ fn main() {
         detections = stdout.iter().filter(|&&b| b == b'\n').count();
         peak = peak.max(rss);
         let _ = records;
+        if let Some(baseline) = &baseline {
+            let (elapsed, stdout, _) = run_siren(baseline, &args);
+            baseline_times.push(elapsed);
+            let found = stdout.iter().filter(|&&b| b == b'\n').count();
+            assert_eq!(found, detections, "the baseline finds as many detections");
+        }
         // Rule loading alone: the same rules over an empty input.
         let empty = work.path().join("empty.jsonl");
         std::fs::write(&empty, "{}\n").unwrap();
@@ -120,4 +130,14 @@ fn main() {
         hunt.as_secs_f64() / parse.as_secs_f64()
     );
     println!("peak RSS: {} MiB", peak / 1024);
+    if !baseline_times.is_empty() {
+        let before = median(&mut baseline_times);
+        println!(
+            "baseline hunt:    {:>8.3} s  {:>9.0} events/s (ratio to parse {:.2}; this build / baseline {:.3})",
+            before.as_secs_f64(),
+            events as f64 / before.as_secs_f64(),
+            before.as_secs_f64() / parse.as_secs_f64(),
+            hunt.as_secs_f64() / before.as_secs_f64()
+        );
+    }
 }

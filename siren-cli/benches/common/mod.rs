@@ -98,6 +98,11 @@ pub fn run_siren(siren: &Path, args: &[std::ffi::OsString]) -> (Duration, Vec<u8
         out
     });
     let status_path = format!("/proc/{}/status", child.id());
+    // The exit is timed by a thread that only waits, not by the memory polling below.
+    let waiter = std::thread::spawn(move || {
+        child.wait().unwrap();
+        Instant::now()
+    });
     let mut peak = 0;
     loop {
         if let Ok(status) = std::fs::read_to_string(&status_path) {
@@ -111,12 +116,12 @@ pub fn run_siren(siren: &Path, args: &[std::ffi::OsString]) -> (Duration, Vec<u8
                 );
             }
         }
-        if child.try_wait().unwrap().is_some() {
+        if waiter.is_finished() {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let elapsed = started.elapsed();
+    let elapsed = waiter.join().unwrap() - started;
     (elapsed, reader.join().unwrap(), peak)
 }
 

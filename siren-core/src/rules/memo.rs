@@ -10,8 +10,24 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
-/// Aho-Corasick automata (default options), keyed by their patterns.
+/// Aho-Corasick automata (default options, for overlapping searches), keyed by their
+/// patterns.
 pub(crate) static AUTOMATA: Memo<Vec<Box<str>>, aho_corasick::AhoCorasick> = Memo::new();
+
+/// Aho-Corasick automata that only tell whether a pattern occurs, keyed by their patterns:
+/// leftmost-first, which lets the crate search with its SIMD (Teddy) prefilter, several
+/// times faster than the default kind's over texts where no pattern occurs.
+static MATCHERS: Memo<Vec<Box<str>>, aho_corasick::AhoCorasick> = Memo::new();
+
+/// The automaton of [`MATCHERS`] for `patterns` (`None` if it cannot be built).
+pub(crate) fn matcher(patterns: Vec<Box<str>>) -> Option<Arc<aho_corasick::AhoCorasick>> {
+    MATCHERS.get_or_build(patterns, |patterns| {
+        aho_corasick::AhoCorasickBuilder::new()
+            .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+            .build(patterns.iter().map(|p| p.as_bytes()))
+            .ok()
+    })
+}
 
 /// Builds keyed by what they were built from.
 pub(crate) struct Memo<K, V> {

@@ -184,6 +184,9 @@ struct Compiled {
 #[derive(Debug, Default)]
 struct ChannelBucket {
     by_event_id: foldhash::HashMap<i64, Candidates>,
+    /// Rules whose log source names no event ID but whose detection requires one of a few
+    /// (`EventID: 4624`) sit under those IDs too; events without an ID meet them here.
+    without_event_id: Candidates,
     any_event_id: Candidates,
 }
 
@@ -415,6 +418,7 @@ impl<'o> RuleSetBuilder<'o> {
                             detection: detection.renamed(&rename),
                             filters: applicable.iter().map(|d| d.renamed(&rename)).collect(),
                         };
+                        let required_ids = compiled.detection.event_ids();
                         let at = set.compiled.len() as u32;
                         set.compiled.push(compiled);
                         set.per_rule[index].push(at);
@@ -424,7 +428,15 @@ impl<'o> RuleSetBuilder<'o> {
                         for channel in &source.channels {
                             let bucket = set.by_channel.entry(channel.to_lowercase()).or_default();
                             if source.event_ids.is_empty() {
-                                bucket.any_event_id.push(at);
+                                match &required_ids {
+                                    Some(ids) => {
+                                        for id in ids {
+                                            bucket.by_event_id.entry(*id).or_default().push(at);
+                                        }
+                                        bucket.without_event_id.push(at);
+                                    }
+                                    None => bucket.any_event_id.push(at),
+                                }
                             } else {
                                 for id in &source.event_ids {
                                     bucket.by_event_id.entry(*id).or_default().push(at);
@@ -471,6 +483,7 @@ impl<'o> RuleSetBuilder<'o> {
             for list in bucket.by_event_id.values_mut() {
                 list.finish(&needs);
             }
+            bucket.without_event_id.finish(&needs);
             bucket.any_event_id.finish(&needs);
         }
         set.windows_any.finish(&needs);
@@ -633,7 +646,8 @@ impl<'e> Subject<'e> {
         }
     }
 
-    /// Calls `f` with all the event's texts, lower-cased and joined by NULs (for keywords).
+    /// Calls `f` with all the event's texts, lower-cased and joined by NULs (for keywords:
+    /// their literals hold no NUL, so each occurrence lies within one text).
     fn with_joined_lower(&self, f: &mut dyn FnMut(&[u8])) {
         let mut cache = self.lowered.borrow_mut();
         let (start, end) = match cache.joined {
@@ -642,7 +656,7 @@ impl<'e> Subject<'e> {
                 let start = cache.bytes.len();
                 for value in self.fields.values() {
                     let mut push = |text: &str| {
-                        push_lower(&mut cache.bytes, text.as_bytes());
+                        cache.bytes.extend_from_slice(text.as_bytes());
                         cache.bytes.push(0);
                     };
                     match value {
@@ -656,6 +670,7 @@ impl<'e> Subject<'e> {
                         }
                     }
                 }
+                cache.bytes[start..].make_ascii_lowercase();
                 let range = (start, cache.bytes.len());
                 cache.joined = Some(range);
                 range
@@ -719,7 +734,13 @@ fn eval_item(item: &Item, subject: &Subject<'_>) -> bool {
             let Some(set) = item.test.contains_only() else {
                 return false;
             };
-            // One search over every text of the event, joined, rather than one per field.
+            // Case-insensitive: the texts joined and lower-cased once per event.
+            if set.is_ci() {
+                let mut hit = false;
+                subject.with_joined_lower(&mut |lower| hit = set.contains_match_lower(lower));
+                return hit;
+            }
+            // Else one search over every text of the event, joined, rather than one per field.
             let mut joined = KEYWORD_TEXT.with(|t| std::mem::take(&mut *t.borrow_mut()));
             joined.clear();
             for v in fields.values() {
@@ -862,10 +883,15 @@ impl RuleSet {
                 let mut buf = [0u8; 128];
                 let key = channel_key(channel, &mut buf);
                 if let Some(bucket) = self.by_channel.get(&*key) {
-                    if let Some(id) = event.event_id
-                        && let Some(list) = bucket.by_event_id.get(&id)
-                    {
-                        list.for_each(&subject, |at| check(at, &mut f));
+                    match event.event_id {
+                        Some(id) => {
+                            if let Some(list) = bucket.by_event_id.get(&id) {
+                                list.for_each(&subject, |at| check(at, &mut f));
+                            }
+                        }
+                        None => bucket
+                            .without_event_id
+                            .for_each(&subject, |at| check(at, &mut f)),
                     }
                     bucket
                         .any_event_id
@@ -908,10 +934,12 @@ impl RuleSet {
                     self.windows_any.contains(at)
                         || self.by_channel.get(channel).is_some_and(|b| {
                             b.any_event_id.contains(at)
-                                || event
-                                    .event_id
-                                    .and_then(|id| b.by_event_id.get(&id))
-                                    .is_some_and(|l| l.contains(at))
+                                || match event.event_id {
+                                    Some(id) => {
+                                        b.by_event_id.get(&id).is_some_and(|l| l.contains(at))
+                                    }
+                                    None => b.without_event_id.contains(at),
+                                }
                         })
                 }
                 None => self.generic.contains(at),
@@ -968,41 +996,73 @@ impl EmbeddedTestReport {
 }
 
 /// The compiled rules of one bucket, with a prefilter: for each field their literals occur
-/// in, one Aho-Corasick automaton over all of them. An event meets only the rules one of
-/// whose necessary literals it contains (and the rules without such literals).
+/// in, one Aho-Corasick automaton over all of them. A rule's need (see [`parse::Need`]) is
+/// a few clauses, each a slot: a literal found in its field fills the slots it is in, and
+/// an event meets only the rules whose slots are all filled (and the rules without a need).
 #[derive(Debug, Default)]
 struct Candidates {
     /// Compiled rule indices, ascending.
     members: Vec<u32>,
     /// Bit set over `members` positions: rules evaluated whatever the prefilter says.
     always: Vec<u64>,
-    /// Per field: its literals (lower-case) and, per literal, the `members` positions it
-    /// enables. The automata are built on first use, so buckets no event reaches cost nothing.
+    /// Per `members` position: how many slots its need has (0 for `always` members).
+    required: Vec<u8>,
+    /// Per slot: the `members` position whose clause it is.
+    slot_owner: Vec<u32>,
+    /// Per field: its literals (lower-case) and, per literal, the slots it fills. The
+    /// automata are built on first use, so buckets no event reaches cost nothing.
     literals: Vec<FieldLiterals>,
     /// The position in `literals` of each field.
     by_name: foldhash::HashMap<Box<str>, usize>,
     scans: std::sync::OnceLock<Vec<FieldScan>>,
 }
 
-/// A field, its literals, and per literal the `members` positions it enables.
+/// A field, its literals, and per literal the slots it fills.
 type FieldLiterals = (Box<str>, Vec<String>, Vec<Vec<u32>>);
 
-/// The automaton over one field's literals (`None` if it could not be built: its targets
-/// are then always enabled).
-type FieldScan = Option<std::sync::Arc<aho_corasick::AhoCorasick>>;
+/// The automaton over one field's literals, and whether all of them fill the same slots
+/// (then one hit is all that is asked, see [`memo::matcher`]); `None` if it could not be
+/// built: its slots are then always filled.
+type FieldScan = Option<(std::sync::Arc<aho_corasick::AhoCorasick>, bool)>;
 
 /// The field name, in a [`parse::Need`], that stands for any of the event's fields: the
 /// literals of keyword searches. (A NUL cannot start a rule's field name.)
 pub(crate) const ANY_FIELD: &str = "\0any field";
 
-/// Below this many members, the prefilter costs more than it saves.
-const PREFILTER_MIN: usize = 4;
-
 thread_local! {
     /// Per thread: an event's texts joined, for keyword searches.
     static KEYWORD_TEXT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-    /// Per thread: the prefilter's bit set.
-    static SCRATCH: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per thread: the prefilter's working state.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// What the prefilter keeps per event: which members and slots are on, and per member how
+/// many of its slots are (`filled` is zeroed again through `touched` after each event).
+#[derive(Default)]
+struct Scratch {
+    members: Vec<u64>,
+    slots: Vec<u64>,
+    filled: Vec<u8>,
+    touched: Vec<u32>,
+}
+
+impl Scratch {
+    /// Fills `slot`; turns its owner on when that was the owner's last empty slot.
+    fn fill(&mut self, slot: u32, owner: u32, required: u8) {
+        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        if self.slots[word] & bit != 0 {
+            return;
+        }
+        self.slots[word] |= bit;
+        let filled = &mut self.filled[owner as usize];
+        if *filled == 0 {
+            self.touched.push(owner);
+        }
+        *filled += 1;
+        if *filled == required {
+            self.members[owner as usize / 64] |= 1 << (owner % 64);
+        }
+    }
 }
 
 impl Candidates {
@@ -1019,31 +1079,38 @@ impl Candidates {
         self.members.dedup();
         let words = self.members.len().div_ceil(64);
         self.always = vec![0; words];
-        // Per field: literal (lower-case) → pattern id, and each pattern's targets.
+        self.required = vec![0; self.members.len()];
+        // Per field: literal (lower-case) → pattern id, and each pattern's slots.
         type Building = (Box<str>, HashMap<String, usize>, Vec<Vec<u32>>);
         let mut by_field: Vec<Building> = Vec::new();
         for (pos, &at) in self.members.iter().enumerate() {
             let need = needs.get(at as usize).and_then(|n| n.as_ref());
-            let Some(need) = need.filter(|_| self.members.len() >= PREFILTER_MIN) else {
+            // Even for one rule: a scan for its literals costs less than evaluating it.
+            let Some(need) = need else {
                 self.always[pos / 64] |= 1 << (pos % 64);
                 continue;
             };
-            for (field, literal) in need {
-                let slot = match by_field.iter().position(|(f, _, _)| f == field) {
-                    Some(i) => i,
-                    None => {
-                        by_field.push((field.clone(), HashMap::new(), Vec::new()));
-                        by_field.len() - 1
+            self.required[pos] = need.len() as u8;
+            for clause in need {
+                let slot = self.slot_owner.len() as u32;
+                self.slot_owner.push(pos as u32);
+                for (field, literal) in clause {
+                    let at = match by_field.iter().position(|(f, _, _)| f == field) {
+                        Some(i) => i,
+                        None => {
+                            by_field.push((field.clone(), HashMap::new(), Vec::new()));
+                            by_field.len() - 1
+                        }
+                    };
+                    let (_, ids, targets) = &mut by_field[at];
+                    let next = targets.len();
+                    let id = *ids.entry(literal.to_ascii_lowercase()).or_insert(next);
+                    if id == next {
+                        targets.push(Vec::new());
                     }
-                };
-                let (_, ids, targets) = &mut by_field[slot];
-                let next = targets.len();
-                let id = *ids.entry(literal.to_ascii_lowercase()).or_insert(next);
-                if id == next {
-                    targets.push(Vec::new());
-                }
-                if targets[id].last() != Some(&(pos as u32)) {
-                    targets[id].push(pos as u32);
+                    if targets[id].last() != Some(&slot) {
+                        targets[id].push(slot);
+                    }
                 }
             }
         }
@@ -1061,17 +1128,23 @@ impl Candidates {
         self.scans.get_or_init(|| {
             self.literals
                 .iter()
-                .map(|(_, patterns, _)| {
+                .map(|(_, patterns, targets)| {
                     // Patterns and texts are lower-cased: cheaper than a case-insensitive
                     // automaton, which has twice the transitions and no SIMD prefilter.
                     // The crate picks the kind: a DFA for up to 100 patterns, else a
                     // contiguous NFA (nearly as fast, and far cheaper to build).
                     let key = patterns.iter().map(|p| p.as_str().into()).collect();
-                    memo::AUTOMATA.get_or_build(key, |patterns: &Vec<Box<str>>| {
-                        aho_corasick::AhoCorasickBuilder::new()
-                            .build(patterns.iter().map(|p| p.as_bytes()))
-                            .ok()
-                    })
+                    let uniform = targets.windows(2).all(|w| w[0] == w[1]);
+                    if uniform {
+                        return memo::matcher(key).map(|a| (a, true));
+                    }
+                    memo::AUTOMATA
+                        .get_or_build(key, |patterns: &Vec<Box<str>>| {
+                            aho_corasick::AhoCorasickBuilder::new()
+                                .build(patterns.iter().map(|p| p.as_bytes()))
+                                .ok()
+                        })
+                        .map(|a| (a, false))
                 })
                 .collect()
         })
@@ -1088,33 +1161,48 @@ impl Candidates {
             }
             return;
         }
-        // Reuse one bit set per thread (taken out, so a re-entrant call cannot clash).
-        let mut bits = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        bits.clear();
-        bits.extend_from_slice(&self.always);
+        // Reuse one scratch per thread (taken out, so a re-entrant call cannot clash).
+        let mut scratch = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        scratch.members.clear();
+        scratch.members.extend_from_slice(&self.always);
+        scratch.slots.clear();
+        scratch.slots.resize(self.slot_owner.len().div_ceil(64), 0);
+        if scratch.filled.len() < self.members.len() {
+            scratch.filled.resize(self.members.len(), 0);
+        }
         let scans = self.scans();
-        let mut enable = |i: usize, lower: &[u8]| {
-            let Some(automaton) = &scans[i] else {
+        let fill_all = |scratch: &mut Scratch, slots: &[u32]| {
+            for &slot in slots {
+                let owner = self.slot_owner[slot as usize];
+                scratch.fill(slot, owner, self.required[owner as usize]);
+            }
+        };
+        let enable = |scratch: &mut Scratch, i: usize, lower: &[u8]| {
+            let Some((automaton, uniform)) = &scans[i] else {
                 return;
             };
             let targets = &self.literals[i].2;
-            for m in automaton.find_overlapping_iter(lower) {
-                for &pos in &targets[m.pattern().as_usize()] {
-                    bits[pos as usize / 64] |= 1 << (pos % 64);
+            if *uniform {
+                if automaton.is_match(lower) {
+                    fill_all(scratch, &targets[0]);
                 }
+                return;
+            }
+            for m in automaton.find_overlapping_iter(lower) {
+                fill_all(scratch, &targets[m.pattern().as_usize()]);
             }
         };
         // Keywords' literals: every field's text, joined.
         let any = self.by_name.get(ANY_FIELD).copied();
         if let Some(i) = any {
-            subject.with_joined_lower(&mut |lower| enable(i, lower));
+            subject.with_joined_lower(&mut |lower| enable(&mut scratch, i, lower));
         }
         // Walk whichever is shorter: the event's fields, or the fields the literals are in.
         if subject.fields.len() < self.literals.len() && !subject.spaced() {
             for (name, value) in subject.fields {
                 match self.by_name.get(name.as_str()) {
                     Some(&i) if Some(i) != any => {
-                        subject.with_lower(value, &mut |lower| enable(i, lower));
+                        subject.with_lower(value, &mut |lower| enable(&mut scratch, i, lower));
                     }
                     _ => {}
                 }
@@ -1125,19 +1213,19 @@ impl Candidates {
                     continue;
                 }
                 if let Some(value) = subject.get(field) {
-                    subject.with_lower(value, &mut |lower| enable(i, lower));
+                    subject.with_lower(value, &mut |lower| enable(&mut scratch, i, lower));
                 }
             }
         }
-        // Literals without an automaton enable their rules unconditionally.
+        // Literals without an automaton fill their slots unconditionally.
         for (i, automaton) in scans.iter().enumerate() {
             if automaton.is_none() {
-                for &pos in self.literals[i].2.iter().flatten() {
-                    bits[pos as usize / 64] |= 1 << (pos % 64);
+                for slots in &self.literals[i].2 {
+                    fill_all(&mut scratch, slots);
                 }
             }
         }
-        for (w, &word) in bits.iter().enumerate() {
+        for (w, &word) in scratch.members.iter().enumerate() {
             let mut word = word;
             while word != 0 {
                 let bit = word.trailing_zeros() as usize;
@@ -1145,7 +1233,14 @@ impl Candidates {
                 f(self.members[w * 64 + bit]);
             }
         }
-        SCRATCH.with(|s| *s.borrow_mut() = bits);
+        let Scratch {
+            filled, touched, ..
+        } = &mut scratch;
+        for &owner in touched.iter() {
+            filled[owner as usize] = 0;
+        }
+        touched.clear();
+        SCRATCH.with(|s| *s.borrow_mut() = scratch);
     }
 }
 

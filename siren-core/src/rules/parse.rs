@@ -89,28 +89,68 @@ impl Detection {
     }
 }
 
-/// A necessary condition for a detection: one of these (field, literal) pairs occurs, the
-/// literal ASCII case-insensitively in the field's text, whenever the detection holds. The
-/// field [`ANY_FIELD`](super::ANY_FIELD) stands for any of the event's fields (keywords).
-pub(crate) type Need = Vec<(Box<str>, Box<str>)>;
+/// One half of a necessary condition: one of these (field, literal) pairs occurs, the
+/// literal ASCII case-insensitively in the field's text. The field
+/// [`ANY_FIELD`](super::ANY_FIELD) stands for any of the event's fields (keywords).
+pub(crate) type Clause = Vec<(Box<str>, Box<str>)>;
 
-fn need_score(need: &Need) -> (usize, std::cmp::Reverse<usize>) {
+/// A necessary condition for a detection, in conjunctive form: whenever the detection holds,
+/// every clause does. Never empty, and no clause is.
+pub(crate) type Need = Vec<Clause>;
+
+/// The most clauses a need keeps (the most selective): each costs the prefilter a bit per
+/// event that meets its literal, and past a few they rarely rule out more.
+const MAX_CLAUSES: usize = 4;
+
+/// How selective a clause is: its shortest literal's length, fewer pairs breaking ties.
+fn clause_score(clause: &Clause) -> (usize, std::cmp::Reverse<usize>) {
     (
-        need.iter().map(|(_, a)| a.len()).min().unwrap_or(0),
-        std::cmp::Reverse(need.len()),
+        clause.iter().map(|(_, a)| a.len()).min().unwrap_or(0),
+        std::cmp::Reverse(clause.len()),
     )
 }
 
-fn best(needs: impl Iterator<Item = Need>) -> Option<Need> {
-    needs.max_by_key(need_score)
+/// The need of a conjunction: every part's clauses (a part without a need adds none).
+fn all_of(needs: impl Iterator<Item = Option<Need>>) -> Option<Need> {
+    let mut clauses: Need = needs.flatten().flatten().collect();
+    for clause in &mut clauses {
+        clause.sort_unstable();
+        clause.dedup();
+    }
+    clauses.sort_by_key(|c| std::cmp::Reverse(clause_score(c)));
+    let mut kept: Need = Vec::new();
+    for clause in clauses {
+        if kept.len() == MAX_CLAUSES {
+            break;
+        }
+        if !kept.contains(&clause) {
+            kept.push(clause);
+        }
+    }
+    (!kept.is_empty()).then_some(kept)
 }
 
-fn union(needs: impl Iterator<Item = Option<Need>>) -> Option<Need> {
-    let mut all = Vec::new();
-    for n in needs {
-        all.extend(n?);
+/// The need of a disjunction: for two parts, `(a1 and a2) or (b1 and b2)` implies each
+/// `ai or bj`; so each clause of the result joins one clause of every part (the most
+/// selective ones). A part without a need leaves none.
+fn any_of(needs: impl Iterator<Item = Option<Need>>) -> Option<Need> {
+    let mut result: Option<Need> = None;
+    for need in needs {
+        let need = need?;
+        result = Some(match result {
+            None => need,
+            Some(previous) => {
+                let mut joined = Vec::new();
+                for a in previous.iter().take(2) {
+                    for b in need.iter().take(2) {
+                        joined.push(a.iter().chain(b).cloned().collect());
+                    }
+                }
+                all_of(std::iter::once(Some(joined)))?
+            }
+        });
     }
-    (!all.is_empty()).then_some(all)
+    result
 }
 
 impl Detection {
@@ -120,12 +160,13 @@ impl Detection {
     }
 
     fn search_need(&self, i: usize) -> Option<Need> {
-        union(self.searches[i].alternatives.iter().map(|group| {
-            best(group.iter().filter_map(|item| {
+        any_of(self.searches[i].alternatives.iter().map(|group| {
+            all_of(group.iter().map(|item| {
                 // A keyword's literal occurs in some field: the prefilter scans them all.
                 let field: Box<str> = item.field.as_deref().unwrap_or(super::ANY_FIELD).into();
                 let atoms = item.test.atoms()?;
-                Some(atoms.into_iter().map(|a| (field.clone(), a)).collect())
+                let clause: Clause = atoms.into_iter().map(|a| (field.clone(), a)).collect();
+                (!clause.is_empty()).then(|| vec![clause])
             }))
         }))
     }
@@ -134,18 +175,68 @@ impl Detection {
         match cond {
             Cond::Search(i) => self.search_need(*i),
             Cond::Not(_) => None,
-            Cond::And(cs) => best(cs.iter().filter_map(|c| self.cond_need(c))),
-            Cond::Or(cs) => union(cs.iter().map(|c| self.cond_need(c))),
+            Cond::And(cs) => all_of(cs.iter().map(|c| self.cond_need(c))),
+            Cond::Or(cs) => any_of(cs.iter().map(|c| self.cond_need(c))),
             Cond::AtLeast { min, searches } => {
                 if *min >= searches.len() {
-                    best(searches.iter().filter_map(|&i| self.search_need(i)))
+                    all_of(searches.iter().map(|&i| self.search_need(i)))
                 } else {
-                    union(searches.iter().map(|&i| self.search_need(i)))
+                    any_of(searches.iter().map(|&i| self.search_need(i)))
                 }
             }
         }
     }
 }
+
+impl Detection {
+    /// The event IDs one of which an event must have for the detection to hold: the
+    /// `EventID` values its condition requires, when it requires one of a few.
+    pub(crate) fn event_ids(&self) -> Option<Vec<i64>> {
+        let mut ids = self.cond_ids(&self.condition)?;
+        ids.sort_unstable();
+        ids.dedup();
+        (!ids.is_empty() && ids.len() <= MAX_EVENT_IDS).then_some(ids)
+    }
+
+    fn search_ids(&self, i: usize) -> Option<Vec<i64>> {
+        let mut all = Vec::new();
+        for group in &self.searches[i].alternatives {
+            let ids = group.iter().find_map(|item| {
+                (item.field.as_deref() == Some("EventID"))
+                    .then(|| item.test.exact_integers())
+                    .flatten()
+            })?;
+            all.extend(ids);
+        }
+        Some(all)
+    }
+
+    fn cond_ids(&self, cond: &Cond) -> Option<Vec<i64>> {
+        let any = |ids: &mut dyn Iterator<Item = Option<Vec<i64>>>| {
+            let mut all = Vec::new();
+            for part in ids {
+                all.extend(part?);
+            }
+            Some(all)
+        };
+        match cond {
+            Cond::Search(i) => self.search_ids(*i),
+            Cond::Not(_) => None,
+            Cond::And(cs) => cs.iter().find_map(|c| self.cond_ids(c)),
+            Cond::Or(cs) => any(&mut cs.iter().map(|c| self.cond_ids(c))),
+            Cond::AtLeast { min, searches } => {
+                if *min >= searches.len() {
+                    searches.iter().find_map(|&i| self.search_ids(i))
+                } else {
+                    any(&mut searches.iter().map(|&i| self.search_ids(i)))
+                }
+            }
+        }
+    }
+}
+
+/// Past this many event IDs, a detection stays with its source's other rules.
+const MAX_EVENT_IDS: usize = 16;
 
 fn rename_test(test: &mut ValueTest, rename: &dyn Fn(&str) -> String) {
     match test {

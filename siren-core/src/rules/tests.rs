@@ -187,6 +187,79 @@ fn every_bucket_sees_the_texts_lowered_once_for_the_event() {
 }
 
 #[test]
+fn needs_are_conjunctions_of_clauses_and_the_prefilter_asks_for_all() {
+    let set = load(
+        r#"
+title: Both
+logsource: {product: windows, category: process_creation}
+detection:
+    img:
+        - Image|endswith: '\certutil.exe'
+        - OriginalFileName: CertUtil.exe
+    cli:
+        CommandLine|contains: [urlcache, verifyctl]
+    filter:
+        CommandLine|contains: trusted
+    condition: img and cli and not filter
+"#,
+    );
+    let need = set.compiled[0].detection.need().unwrap();
+    assert_eq!(need.len(), 2, "{need:?}");
+    // Either clause alone does not let the rule through; both do.
+    let only_image = sysmon(json!({"Image": "C:\\x\\certutil.exe", "CommandLine": "x"}));
+    assert!(titles(&set, &only_image).is_empty());
+    let only_cli = sysmon(json!({"Image": "C:\\x\\curl.exe", "CommandLine": "-urlcache"}));
+    assert!(titles(&set, &only_cli).is_empty());
+    let both = sysmon(json!({"OriginalFileName": "CERTUTIL.EXE", "CommandLine": "-UrlCache -f"}));
+    assert_eq!(titles(&set, &both), ["Both"]);
+    let filtered =
+        sysmon(json!({"Image": "C:\\x\\certutil.exe", "CommandLine": "urlcache trusted"}));
+    assert!(titles(&set, &filtered).is_empty());
+}
+
+#[test]
+fn a_required_event_id_buckets_the_rule_under_it() {
+    let set = load(
+        r#"
+title: Logon
+logsource: {product: windows, service: security}
+detection:
+    sel:
+        EventID: [4624, 4625]
+        LogonType: 3
+    condition: sel
+---
+title: Any
+logsource: {product: windows, service: security}
+detection:
+    sel:
+        EventID|startswith: '46'
+        LogonType: 3
+    condition: sel
+"#,
+    );
+    assert_eq!(
+        set.compiled[0].detection.event_ids(),
+        Some(vec![4624, 4625])
+    );
+    assert_eq!(set.compiled[1].detection.event_ids(), None);
+    let security = set.by_channel.get("security").unwrap();
+    assert!(security.by_event_id[&4625].contains(0));
+    assert!(security.any_event_id.contains(1));
+    let logon = |id: serde_json::Value| {
+        event(json!({"Channel": "Security", "EventID": id, "LogonType": 3}))
+    };
+    assert_eq!(titles(&set, &logon(json!(4625))), ["Logon", "Any"]);
+    assert_eq!(titles(&set, &logon(json!("4624"))), ["Logon", "Any"]);
+    assert_eq!(titles(&set, &logon(json!(4634))), ["Any"]);
+    // An event whose ID cannot be read as a number still meets the rule.
+    let odd = event(json!({"Channel": "Security", "EventID": ["4624"], "LogonType": 3}));
+    assert_eq!(odd.event_id, None);
+    assert_eq!(titles(&set, &odd), ["Logon", "Any"]);
+    assert!(set.rule_matches(0, &odd));
+}
+
+#[test]
 fn condition_lists_are_or_and_them_skips_underscore() {
     let set = load(
         r#"

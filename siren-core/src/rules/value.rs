@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder};
+use aho_corasick::AhoCorasick;
 use base64::Engine as _;
 use ipnet::IpNet;
 use regex::{Regex, RegexBuilder};
@@ -525,6 +525,35 @@ impl ValueTest {
         }
     }
 
+    /// The integers this test's value must equal, written as such (`4624`, not `04624`):
+    /// `None` unless the test holds only for texts that are one of them.
+    pub(crate) fn exact_integers(&self) -> Option<Vec<i64>> {
+        match self {
+            ValueTest::Str(set)
+                if !set.any
+                    && set.prefix.is_empty()
+                    && set.suffix.is_empty()
+                    && set.contains.is_empty()
+                    && set.regexes.is_empty()
+                    && !set.exact.is_empty() =>
+            {
+                set.exact
+                    .iter()
+                    .map(|e| e.parse::<i64>().ok().filter(|n| n.to_string() == **e))
+                    .collect()
+            }
+            ValueTest::Or(ts) => {
+                let mut all = Vec::new();
+                for t in ts {
+                    all.extend(t.exact_integers()?);
+                }
+                Some(all)
+            }
+            ValueTest::And(ts) => ts.iter().find_map(ValueTest::exact_integers),
+            _ => None,
+        }
+    }
+
     /// The set, when this test is nothing but contains patterns: such a test holds for some
     /// field of an event exactly when it holds for all its texts joined by NUL characters.
     pub(crate) fn contains_only(&self) -> Option<&StringSet> {
@@ -674,22 +703,59 @@ fn ci_contains(hay: &[u8], needle: &[u8]) -> bool {
 
 impl StringSet {
     fn contains_match(&self, b: &[u8]) -> bool {
-        let one_by_one = |b: &[u8]| {
-            if self.ci {
-                self.contains.iter().any(|p| ci_contains(b, p.as_bytes()))
-            } else {
-                self.contains
+        if !self.ci {
+            return match self.contains_automaton() {
+                Some(ac) => ac.is_match(b),
+                None => self
+                    .contains
                     .iter()
-                    .any(|p| memchr::memmem::find(b, p.as_bytes()).is_some())
-            }
-        };
+                    .any(|p| memchr::memmem::find(b, p.as_bytes()).is_some()),
+            };
+        }
+        if self.contains_automaton().is_none() {
+            return self.contains.iter().any(|p| ci_contains(b, p.as_bytes()));
+        }
+        LOWER.with(|buffer| {
+            // Taken out, so a re-entrant call cannot clash.
+            let mut lower = std::mem::take(&mut *buffer.borrow_mut());
+            lower.clear();
+            super::push_lower(&mut lower, b);
+            let hit = self.contains_match_lower(&lower);
+            *buffer.borrow_mut() = lower;
+            hit
+        })
+    }
+
+    /// Whether this set's contains patterns occur in `lower`, a text already lower-cased
+    /// (ASCII): for a case-insensitive set, the same answer as [`StringSet::is_match`]'s
+    /// contains part on the original text.
+    pub(crate) fn contains_match_lower(&self, lower: &[u8]) -> bool {
+        if !self.ci {
+            return false;
+        }
+        match self.contains_automaton() {
+            Some(ac) => ac.is_match(lower),
+            None => self
+                .contains
+                .iter()
+                .any(|p| ci_contains(lower, p.as_bytes())),
+        }
+    }
+
+    /// Whether patterns are compared ASCII case-insensitively.
+    pub(crate) fn is_ci(&self) -> bool {
+        self.ci
+    }
+
+    /// The automaton over the contains patterns (lower-cased for a case-insensitive set),
+    /// built on first use; `None` for a few patterns, searched one by one.
+    fn contains_automaton(&self) -> Option<&AhoCorasick> {
         if self.contains.len() <= FEW_CONTAINS {
-            return one_by_one(b);
+            return None;
         }
         let automaton = self.contains_automaton.get_or_init(|| {
             // Case-insensitive sets search lower-cased text for lower-cased patterns: an
-            // ASCII case-insensitive automaton cannot use the crate's SIMD prefilters. The
-            // crate picks the kind: a DFA for few patterns, a contiguous NFA for many.
+            // ASCII case-insensitive automaton cannot use the crate's SIMD prefilters.
             let patterns: Vec<Box<str>> = self
                 .contains
                 .iter()
@@ -701,25 +767,9 @@ impl StringSet {
                     }
                 })
                 .collect();
-            super::memo::AUTOMATA.get_or_build(patterns, |patterns| {
-                AhoCorasickBuilder::new()
-                    .build(patterns.iter().map(|p| p.as_bytes()))
-                    .ok()
-            })
+            super::memo::matcher(patterns)
         });
-        match automaton {
-            Some(ac) if self.ci => LOWER.with(|buffer| {
-                // Taken out, so a re-entrant call cannot clash.
-                let mut lower = std::mem::take(&mut *buffer.borrow_mut());
-                lower.clear();
-                super::push_lower(&mut lower, b);
-                let hit = ac.is_match(&lower[..]);
-                *buffer.borrow_mut() = lower;
-                hit
-            }),
-            Some(ac) => ac.is_match(b),
-            None => one_by_one(b),
-        }
+        automaton.as_deref()
     }
 }
 
