@@ -476,20 +476,63 @@ impl<'o> RuleSetBuilder<'o> {
                 filter.share_field_names(&mut names);
             }
         }
-        // Prefilters over each bucket's literals.
+        // Prefilters over each bucket's literals: the needs, then the buckets, each spread
+        // over the cores (this runs before any event can be read).
         let needs: Vec<Option<parse::Need>> =
-            set.compiled.iter().map(|c| c.detection.need()).collect();
+            in_parallel(set.compiled.iter().collect(), |c| c.detection.need())
+                .into_iter()
+                .map(Option::flatten)
+                .collect();
+        let mut lists: Vec<&mut Candidates> = vec![&mut set.windows_any, &mut set.generic];
         for bucket in set.by_channel.values_mut() {
-            for list in bucket.by_event_id.values_mut() {
-                list.finish(&needs);
-            }
-            bucket.without_event_id.finish(&needs);
-            bucket.any_event_id.finish(&needs);
+            lists.extend(bucket.by_event_id.values_mut());
+            lists.push(&mut bucket.without_event_id);
+            lists.push(&mut bucket.any_event_id);
         }
-        set.windows_any.finish(&needs);
-        set.generic.finish(&needs);
+        in_parallel(lists, |list| list.finish(&needs));
         (set, diagnostics)
     }
+}
+
+/// `f` of each item, in order, computed on a few threads (each taking the next item);
+/// `None` for an item whose thread died.
+fn in_parallel<I: Send, T: Send>(items: Vec<I>, f: impl Fn(I) -> T + Sync) -> Vec<Option<T>> {
+    let count = items.len();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8)
+        .min(count.max(1));
+    if threads == 1 {
+        return items.into_iter().map(|i| Some(f(i))).collect();
+    }
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let mut done: Vec<(usize, T)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (queue, f) = (&queue, &f);
+                s.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let next = queue.lock().ok().and_then(|mut q| q.next());
+                        let Some((at, item)) = next else {
+                            break;
+                        };
+                        done.push((at, f(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(count).collect();
+    for (at, t) in done.drain(..) {
+        out[at] = Some(t);
+    }
+    out
 }
 
 fn read_and_parse(
