@@ -273,38 +273,11 @@ impl<'o> RuleSetBuilder<'o> {
         };
         // Parse the files on a few threads, each taking the next file: YAML parsing
         // dominates start-up. Results keep the files' order.
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, 8)
-            .min(files.len().max(1));
         let max = self.options.max_file_bytes;
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        type Parsed = Vec<Result<parse::Parsed, RuleDiagnostic>>;
-        let mut results: Vec<(usize, Parsed)> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    let (cx, next, files) = (&cx, &next, &files);
-                    s.spawn(move || {
-                        let mut done = Vec::new();
-                        loop {
-                            let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(file) = files.get(at) else {
-                                break;
-                            };
-                            done.push((at, read_and_parse(file, max, cx)));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
+        let results = in_parallel(files.iter().collect(), |file| {
+            read_and_parse(file, max, &cx)
         });
-        results.sort_unstable_by_key(|(at, _)| *at);
-        for result in results.into_iter().flat_map(|(_, r)| r) {
+        for result in results.into_iter().flatten().flatten() {
             match result {
                 Ok(p) => self.parsed.push(p),
                 Err(d) => self.diagnostics.push(d),
