@@ -1,12 +1,18 @@
 //! A timeline sorted by time that does not hold everything in memory: lines are buffered up
 //! to a budget, then spilled to sorted temporary files that are merged at the end.
+//!
+//! A spilled run is a sequence of entries, each its time (8 bytes, little-endian), its
+//! line's length (4 bytes, little-endian) and the line: read back without parsing text.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::io::{BufRead, BufReader, BufWriter, Seek, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, Write};
 
 /// Bytes of lines kept in memory before a sorted run is spilled to disk.
 const DEFAULT_BUDGET: usize = 64 << 20;
+
+/// The buffer size for writing and reading back spilled runs.
+const RUN_BUFFER: usize = 1 << 20;
 
 /// Lines keyed by time (microseconds; `i64::MIN` for none), emitted in (time, line) order.
 pub struct Timeline {
@@ -46,9 +52,14 @@ impl Timeline {
         self.buffer.sort_unstable();
         let mut file = tempfile::tempfile()?;
         {
-            let mut out = BufWriter::new(&mut file);
+            let mut out = BufWriter::with_capacity(RUN_BUFFER, &mut file);
             for (time, line) in self.buffer.drain(..) {
-                writeln!(out, "{time}\t{line}")?;
+                let len = u32::try_from(line.len()).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, "line over 4 GiB")
+                })?;
+                out.write_all(&time.to_le_bytes())?;
+                out.write_all(&len.to_le_bytes())?;
+                out.write_all(line.as_bytes())?;
             }
             out.flush()?;
         }
@@ -73,7 +84,7 @@ impl Timeline {
         let mut readers: Vec<_> = self
             .runs
             .into_iter()
-            .map(|f| BufReader::new(f).lines())
+            .map(|f| BufReader::with_capacity(RUN_BUFFER, f))
             .collect();
         let mut heap = BinaryHeap::new();
         for (i, reader) in readers.iter_mut().enumerate() {
@@ -104,14 +115,22 @@ impl Timeline {
     }
 }
 
-fn next_entry(
-    lines: &mut std::io::Lines<BufReader<std::fs::File>>,
-) -> std::io::Result<Option<(i64, String)>> {
-    let Some(line) = lines.next().transpose()? else {
-        return Ok(None);
-    };
-    let (time, rest) = line.split_once('\t').unwrap_or(("0", ""));
-    Ok(Some((time.parse().unwrap_or(i64::MIN), rest.to_owned())))
+/// The next entry of a spilled run, `None` at its end.
+fn next_entry(run: &mut BufReader<std::fs::File>) -> std::io::Result<Option<(i64, String)>> {
+    let mut head = [0u8; 12];
+    match run.read_exact(&mut head[..1]) {
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        other => other?,
+    }
+    run.read_exact(&mut head[1..])?;
+    let (time, len) = head.split_at(8);
+    let time = i64::from_le_bytes(time.try_into().unwrap_or_default());
+    let len = u32::from_le_bytes(len.try_into().unwrap_or_default());
+    let mut line = vec![0; len as usize];
+    run.read_exact(&mut line)?;
+    let line = String::from_utf8(line)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok(Some((time, line)))
 }
 
 #[cfg(test)]
@@ -140,5 +159,23 @@ mod tests {
         let mut sorted = times.to_vec();
         sorted.sort();
         assert_eq!(got, sorted);
+    }
+
+    #[test]
+    fn spilled_lines_come_back_byte_for_byte() {
+        let mut timeline = Timeline::with_budget(64);
+        let lines = ["tab\there, \u{e9}t\u{e9}", "", "{\"a\":1}", "last \u{1F600}"];
+        for (i, line) in lines.iter().enumerate() {
+            timeline.push(i as i64, (*line).to_owned()).unwrap();
+        }
+        assert!(timeline.runs.len() >= 2, "every line or two is spilled");
+        let mut out = Vec::new();
+        timeline
+            .finish(|l| {
+                out.push(l.to_owned());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(out, lines);
     }
 }

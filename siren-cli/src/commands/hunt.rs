@@ -202,9 +202,12 @@ fn write_timeline(
         }
         _ => Box::new(std::io::stdout().lock()),
     };
-    let mut out = std::io::BufWriter::new(sink);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, sink);
     let result = match format {
-        OutputFormat::Jsonl => timeline.finish(|line| writeln!(out, "{line}")),
+        OutputFormat::Jsonl => timeline.finish(|line| {
+            out.write_all(line.as_bytes())?;
+            out.write_all(b"\n")
+        }),
         OutputFormat::Json => {
             let mut first = true;
             write!(out, "[")
