@@ -362,36 +362,58 @@ impl<'o> RuleSetBuilder<'o> {
                 _ => None,
             })
             .collect();
-        for (index, detection) in detections.iter().enumerate() {
-            let (RuleKind::Detection, Some(detection)) = (&set.rules[index].kind, detection) else {
-                continue;
+        // Each detection rule compiled once per log source it maps to (renaming its fields
+        // for that source), on every core; then placed in the buckets in order.
+        let rules = &set.rules;
+        let prepared = in_parallel(detections.iter().enumerate().collect(), |(index, d)| {
+            let (RuleKind::Detection, Some(detection)) = (&rules[index].kind, d) else {
+                return None;
             };
-            let rule = &set.rules[index];
+            let rule = &rules[index];
             let applicable: Vec<&Detection> = filters
                 .iter()
                 .filter(|(refs, _)| refs.iter().any(|r| rule.is_called(r)))
                 .map(|(_, d)| *d)
                 .collect();
-            let sources = options.logsources.resolve(&rule.logsource);
-            let mapped = sources.is_some();
-            match sources {
-                Some(sources) => {
-                    for source in sources {
-                        let rename = |f: &str| source.field(f).to_owned();
-                        let mut guard = Vec::new();
-                        if !source.providers.is_empty() {
-                            guard.push(equals_item("Provider_Name", &source.providers));
-                        }
-                        for (field, values) in &source.conditions {
-                            guard.push(equals_item(field, values));
-                        }
-                        let compiled = Compiled {
-                            rule: index,
-                            guard,
-                            detection: detection.renamed(&rename),
-                            filters: applicable.iter().map(|d| d.renamed(&rename)).collect(),
-                        };
-                        let required_ids = compiled.detection.event_ids();
+            let Some(sources) = options.logsources.resolve(&rule.logsource) else {
+                return Some(Err(Compiled {
+                    rule: index,
+                    guard: Vec::new(),
+                    detection: detection.clone(),
+                    filters: applicable.into_iter().cloned().collect(),
+                }));
+            };
+            let per_source = sources
+                .into_iter()
+                .map(|source| {
+                    let rename = |f: &str| source.field(f).to_owned();
+                    let mut guard = Vec::new();
+                    if !source.providers.is_empty() {
+                        guard.push(equals_item("Provider_Name", &source.providers));
+                    }
+                    for (field, values) in &source.conditions {
+                        guard.push(equals_item(field, values));
+                    }
+                    let compiled = Compiled {
+                        rule: index,
+                        guard,
+                        detection: detection.renamed(&rename),
+                        filters: applicable.iter().map(|d| d.renamed(&rename)).collect(),
+                    };
+                    let required_ids = compiled.detection.event_ids();
+                    (source, compiled, required_ids)
+                })
+                .collect::<Vec<_>>();
+            Some(Ok(per_source))
+        });
+        for (index, prepared) in prepared.into_iter().enumerate() {
+            let Some(prepared) = prepared.flatten() else {
+                continue;
+            };
+            let mapped = prepared.is_ok();
+            match prepared {
+                Ok(per_source) => {
+                    for (source, compiled, required_ids) in per_source {
                         let at = set.compiled.len() as u32;
                         set.compiled.push(compiled);
                         set.per_rule[index].push(at);
@@ -418,16 +440,11 @@ impl<'o> RuleSetBuilder<'o> {
                         }
                     }
                 }
-                None => {
+                Err(compiled) => {
                     let at = set.compiled.len() as u32;
-                    set.compiled.push(Compiled {
-                        rule: index,
-                        guard: Vec::new(),
-                        detection: detection.clone(),
-                        filters: applicable.into_iter().cloned().collect(),
-                    });
+                    set.compiled.push(compiled);
                     set.per_rule[index].push(at);
-                    let windows = rule
+                    let windows = set.rules[index]
                         .logsource
                         .product
                         .as_deref()
