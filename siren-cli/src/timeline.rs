@@ -164,7 +164,12 @@ mod tests {
     #[test]
     fn spilled_lines_come_back_byte_for_byte() {
         let mut timeline = Timeline::with_budget(64);
-        let lines = ["tab\there, \u{e9}t\u{e9}", "", "{\"a\":1}", "last \u{1F600}"];
+        let lines = [
+            "tab\there, \u{e9}t\u{e9}",
+            "",
+            "{\"a\":1}",
+            "last \u{1F600}",
+        ];
         for (i, line) in lines.iter().enumerate() {
             timeline.push(i as i64, (*line).to_owned()).unwrap();
         }

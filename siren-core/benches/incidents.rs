@@ -66,7 +66,7 @@ fn event(i: usize) -> Event {
     let serde_json::Value::Object(fields) = fields else {
         unreachable!()
     };
-    Event::from_fields(fields, TenantId::default())
+    Event::from_fields(fields.into_iter().collect(), TenantId::default())
 }
 
 async fn run(name: &str, store: &dyn Store, events: usize, incidents: usize) {

@@ -9,7 +9,11 @@ use serde_json::Value;
 /// Windows events are flattened so that `EventID`, `Channel`, `Computer`, `Provider_Name`,
 /// `TimeCreated`, `EventRecordID` and every named `EventData` / `UserData` field can be looked
 /// up by name, whichever input format carried the event (see [`crate::normalize::flatten`]).
-pub type Fields = serde_json::Map<String, Value>;
+///
+/// An insertion-ordered map with a fast, seeded hasher (foldhash): every event's fields are
+/// inserted once and looked up by many rules, and SipHash (serde_json's `Map`) cost more
+/// than the lookups themselves. It serialises as a JSON object, in order.
+pub type Fields = indexmap::IndexMap<String, Value, foldhash::fast::RandomState>;
 
 /// The tenant that owns an event, alert or incident.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

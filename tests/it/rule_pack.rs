@@ -114,7 +114,12 @@ fn event_at(second: u32, mut fields: Value) -> Event {
     );
     fields["TimeCreated"] = Value::String(time);
     Event::from_fields(
-        fields.as_object().expect("an object").clone(),
+        fields
+            .as_object()
+            .expect("an object")
+            .clone()
+            .into_iter()
+            .collect(),
         TenantId::default(),
     )
 }
@@ -262,7 +267,9 @@ fn unusual_outbound_volume() {
                 "action": "allow", "bytes_out": bytes})
             .as_object()
             .unwrap()
-            .clone(),
+            .clone()
+            .into_iter()
+            .collect(),
             TenantId::default(),
         )
     };

@@ -52,7 +52,7 @@ fn read_raw_lines(path: &Path) -> Vec<Event> {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
-            let mut fields = Fields::new();
+            let mut fields = Fields::default();
             fields.insert("Message".into(), line.into());
             Event::from_fields(fields, TenantId::default())
         })

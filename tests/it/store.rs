@@ -28,7 +28,10 @@ fn event(tenant: &str, record: i64, host: &str, ts: &str, user: &str) -> Event {
     let serde_json::Value::Object(fields) = fields else {
         unreachable!()
     };
-    Event::from_fields(fields, TenantId::parse(tenant).unwrap())
+    Event::from_fields(
+        fields.into_iter().collect(),
+        TenantId::parse(tenant).unwrap(),
+    )
 }
 
 #[tokio::test]

@@ -60,7 +60,10 @@ fn event(id: i64, seconds: i64, extra: serde_json::Value) -> Event {
     if let (Some(f), Some(e)) = (fields.as_object_mut(), extra.as_object()) {
         f.extend(e.clone());
     }
-    Event::from_fields(fields.as_object().unwrap().clone(), TenantId::default())
+    Event::from_fields(
+        fields.as_object().unwrap().clone().into_iter().collect(),
+        TenantId::default(),
+    )
 }
 
 /// Feeds events through the rule set's matcher and the correlator; returns the hits.
@@ -448,7 +451,9 @@ fn untimed_events_take_the_clock() {
             json!({"EventID": 4625, "Channel": "Security", "TargetUserName": "bob"})
                 .as_object()
                 .unwrap()
-                .clone(),
+                .clone()
+                .into_iter()
+                .collect(),
             TenantId::default(),
         )
     };
@@ -603,7 +608,7 @@ mod properties {
                 if let Some(r) = record {
                     f.insert("EventRecordID".into(), json!(r));
                 }
-                Event::from_fields(f.clone(), TenantId::default())
+                Event::from_fields(f.clone().into_iter().collect(), TenantId::default())
             })
     }
 

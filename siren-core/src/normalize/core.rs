@@ -241,7 +241,7 @@ mod tests {
         let Value::Object(fields) = value else {
             panic!("test input must be an object")
         };
-        Event::from_fields(fields as Fields, TenantId::default())
+        Event::from_fields(fields.into_iter().collect::<Fields>(), TenantId::default())
     }
 
     #[test]

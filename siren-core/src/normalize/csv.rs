@@ -132,7 +132,7 @@ fn row(record: &[u8], delimiter: u8, names: &[String]) -> Result<Fields, String>
             names.len()
         ));
     }
-    let mut fields = Fields::new();
+    let mut fields = Fields::default();
     for (name, cell) in names.iter().zip(cells) {
         if !cell.is_empty() {
             fields.insert(name.clone(), Value::String(cell));

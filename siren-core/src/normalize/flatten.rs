@@ -27,7 +27,7 @@ pub fn flatten(value: Value) -> Result<Fields, String> {
     let is_windows =
         matches!(object.get("Event"), Some(Value::Object(e)) if e.contains_key("System"));
     if is_windows && let Some(Value::Object(event)) = object.remove("Event") {
-        let mut out = Fields::new();
+        let mut out = Fields::default();
         windows_event(event, &mut out);
         // Anything next to `Event` (an export's own metadata) is kept as dotted paths.
         for (key, value) in object {
@@ -38,7 +38,7 @@ pub fn flatten(value: Value) -> Result<Fields, String> {
     if matches!(object.get("winlog"), Some(Value::Object(_))) {
         return Ok(winlogbeat(object));
     }
-    let mut out = Fields::new();
+    let mut out = Fields::default();
     for (key, value) in object {
         dotted(&key, value, &mut out);
     }
@@ -208,7 +208,7 @@ fn dotted(prefix: &str, value: Value, out: &mut Fields) {
 
 /// Flattens a Winlogbeat / ECS document.
 fn winlogbeat(mut object: Map<String, Value>) -> Fields {
-    let mut out = Fields::new();
+    let mut out = Fields::default();
     let Some(Value::Object(mut winlog)) = object.remove("winlog") else {
         return out;
     };

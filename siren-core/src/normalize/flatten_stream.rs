@@ -33,7 +33,7 @@ fn windows_fast(text: &[u8]) -> Option<Fields> {
     let text = std::str::from_utf8(text).ok()?;
     let mut state = State {
         // Room for a typical event's fields, so the map does not grow on the way.
-        out: Fields::with_capacity(32),
+        out: Fields::with_capacity_and_hasher(32, Default::default()),
         bailed: false,
     };
     let mut deserializer = serde_json::Deserializer::from_str(text);
@@ -60,11 +60,11 @@ impl State {
     fn insert<E: de::Error>(&mut self, name: Cow<'_, str>, value: Value) -> Result<(), E> {
         // One hash of the name, whether it is free or taken.
         match self.out.entry(name.into_owned()) {
-            serde_json::map::Entry::Vacant(slot) => {
+            indexmap::map::Entry::Vacant(slot) => {
                 slot.insert(value);
                 Ok(())
             }
-            serde_json::map::Entry::Occupied(_) => Err(self.bail()),
+            indexmap::map::Entry::Occupied(_) => Err(self.bail()),
         }
     }
 }

@@ -110,7 +110,7 @@ fn year_for((month, day, hour, minute, second): IncompleteDate, now: DateTime<Ut
 
 /// The fields of a parsed message.
 fn fields(message: &Message<&str>) -> Fields {
-    let mut out = Fields::new();
+    let mut out = Fields::default();
     if let Some(timestamp) = message.timestamp {
         let utc = timestamp.with_timezone(&Utc);
         let text = utc.to_rfc3339_opts(SecondsFormat::AutoSi, true);

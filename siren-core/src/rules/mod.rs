@@ -24,7 +24,7 @@
 //! let (rules, diagnostics) = RuleSet::from_yaml("example.yml", rule, &LoadOptions::default());
 //! assert!(diagnostics.is_empty());
 //!
-//! let mut fields = siren_core::Fields::new();
+//! let mut fields = siren_core::Fields::default();
 //! fields.insert("Channel".into(), "Security".into());
 //! fields.insert("EventID".into(), 4625.into());
 //! fields.insert("Status".into(), "0xC0000072".into());

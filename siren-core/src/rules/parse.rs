@@ -679,7 +679,7 @@ fn to_fields(value: &Yaml, key: &str) -> Result<Fields, RuleError> {
     };
     let json = serde_json::to_value(value).map_err(|e| invalid(e.to_string()))?;
     match json {
-        serde_json::Value::Object(map) => Ok(map),
+        serde_json::Value::Object(map) => Ok(map.into_iter().collect()),
         _ => Err(invalid(
             "each test event must be a mapping of fields".into(),
         )),

@@ -9,7 +9,7 @@ fn event(fields: serde_json::Value) -> Event {
     let serde_json::Value::Object(map) = fields else {
         panic!("fields must be an object")
     };
-    Event::from_fields(map, TenantId::default())
+    Event::from_fields(map.into_iter().collect(), TenantId::default())
 }
 
 fn load(text: &str) -> RuleSet {
@@ -560,7 +560,7 @@ proptest::proptest! {
                 "CommandLine": event_value.clone(), "Image": event_value.clone()}));
             let _ = set.matches(&e).count();
             let field = key.split('|').next().unwrap_or_default().to_owned();
-            let mut fields = serde_json::Map::new();
+            let mut fields = Fields::default();
             fields.insert("Channel".into(), channel.into());
             fields.insert("EventID".into(), json!(4688));
             fields.insert(field, json!(event_value.clone()));

@@ -1437,7 +1437,7 @@ mod tests {
     }
 
     fn hit(key: &str, values: &[Scalar], event_value: Value) -> bool {
-        let fields = Fields::new();
+        let fields = Fields::default();
         item(key, values).unwrap().eval(Some(&event_value), &fields)
     }
 
@@ -1579,7 +1579,7 @@ mod tests {
         assert!(hit("EventID", &[Scalar::Int(4688)], json!(4688)));
         assert!(hit("EventID", &[Scalar::Int(4688)], json!("4688")));
         assert!(!hit("EventID", &[Scalar::Int(4688)], json!(46880)));
-        let fields = Fields::new();
+        let fields = Fields::default();
         let null = item("F", &[Scalar::Null]).unwrap();
         assert!(null.eval(None, &fields));
         assert!(null.eval(Some(&json!(null)), &fields));
@@ -1595,7 +1595,7 @@ mod tests {
 
     #[test]
     fn exists() {
-        let fields = Fields::new();
+        let fields = Fields::default();
         let t = item("F|exists", &[Scalar::Bool(true)]).unwrap();
         assert!(t.eval(Some(&json!("")), &fields));
         assert!(!t.eval(None, &fields));
@@ -1741,7 +1741,7 @@ mod tests {
 
     #[test]
     fn fieldref() {
-        let mut fields = Fields::new();
+        let mut fields = Fields::default();
         fields.insert("A".into(), json!("Alice"));
         fields.insert("B".into(), json!("alice"));
         fields.insert("C".into(), json!("Al"));
