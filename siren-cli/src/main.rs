@@ -66,6 +66,14 @@ pub struct Cli {
     /// More log output on stderr (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Folder of the rule cache: rule files once parsed, matched by path, size and time, so
+    /// that loading them again skips YAML parsing (default: $XDG_CACHE_HOME/siren, else
+    /// ~/.cache/siren).
+    #[arg(long, global = true, value_name = "DIR", env = "SIREN_RULE_CACHE")]
+    rule_cache: Option<PathBuf>,
+    /// Parse every rule file; neither read nor write the rule cache.
+    #[arg(long, global = true)]
+    no_rule_cache: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -103,6 +111,20 @@ enum Command {
     Report(commands::report::ReportCommand),
 }
 
+/// The rule cache's folder: the one given, else the user's cache folder; none when off.
+fn rule_cache_dir(given: Option<PathBuf>, off: bool) -> Option<PathBuf> {
+    if off {
+        return None;
+    }
+    given.or_else(|| {
+        let xdg = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty());
+        let base = xdg
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("siren"))
+    })
+}
+
 /// Settings every command shares, resolved from flags, environment and the config file.
 pub struct Context {
     /// Database URL.
@@ -117,6 +139,8 @@ pub struct Context {
     pub rules: Vec<PathBuf>,
     /// The configuration file's log-source mapping.
     pub logsources: Option<PathBuf>,
+    /// The rule cache's folder, unless it is off.
+    pub rule_cache: Option<PathBuf>,
     /// The `notify:` section (secrets not yet resolved: see `commands::notify`).
     pub notify: siren_core::notify::NotifyConfig,
     /// The `--format` flag as given (reports read their formats from it).
@@ -159,6 +183,7 @@ impl Cli {
             server: config.server.unwrap_or_default(),
             rules: config.rules,
             logsources: config.logsources,
+            rule_cache: rule_cache_dir(self.rule_cache.clone(), self.no_rule_cache),
             format_flag: self.format,
             report_templates: config.report.and_then(|r| r.templates),
         })

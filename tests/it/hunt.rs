@@ -48,6 +48,39 @@ fn events_jsonl(dir: &Path) -> std::path::PathBuf {
     dir.join("events")
 }
 
+/// Sets a file's modification time an hour back, so that the rule cache keeps it.
+fn settle(path: &Path) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    file.set_modified(past).unwrap();
+}
+
+#[test]
+fn the_rule_cache_gives_the_same_timeline_and_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "rules/failed.yml", FAILED_LOGON_RULE);
+    settle(&dir.path().join("rules/failed.yml"));
+    let events = events_jsonl(dir.path());
+    let hunt = |extra: &[&str]| {
+        let output = siren(dir.path())
+            .args(["hunt", "--rules", "rules", "--format", "jsonl"])
+            .args(extra)
+            .arg(&events)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let cache = dir.path().join("rule-cache");
+    let parsed = hunt(&["--no-rule-cache"]);
+    assert!(!cache.exists(), "--no-rule-cache writes no cache");
+    assert_eq!(parsed.lines().count(), 2, "{parsed}");
+    assert_eq!(hunt(&[]), parsed, "the run that fills the cache");
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(files.len(), 1, "one cache file");
+    assert_eq!(hunt(&[]), parsed, "the run that reads the cache");
+}
+
 #[test]
 fn hunt_reports_a_sorted_timeline_in_every_format() {
     let dir = tempfile::tempdir().unwrap();

@@ -104,10 +104,12 @@ pub fn siren_bin() -> PathBuf {
     .clone()
 }
 
-/// A `siren` command with a clean environment, working in `dir`, on the database `dir/siren.db`.
+/// A `siren` command with a clean environment, working in `dir`, on the database `dir/siren.db`,
+/// its rule cache in `dir/rule-cache`.
 pub fn siren(dir: &std::path::Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(siren_bin());
     cmd.current_dir(dir)
+        .env("SIREN_RULE_CACHE", dir.join("rule-cache"))
         .env_remove("SIREN_DATABASE_URL")
         .env_remove("SIREN_CONFIG")
         .env_remove("SIREN_TENANT")

@@ -67,7 +67,7 @@ impl HuntObserver for Observer {
 pub async fn run(context: &Context, args: Args) -> CommandResult {
     let printer = &context.printer;
     let load_started = std::time::Instant::now();
-    let (rules, rule_problems) = load_rules(&args.rules)?;
+    let (rules, rule_problems) = load_rules(context, &args.rules)?;
     let load_time = load_started.elapsed();
     let (inputs, problems) = normalize::expand_inputs(&args.paths);
     for problem in &problems {

@@ -97,10 +97,13 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         let (rules, problems) = if args.rules.is_empty() {
             super::load_builtin_rules(args.logsources.as_deref())?
         } else {
-            super::load_rules(&super::RuleSource {
-                rules: args.rules.clone(),
-                logsources: args.logsources.clone(),
-            })?
+            super::load_rules(
+                context,
+                &super::RuleSource {
+                    rules: args.rules.clone(),
+                    logsources: args.logsources.clone(),
+                },
+            )?
         };
         if !problems.is_empty() {
             printer.warn(format!(

@@ -90,6 +90,7 @@ fn collect_yaml<'a>(dir: &'a include_dir::Dir<'a>, out: &mut Vec<&'a include_dir
 
 /// Loads rules; per-rule problems are returned, not fatal. A missing path or a bad mapping is.
 pub fn load_rules(
+    context: &crate::Context,
     source: &RuleSource,
 ) -> Result<
     (
@@ -108,7 +109,7 @@ pub fn load_rules(
             ));
         }
     }
-    let mut options = LoadOptions::default();
+    let mut options = LoadOptions::default().with_cache_dir(context.rule_cache.clone());
     if let Some(file) = &source.logsources {
         let map = LogSourceMap::load(file).map_err(|e| Failure::new(Exit::Config, e))?;
         options = options.with_logsources(map);

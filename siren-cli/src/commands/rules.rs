@@ -78,7 +78,7 @@ fn io_failure(e: std::io::Error) -> Failure {
 
 fn validate(context: &Context, source: RuleSource) -> CommandResult {
     let started = std::time::Instant::now();
-    let (rules, problems) = load_rules(&source)?;
+    let (rules, problems) = load_rules(context, &source)?;
     let elapsed = started.elapsed();
     let printer = &context.printer;
     let rows = problems
@@ -133,7 +133,7 @@ fn validate(context: &Context, source: RuleSource) -> CommandResult {
 }
 
 fn list(context: &Context, source: &RuleSource) -> CommandResult {
-    let (rules, problems) = load_rules(source)?;
+    let (rules, problems) = load_rules(context, source)?;
     let rows = rules
         .rules()
         .iter()
@@ -191,7 +191,7 @@ struct Silent;
 impl HuntObserver for Silent {}
 
 fn test(context: &Context, source: RuleSource, events: &[PathBuf]) -> CommandResult {
-    let (rules, problems) = load_rules(&source)?;
+    let (rules, problems) = load_rules(context, &source)?;
     let printer = &context.printer;
     for problem in &problems {
         printer.warn(format!("not loaded: {problem}"));

@@ -82,6 +82,7 @@
 //! Sysmon and for Security, buckets with the same literals) share one build (`memo`). Each of
 //! an event's longer texts is lower-cased once, whichever buckets' prefilters scan it.
 
+mod cache;
 mod condition;
 mod error;
 mod logsource;
@@ -103,6 +104,7 @@ pub use model::{
 };
 
 use crate::event::{Event, Fields};
+use cache::RuleCache;
 use parse::{Detection, Item, ParseContext};
 
 /// What rule loading needs: the log-source mapping and the `expand` placeholders.
@@ -114,6 +116,8 @@ pub struct LoadOptions {
     pub placeholders: HashMap<String, Vec<String>>,
     /// Rule files larger than this are refused.
     pub max_file_bytes: u64,
+    /// A folder for the rule cache (parsed rule files kept for the next load), or none.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -122,6 +126,7 @@ impl Default for LoadOptions {
             logsources: LogSourceMap::default(),
             placeholders: HashMap::new(),
             max_file_bytes: 8 << 20,
+            cache_dir: None,
         }
     }
 }
@@ -130,6 +135,13 @@ impl LoadOptions {
     /// Uses another log-source mapping.
     pub fn with_logsources(mut self, map: LogSourceMap) -> Self {
         self.logsources = map;
+        self
+    }
+
+    /// Keeps parsed rule files in `dir`, so that loading them again skips YAML parsing
+    /// (see the `cache` module: files are matched by path, size and modification time).
+    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
         self
     }
 
@@ -272,16 +284,24 @@ impl<'o> RuleSetBuilder<'o> {
             placeholders: &self.options.placeholders,
         };
         // Parse the files on a few threads, each taking the next file: YAML parsing
-        // dominates start-up. Results keep the files' order.
+        // dominates start-up (unless the cache holds the file). Results keep the files' order.
         let max = self.options.max_file_bytes;
+        let cache = (self.options.cache_dir.as_deref()).map(|dir| RuleCache::open(dir, paths));
         let results = in_parallel(files.iter().collect(), |file| {
-            read_and_parse(file, max, &cx)
+            read_and_parse(file, max, &cx, cache.as_ref())
         });
-        for result in results.into_iter().flatten().flatten() {
-            match result {
-                Ok(p) => self.parsed.push(p),
-                Err(d) => self.diagnostics.push(d),
+        let mut entries = Vec::new();
+        for (parsed, entry) in results.into_iter().flatten() {
+            entries.extend(entry);
+            for result in parsed {
+                match result {
+                    Ok(p) => self.parsed.push(p),
+                    Err(d) => self.diagnostics.push(d),
+                }
             }
+        }
+        if let Some(cache) = cache {
+            cache.save(&entries);
         }
         self
     }
@@ -525,36 +545,56 @@ fn in_parallel<I: Send, T: Send>(items: Vec<I>, f: impl Fn(I) -> T + Sync) -> Ve
     out
 }
 
+/// One rule file's rules and diagnostics, and its entry for the rule cache (if it has one).
+type FileRules = (
+    Vec<Result<parse::Parsed, RuleDiagnostic>>,
+    Option<cache::Entry>,
+);
+
 fn read_and_parse(
     path: &Path,
     max_bytes: u64,
     cx: &ParseContext<'_>,
-) -> Vec<Result<parse::Parsed, RuleDiagnostic>> {
+    cache: Option<&RuleCache>,
+) -> FileRules {
     let name = path.display().to_string();
     let fail = |error: RuleError| {
-        vec![Err(RuleDiagnostic {
+        let diagnostic = RuleDiagnostic {
             file: name.clone(),
             rule: None,
             error,
-        })]
+        };
+        (vec![Err(diagnostic)], None)
     };
-    match std::fs::metadata(path) {
+    let stamp = match std::fs::metadata(path) {
         Ok(m) if m.len() > max_bytes => {
             return fail(RuleError::TooLarge(format!(
                 "the file has {} bytes (limit {max_bytes})",
                 m.len()
             )));
         }
-        Ok(_) => {}
+        Ok(m) => cache::Stamp::of(&m),
         Err(e) => return fail(RuleError::Io(e.to_string())),
+    };
+    let cached = cache.zip(stamp).and_then(|(c, s)| c.documents(&name, s));
+    if let Some((documents, entry)) = cached {
+        return (parse::parse_documents(&name, documents, cx), Some(entry));
     }
-    match std::fs::read(path) {
+    let text = match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => parse::parse_file(&name, &text, cx),
-            Err(e) => fail(RuleError::Io(format!("not UTF-8: {e}"))),
+            Ok(text) => text,
+            Err(e) => return fail(RuleError::Io(format!("not UTF-8: {e}"))),
         },
-        Err(e) => fail(RuleError::Io(e.to_string())),
-    }
+        Err(e) => return fail(RuleError::Io(e.to_string())),
+    };
+    let (documents, error) = parse::yaml_documents(&name, &text);
+    let entry = match (cache, stamp, &error) {
+        (Some(_), Some(stamp), None) => RuleCache::entry(&name, stamp, &documents),
+        _ => None,
+    };
+    let mut parsed = parse::parse_documents(&name, documents, cx);
+    parsed.extend(error.map(Err));
+    (parsed, entry)
 }
 
 /// A guard item: `field` equals one of `values` (case-insensitive).

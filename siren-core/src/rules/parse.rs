@@ -269,19 +269,28 @@ pub(crate) fn parse_file(
     text: &str,
     cx: &ParseContext<'_>,
 ) -> Vec<Result<Parsed, RuleDiagnostic>> {
-    let mut out = Vec::new();
+    let (documents, error) = yaml_documents(file, text);
+    let mut out = parse_documents(file, documents, cx);
+    out.extend(error.map(Err));
+    out
+}
+
+/// A file's YAML documents, up to the first that cannot be parsed (the parser cannot
+/// resynchronise after a syntax error), and the error that stopped them, if any.
+pub(crate) fn yaml_documents(file: &str, text: &str) -> (Vec<Yaml>, Option<RuleDiagnostic>) {
+    let mut documents = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let document = i + 1;
         if document > MAX_DOCUMENTS {
-            out.push(Err(RuleDiagnostic {
+            let error = RuleDiagnostic {
                 file: file.to_owned(),
                 rule: None,
                 error: RuleError::TooLarge(format!("more than {MAX_DOCUMENTS} documents")),
-            }));
-            break;
+            };
+            return (documents, Some(error));
         }
-        let value = match Yaml::deserialize(doc) {
-            Ok(v) => v,
+        match Yaml::deserialize(doc) {
+            Ok(v) => documents.push(v),
             Err(e) => {
                 let (line, column) = e
                     .location()
@@ -293,7 +302,7 @@ pub(crate) fn parse_file(
                     .next()
                     .unwrap_or(&message)
                     .to_owned();
-                out.push(Err(RuleDiagnostic {
+                let error = RuleDiagnostic {
                     file: file.to_owned(),
                     rule: Some(format!("document {document}")),
                     error: RuleError::Yaml {
@@ -301,11 +310,23 @@ pub(crate) fn parse_file(
                         column,
                         message,
                     },
-                }));
-                // The parser cannot resynchronise after a syntax error.
-                break;
+                };
+                return (documents, Some(error));
             }
-        };
+        }
+    }
+    (documents, None)
+}
+
+/// The rules of a file's parsed YAML documents (numbered from 1 in diagnostics).
+pub(crate) fn parse_documents(
+    file: &str,
+    documents: Vec<Yaml>,
+    cx: &ParseContext<'_>,
+) -> Vec<Result<Parsed, RuleDiagnostic>> {
+    let mut out = Vec::new();
+    for (i, value) in documents.into_iter().enumerate() {
+        let document = i + 1;
         // Empty documents, and a log-source mapping kept beside the rules, are not rules.
         if value.is_null() || is_logsource_mapping(&value) {
             continue;
