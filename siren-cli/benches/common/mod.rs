@@ -85,9 +85,19 @@ pub fn bare_parse(files: &[PathBuf], threads: usize) -> (Duration, usize) {
 
 /// Runs `siren ARGS…` and returns wall time, stdout and peak RSS (KiB, from /proc).
 pub fn run_siren(siren: &Path, args: &[std::ffi::OsString]) -> (Duration, Vec<u8>, u64) {
+    run_siren_with(siren, args, &[])
+}
+
+/// Like [`run_siren`], with environment variables set for the child.
+pub fn run_siren_with(
+    siren: &Path,
+    args: &[std::ffi::OsString],
+    envs: &[(&str, &Path)],
+) -> (Duration, Vec<u8>, u64) {
     let started = Instant::now();
     let mut child = Command::new(siren)
         .args(args)
+        .envs(envs.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

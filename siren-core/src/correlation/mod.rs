@@ -85,7 +85,8 @@
 //! for second in 0..50 {
 //!     let fields = serde_json::json!({"EventID": 4625, "Channel": "Security",
 //!         "TargetUserName": "bob", "TimeCreated": format!("2024-01-01T10:00:{second:02}Z")});
-//!     let event = Event::from_fields(fields.as_object().unwrap().clone(), TenantId::default());
+//!     let fields = fields.as_object().unwrap().clone().into_iter().collect();
+//!     let event = Event::from_fields(fields, TenantId::default());
 //!     rules.for_each_match(&event, |rule| hits.extend(correlator.observe(rule, &event)));
 //! }
 //! assert_eq!(hits.len(), 1); // one brute force, one hit
