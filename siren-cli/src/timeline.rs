@@ -137,6 +137,18 @@ fn next_entry(run: &mut BufReader<std::fs::File>) -> std::io::Result<Option<(i64
 mod tests {
     use super::*;
 
+    /// Every line the timeline emits, in order.
+    fn emitted(timeline: Timeline) -> Vec<String> {
+        let mut out = Vec::new();
+        timeline
+            .finish(|l| {
+                out.push(l.to_owned());
+                Ok(())
+            })
+            .unwrap();
+        out
+    }
+
     #[test]
     fn merges_spilled_runs_in_order() {
         let mut timeline = Timeline::with_budget(200);
@@ -145,13 +157,7 @@ mod tests {
             timeline.push(*t, format!("event {t} #{i}")).unwrap();
         }
         assert!(!timeline.runs.is_empty(), "the budget forces spills");
-        let mut out = Vec::new();
-        timeline
-            .finish(|l| {
-                out.push(l.to_owned());
-                Ok(())
-            })
-            .unwrap();
+        let out = emitted(timeline);
         let got: Vec<i64> = out
             .iter()
             .map(|l| l.split(' ').nth(1).unwrap().parse().unwrap())
@@ -174,13 +180,7 @@ mod tests {
             timeline.push(i as i64, (*line).to_owned()).unwrap();
         }
         assert!(timeline.runs.len() >= 2, "every line or two is spilled");
-        let mut out = Vec::new();
-        timeline
-            .finish(|l| {
-                out.push(l.to_owned());
-                Ok(())
-            })
-            .unwrap();
+        let out = emitted(timeline);
         assert_eq!(out, lines);
     }
 }

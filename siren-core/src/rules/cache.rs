@@ -50,9 +50,10 @@ impl Stamp {
     }
 }
 
-/// One file's line: the parts after its path.
+/// One file's line: its path, and the rest (size, time, documents).
 pub(crate) struct Entry {
-    line: String,
+    path: String,
+    rest: String,
 }
 
 /// The cache of one set of rule roots, as read when loading began.
@@ -102,8 +103,11 @@ impl RuleCache {
             return None;
         }
         let documents = serde_json::from_str(parts.next()?).ok()?;
-        let line = format!("{}\t{rest}", json_string(path)?);
-        Some((documents, Entry { line }))
+        let entry = Entry {
+            path: path.to_owned(),
+            rest: rest.clone(),
+        };
+        Some((documents, entry))
     }
 
     /// The entry for `documents` just parsed from `path`, if they can be cached exactly.
@@ -115,27 +119,19 @@ impl RuleCache {
         if back != documents {
             return None;
         }
-        let line = format!(
-            "{}\t{}\t{}\t{json}",
-            json_string(path)?,
-            stamp.len,
-            stamp.modified
-        );
-        Some(Entry { line })
+        Some(Entry {
+            path: path.to_owned(),
+            rest: format!("{}\t{}\t{json}", stamp.len, stamp.modified),
+        })
     }
 
     /// Writes the cache anew with `entries` (this load's files), unless nothing changed.
     /// Best effort: a cache that cannot be written is only a slower next start.
     pub(crate) fn save(&self, entries: &[Entry]) {
         let unchanged = entries.len() == self.entries.len()
-            && entries.iter().all(|e| {
-                e.line.split_once('\t').is_some_and(|(path, rest)| {
-                    serde_json::from_str::<String>(path)
-                        .ok()
-                        .and_then(|p| self.entries.get(&p))
-                        .is_some_and(|old| old == rest)
-                })
-            });
+            && entries
+                .iter()
+                .all(|e| self.entries.get(&e.path) == Some(&e.rest));
         if unchanged {
             return;
         }
@@ -150,7 +146,10 @@ impl RuleCache {
             let mut out = std::io::BufWriter::new(temp.as_file_mut());
             writeln!(out, "{HEADER}")?;
             for entry in entries {
-                writeln!(out, "{}", entry.line)?;
+                let Some(path) = json_string(&entry.path) else {
+                    continue;
+                };
+                writeln!(out, "{path}\t{}", entry.rest)?;
             }
             out.flush()?;
         }
