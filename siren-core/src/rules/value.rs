@@ -6,6 +6,7 @@
 //! contains (contains patterns of one item share one Aho-Corasick automaton, ASCII
 //! case-insensitive), other wildcard shapes and `re` values become compiled regexes.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -674,6 +675,11 @@ impl StringSet {
     }
 }
 
+/// From this length on, a text is lower-cased once and searched with `memmem` rather than
+/// compared case-insensitively at every occurrence of a pattern's first byte (a common one,
+/// such as a space, occurs hundreds of times in a long PowerShell command line).
+const LONG_TEXT: usize = 512;
+
 /// Up to this many contains patterns are searched one by one rather than with an automaton.
 const FEW_CONTAINS: usize = 3;
 
@@ -712,7 +718,7 @@ impl StringSet {
                     .any(|p| memchr::memmem::find(b, p.as_bytes()).is_some()),
             };
         }
-        if self.contains_automaton().is_none() {
+        if self.contains_automaton().is_none() && b.len() < LONG_TEXT {
             return self.contains.iter().any(|p| ci_contains(b, p.as_bytes()));
         }
         LOWER.with(|buffer| {
@@ -735,10 +741,11 @@ impl StringSet {
         }
         match self.contains_automaton() {
             Some(ac) => ac.is_match(lower),
+            // The patterns of a case-insensitive set are kept lower-cased.
             None => self
                 .contains
                 .iter()
-                .any(|p| ci_contains(lower, p.as_bytes())),
+                .any(|p| memchr::memmem::find(lower, p.as_bytes()).is_some()),
         }
     }
 
@@ -918,10 +925,177 @@ fn regex_atoms(hir: &regex_syntax::hir::Hir) -> Option<Vec<Box<str>>> {
         atoms.dedup();
         (!atoms.is_empty()).then_some(atoms)
     };
-    [list(ExtractKind::Prefix), list(ExtractKind::Suffix)]
+    let inner =
+        required_texts(hir).map(|set| set.into_iter().map(String::into_boxed_str).collect());
+    [list(ExtractKind::Prefix), list(ExtractKind::Suffix), inner]
         .into_iter()
         .flatten()
         .max_by_key(|a| atom_score(a))
+}
+
+/// The most texts a literal list may hold while the required literals of a regex are
+/// worked out.
+const MAX_TEXTS: usize = 64;
+
+/// The most texts a character class may stand for in such a list.
+const MAX_CLASS_TEXTS: usize = 10;
+
+/// Every text `hir` matches, ASCII lower-cased, when there are at most [`MAX_TEXTS`].
+fn exact_texts(hir: &regex_syntax::hir::Hir) -> Option<BTreeSet<String>> {
+    use regex_syntax::hir::{Class, HirKind};
+    let mut texts = BTreeSet::new();
+    let mut add = |text: String| {
+        texts.insert(text);
+        texts.len() <= MAX_TEXTS
+    };
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => {
+            add(String::new());
+        }
+        HirKind::Literal(literal) => {
+            add(std::str::from_utf8(&literal.0).ok()?.to_ascii_lowercase());
+        }
+        // Only small classes (case variants, digits): a whitespace class would multiply the
+        // list by 25 for no gain.
+        HirKind::Class(Class::Unicode(class)) => {
+            for range in class.ranges() {
+                for c in range.start()..=range.end() {
+                    texts.insert(c.to_ascii_lowercase().to_string());
+                    if texts.len() > MAX_CLASS_TEXTS {
+                        return None;
+                    }
+                }
+            }
+        }
+        HirKind::Class(Class::Bytes(class)) => {
+            for range in class.ranges() {
+                for b in range.start()..=range.end() {
+                    texts.insert(char::from(b.to_ascii_lowercase()).to_string());
+                    if !b.is_ascii() || texts.len() > MAX_CLASS_TEXTS {
+                        return None;
+                    }
+                }
+            }
+        }
+        HirKind::Capture(capture) => return exact_texts(&capture.sub),
+        HirKind::Concat(parts) => {
+            let mut product = BTreeSet::from([String::new()]);
+            for part in parts {
+                product = cross(&product, &exact_texts(part)?)?;
+            }
+            return Some(product);
+        }
+        HirKind::Alternation(branches) => {
+            for branch in branches {
+                for text in exact_texts(branch)? {
+                    if !add(text) {
+                        return None;
+                    }
+                }
+            }
+        }
+        HirKind::Repetition(r) if r.min == 0 && r.max == Some(1) => {
+            add(String::new());
+            for text in exact_texts(&r.sub)? {
+                if !add(text) {
+                    return None;
+                }
+            }
+        }
+        HirKind::Repetition(r) if r.max == Some(r.min) && r.min <= 8 => {
+            let sub = exact_texts(&r.sub)?;
+            let mut product = BTreeSet::from([String::new()]);
+            for _ in 0..r.min {
+                product = cross(&product, &sub)?;
+            }
+            return Some(product);
+        }
+        HirKind::Repetition(_) => return None,
+    }
+    Some(texts)
+}
+
+/// Every concatenation of a text of `a` and one of `b`, when there are at most
+/// [`MAX_TEXTS`].
+fn cross(a: &BTreeSet<String>, b: &BTreeSet<String>) -> Option<BTreeSet<String>> {
+    if a.len().saturating_mul(b.len()) > MAX_TEXTS {
+        return None;
+    }
+    Some(
+        a.iter()
+            .flat_map(|x| b.iter().map(move |y| format!("{x}{y}")))
+            .collect(),
+    )
+}
+
+/// Texts (ASCII lower-case) one of which occurs anywhere in every match of `hir`: like the
+/// prefix and suffix lists, but also from the middle, so `\.exe\s+\w+werfault\.exe` gives
+/// `werfault.exe` rather than `.exe`. `None` when no such list is known.
+fn required_texts(hir: &regex_syntax::hir::Hir) -> Option<BTreeSet<String>> {
+    use regex_syntax::hir::HirKind;
+    // A text containing another of the list adds nothing: drop it.
+    let usable = |set: BTreeSet<String>| {
+        let kept: BTreeSet<String> = set
+            .iter()
+            .filter(|t| {
+                !set.iter()
+                    .any(|u| u.len() < t.len() && t.contains(u.as_str()))
+            })
+            .cloned()
+            .collect();
+        (!kept.is_empty() && !kept.contains("")).then_some(kept)
+    };
+    match hir.kind() {
+        HirKind::Capture(capture) => required_texts(&capture.sub),
+        HirKind::Repetition(r) if r.min >= 1 => required_texts(&r.sub),
+        HirKind::Alternation(branches) => {
+            let mut all = BTreeSet::new();
+            for branch in branches {
+                all.extend(required_texts(branch)?);
+            }
+            (all.len() <= MAX_TEXTS).then_some(all)
+        }
+        HirKind::Concat(parts) => {
+            // Adjacent parts with few texts join into longer literals; any part's required
+            // texts are required of the whole.
+            let mut best: Option<BTreeSet<String>> = None;
+            let mut keep = |candidate: Option<BTreeSet<String>>| {
+                let Some(candidate) = candidate.and_then(usable) else {
+                    return;
+                };
+                let score = |set: &BTreeSet<String>| {
+                    (
+                        set.iter().map(String::len).min().unwrap_or(0),
+                        std::cmp::Reverse(set.len()),
+                    )
+                };
+                if best.as_ref().is_none_or(|b| score(&candidate) > score(b)) {
+                    best = Some(candidate);
+                }
+            };
+            let mut run = BTreeSet::from([String::new()]);
+            for part in parts {
+                match exact_texts(part) {
+                    Some(texts) => match cross(&run, &texts) {
+                        Some(longer) => run = longer,
+                        None => {
+                            keep(Some(std::mem::replace(&mut run, texts)));
+                        }
+                    },
+                    None => {
+                        keep(Some(std::mem::replace(
+                            &mut run,
+                            BTreeSet::from([String::new()]),
+                        )));
+                        keep(required_texts(part));
+                    }
+                }
+            }
+            keep(Some(run));
+            best
+        }
+        _ => exact_texts(hir).and_then(usable),
+    }
 }
 
 /// The largest bounded repetition count in `hir` (nested ones multiplied).
@@ -965,6 +1139,7 @@ fn build_set(patterns: Vec<Pattern>, ci: bool, field: &str) -> Result<StringSet,
         ..StringSet::default()
     };
     let mut contains: Vec<String> = Vec::new();
+    let mut glob_regexes: Vec<String> = Vec::new();
     let mut atoms: Option<Vec<Box<str>>> = Some(Vec::new());
     for p in patterns {
         match p {
@@ -1009,16 +1184,37 @@ fn build_set(patterns: Vec<Pattern>, ci: bool, field: &str) -> Result<StringSet,
                     Some((2, s)) => set.suffix.push(s.into()),
                     Some((3, s)) => contains.push(s),
                     Some(_) => set.any = true,
-                    None => {
-                        let re = regex_for_glob(&toks, ci);
-                        set.regexes
-                            .push(LazyRegex::new(re, RegexFlags::default(), field)?);
-                    }
+                    None => glob_regexes.push(regex_for_glob(&toks, ci)),
                 }
             }
         }
     }
-    set.contains = contains.into_iter().map(String::into_boxed_str).collect();
+    // The globs' regexes are joined into a few alternations, each searched once, rather
+    // than searched one by one: a list of non-ASCII literals (look-alike characters) is
+    // dozens of them.
+    let mut joined = String::new();
+    for re in glob_regexes {
+        if !joined.is_empty() && joined.len() + re.len() + 5 > LAZY_REGEX_MAX as usize {
+            let full = std::mem::take(&mut joined);
+            set.regexes
+                .push(LazyRegex::new(full, RegexFlags::default(), field)?);
+        }
+        if !joined.is_empty() {
+            joined.push('|');
+        }
+        joined.push_str("(?:");
+        joined.push_str(&re);
+        joined.push(')');
+    }
+    if !joined.is_empty() {
+        set.regexes
+            .push(LazyRegex::new(joined, RegexFlags::default(), field)?);
+    }
+    set.contains = contains
+        .into_iter()
+        .map(|p| if ci { p.to_ascii_lowercase() } else { p })
+        .map(String::into_boxed_str)
+        .collect();
     set.atoms = atoms.filter(|a| !a.is_empty() && !set.any);
     Ok(set)
 }
@@ -1511,6 +1707,115 @@ mod tests {
         .unwrap();
         let atoms: Vec<&str> = set.atoms.iter().flatten().map(|a| &**a).collect();
         assert_eq!(atoms, ["user", "whoami"]);
+    }
+
+    #[test]
+    fn literals_from_the_middle_of_a_regex_reach_the_prefilter() {
+        // Neither end has a useful literal; the middle has a long one.
+        assert_eq!(
+            atoms_of(
+                r#"(?i)\.exe["']?\s+[^"]{0,64}werfaultsecure\.exe["']?\s+\d{2,10}"#,
+                false
+            ),
+            // The long s (U+017F) is a case variant of `s`, as `(?i)` has it.
+            Some(vec![
+                "werfaultsecure.exe".into(),
+                "werfault\u{17f}ecure.exe".into()
+            ])
+        );
+        // An alternation in the middle: one of its branches' literals.
+        assert_eq!(
+            atoms_of(r"\w+\s+(?:foo|barbaz)\s+\w+", false),
+            Some(vec!["barbaz".into(), "foo".into()])
+        );
+        // Adjacent small pieces join; a required repetition keeps its literal.
+        assert_eq!(
+            atoms_of(r"\s(?:-|/)enc\w*\s+(?:abc)+", true),
+            Some(vec!["-enc".into(), "/enc".into()])
+        );
+        // A branch without a literal leaves the whole without one.
+        assert_eq!(atoms_of(r"\w+(?:foo|\d+)\w+", false), None);
+        assert_eq!(atoms_of(r"\w+(?:foo)?\w+", false), None);
+        // Each atom really occurs in a match.
+        let re = regex::Regex::new(r"(?i)\.exe\s+\S{0,9}WerFaultSecure\.exe").unwrap();
+        let text = "x.EXE  -pWERFAULTSECURE.exe";
+        assert!(re.is_match(text));
+        let atoms = atoms_of(r"\.exe\s+\S{0,9}WerFaultSecure\.exe", true).unwrap();
+        assert!(
+            atoms
+                .iter()
+                .any(|a| text.to_ascii_lowercase().contains(a.as_str()))
+        );
+    }
+
+    #[test]
+    fn long_texts_are_searched_lower_cased_for_few_contains_patterns() {
+        let set = build_set(
+            vec![
+                Pattern::Glob(vec![Tok::Star, Tok::Lit(" -W Hidden ".into()), Tok::Star]),
+                Pattern::Glob(vec![Tok::Star, Tok::Lit("FromBase64".into()), Tok::Star]),
+            ],
+            true,
+            "CommandLine",
+        )
+        .unwrap();
+        let padding = "a b c d ".repeat(200);
+        for (text, hit) in [
+            (format!("{padding} -w hIDDEN {padding}"), true),
+            (format!("{padding}[convert]::frombase64string("), true),
+            (format!(" -W HIDDEN{padding}"), false),
+            (format!("{padding} -w hidde"), false),
+            (" -w hidden ".to_owned(), true),
+            ("-w hidden".to_owned(), false),
+        ] {
+            assert_eq!(
+                set.is_match(&text),
+                hit,
+                "{}",
+                &text[text.len().saturating_sub(30)..]
+            );
+        }
+    }
+
+    #[test]
+    fn many_non_ascii_literals_are_searched_as_few_regexes() {
+        // Look-alike characters: case-insensitive, so they need Unicode case folding.
+        let letters: Vec<char> = ('\u{0410}'..='\u{042F}').collect();
+        let patterns = letters
+            .iter()
+            .map(|c| Pattern::Glob(vec![Tok::Star, Tok::Lit(c.to_string()), Tok::Star]))
+            .collect();
+        let set = build_set(patterns, true, "CommandLine").unwrap();
+        assert!(
+            set.regexes.len() < letters.len() / 4,
+            "{}",
+            set.regexes.len()
+        );
+        for c in &letters {
+            let lower: String = c.to_lowercase().collect();
+            assert!(set.is_match(&format!("cmd /c {c}x")), "{c}");
+            assert!(set.is_match(&format!("cmd /c {lower}x")), "{lower}");
+        }
+        assert!(!set.is_match("cmd /c ABCx"));
+        // Anchored shapes joined with others keep their anchors.
+        let set = build_set(
+            vec![
+                Pattern::Glob(vec![
+                    Tok::Lit("\u{0410}".into()),
+                    Tok::Star,
+                    Tok::Lit("z".into()),
+                ]),
+                Pattern::Glob(vec![Tok::Star, Tok::Lit("\u{0412}".into()), Tok::Quest]),
+            ],
+            true,
+            "F",
+        )
+        .unwrap();
+        assert_eq!(set.regexes.len(), 1);
+        assert!(set.is_match("\u{0430}bcZ"));
+        assert!(!set.is_match("x\u{0430}bcz"));
+        assert!(set.is_match("x\u{0432}y"));
+        assert!(!set.is_match("x\u{0432}yy"));
     }
 
     #[test]
