@@ -585,10 +585,17 @@ impl ValueTest {
 }
 
 /// How selective a list of atoms is: its shortest literal's length, fewer atoms breaking ties.
-pub(crate) fn atom_score(atoms: &[Box<str>]) -> (usize, std::cmp::Reverse<usize>) {
+pub(crate) fn atom_score<'a, S: AsRef<str> + 'a>(
+    atoms: impl IntoIterator<Item = &'a S>,
+) -> (usize, std::cmp::Reverse<usize>) {
+    let (mut shortest, mut count) = (usize::MAX, 0);
+    for atom in atoms {
+        shortest = shortest.min(atom.as_ref().len());
+        count += 1;
+    }
     (
-        atoms.iter().map(|a| a.len()).min().unwrap_or(0),
-        std::cmp::Reverse(atoms.len()),
+        if count == 0 { 0 } else { shortest },
+        std::cmp::Reverse(count),
     )
 }
 
@@ -1063,13 +1070,10 @@ fn required_texts(hir: &regex_syntax::hir::Hir) -> Option<BTreeSet<String>> {
                 let Some(candidate) = candidate.and_then(usable) else {
                     return;
                 };
-                let score = |set: &BTreeSet<String>| {
-                    (
-                        set.iter().map(String::len).min().unwrap_or(0),
-                        std::cmp::Reverse(set.len()),
-                    )
-                };
-                if best.as_ref().is_none_or(|b| score(&candidate) > score(b)) {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| atom_score(&candidate) > atom_score(b))
+                {
                     best = Some(candidate);
                 }
             };
