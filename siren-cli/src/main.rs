@@ -7,6 +7,7 @@ mod exit;
 mod output;
 mod time_arg;
 mod timeline;
+mod write_behind;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

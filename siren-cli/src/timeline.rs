@@ -15,8 +15,10 @@ const DEFAULT_BUDGET: usize = 64 << 20;
 const RUN_BUFFER: usize = 1 << 20;
 
 /// Lines keyed by time (microseconds; `i64::MIN` for none), emitted in (time, line) order.
+/// Lines are bytes (the caller's text, UTF-8 as a rule): kept and spilled as they came, and
+/// never checked again on the way out.
 pub struct Timeline {
-    buffer: Vec<(i64, String)>,
+    buffer: Vec<(i64, Vec<u8>)>,
     bytes: usize,
     budget: usize,
     runs: Vec<std::fs::File>,
@@ -38,9 +40,10 @@ impl Timeline {
         }
     }
 
-    /// Adds one line (which must not contain a newline).
-    pub fn push(&mut self, time: i64, line: String) -> std::io::Result<()> {
-        self.bytes += line.len() + 32;
+    /// Adds one line (which must not contain a newline). Its allocation counts against the
+    /// budget, so a line should be allocated at its own size.
+    pub fn push(&mut self, time: i64, line: Vec<u8>) -> std::io::Result<()> {
+        self.bytes += line.capacity() + 32;
         self.buffer.push((time, line));
         if self.bytes >= self.budget {
             self.spill()?;
@@ -59,7 +62,7 @@ impl Timeline {
                 })?;
                 out.write_all(&time.to_le_bytes())?;
                 out.write_all(&len.to_le_bytes())?;
-                out.write_all(line.as_bytes())?;
+                out.write_all(&line)?;
             }
             out.flush()?;
         }
@@ -72,7 +75,7 @@ impl Timeline {
     /// Calls `emit` with every line in order.
     pub fn finish(
         mut self,
-        mut emit: impl FnMut(&str) -> std::io::Result<()>,
+        mut emit: impl FnMut(&[u8]) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         self.buffer.sort_unstable();
         if self.runs.is_empty() {
@@ -116,7 +119,7 @@ impl Timeline {
 }
 
 /// The next entry of a spilled run, `None` at its end.
-fn next_entry(run: &mut BufReader<std::fs::File>) -> std::io::Result<Option<(i64, String)>> {
+fn next_entry(run: &mut BufReader<std::fs::File>) -> std::io::Result<Option<(i64, Vec<u8>)>> {
     let mut head = [0u8; 12];
     match run.read_exact(&mut head[..1]) {
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
@@ -128,8 +131,6 @@ fn next_entry(run: &mut BufReader<std::fs::File>) -> std::io::Result<Option<(i64
     let len = u32::from_le_bytes(len.try_into().unwrap_or_default());
     let mut line = vec![0; len as usize];
     run.read_exact(&mut line)?;
-    let line = String::from_utf8(line)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
     Ok(Some((time, line)))
 }
 
@@ -142,7 +143,7 @@ mod tests {
         let mut out = Vec::new();
         timeline
             .finish(|l| {
-                out.push(l.to_owned());
+                out.push(String::from_utf8(l.to_vec()).unwrap());
                 Ok(())
             })
             .unwrap();
@@ -154,7 +155,7 @@ mod tests {
         let mut timeline = Timeline::with_budget(200);
         let times = [5, 3, 9, 1, 7, 3, 2, 8, 6, 4, 0, 11, 10];
         for (i, t) in times.iter().enumerate() {
-            timeline.push(*t, format!("event {t} #{i}")).unwrap();
+            timeline.push(*t, format!("event {t} #{i}").into()).unwrap();
         }
         assert!(!timeline.runs.is_empty(), "the budget forces spills");
         let out = emitted(timeline);
@@ -177,7 +178,7 @@ mod tests {
             "last \u{1F600}",
         ];
         for (i, line) in lines.iter().enumerate() {
-            timeline.push(i as i64, (*line).to_owned()).unwrap();
+            timeline.push(i as i64, line.as_bytes().to_vec()).unwrap();
         }
         assert!(timeline.runs.len() >= 2, "every line or two is spilled");
         let out = emitted(timeline);

@@ -15,6 +15,7 @@ use crate::Context;
 use crate::exit::{CommandResult, Exit, Failure};
 use crate::output::{OutputFormat, cell};
 use crate::timeline::Timeline;
+use crate::write_behind::WriteBehind;
 
 /// Arguments of `siren hunt`.
 #[derive(Debug, clap::Args)]
@@ -104,7 +105,7 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
             .event
             .timestamp
             .map_or(i64::MIN, |t| t.timestamp_micros());
-        (level, time, detection_json(&rules, hit).to_line())
+        (level, time, detection_json(&rules, hit).to_json())
     };
     let summary = tokio::task::block_in_place(|| {
         siren_core::hunt::hunt_rendered(
@@ -194,7 +195,7 @@ fn write_timeline(
     format: OutputFormat,
     output: Option<&std::path::Path>,
 ) -> Result<(), Failure> {
-    let sink: Box<dyn Write> = match output {
+    let sink: Box<dyn Write + Send> = match output {
         Some(path) if path != std::path::Path::new("-") => {
             Box::new(std::fs::File::create(path).map_err(|e| {
                 Failure::new(
@@ -203,25 +204,26 @@ fn write_timeline(
                 )
             })?)
         }
-        _ => Box::new(std::io::stdout().lock()),
+        _ => Box::new(std::io::stdout()),
     };
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, sink);
+    // The merge fills buffers while a thread of their own writes them out.
+    let mut out = WriteBehind::new(sink);
     let result = match format {
         OutputFormat::Jsonl => timeline.finish(|line| {
-            out.write_all(line.as_bytes())?;
+            out.write_all(line)?;
             out.write_all(b"\n")
         }),
         OutputFormat::Json => {
             let mut first = true;
-            write!(out, "[")
+            out.write_all(b"[")
                 .and_then(|()| {
                     timeline.finish(|line| {
-                        let sep = if first { "\n" } else { ",\n" };
+                        out.write_all(if first { b"\n" } else { b",\n" })?;
                         first = false;
-                        write!(out, "{sep}{line}")
+                        out.write_all(line)
                     })
                 })
-                .and_then(|()| writeln!(out, "\n]"))
+                .and_then(|()| out.write_all(b"\n]\n"))
         }
         OutputFormat::Csv => {
             let mut csv = csv::Writer::from_writer(&mut out);
@@ -229,7 +231,7 @@ fn write_timeline(
             let mut result = csv.write_record(header).map_err(std::io::Error::from);
             if result.is_ok() {
                 result = timeline.finish(|line| {
-                    let value: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                    let value: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
                     let tags = value["tags"]
                         .as_array()
                         .map(|t| t.iter().map(cell).collect::<Vec<_>>().join(" "))
@@ -247,7 +249,7 @@ fn write_timeline(
                 .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
                 .set_header(&COLUMNS[..7]);
             let result = timeline.finish(|line| {
-                let value: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                let value: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
                 table.add_row(COLUMNS[..7].iter().map(|c| cell(&value[*c])));
                 Ok(())
             });
@@ -255,6 +257,6 @@ fn write_timeline(
         }
     };
     result
-        .and_then(|()| out.flush())
+        .and_then(|()| out.finish())
         .map_err(|e| Failure::new(Exit::Software, anyhow::Error::from(e)))
 }

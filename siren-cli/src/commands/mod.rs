@@ -160,15 +160,25 @@ pub fn detection_json<'a>(
 }
 
 impl DetectionJson<'_> {
-    /// The object as one line of JSON.
-    pub fn to_line(&self) -> String {
-        // Serialising borrowed strings, numbers and a JSON map cannot fail. Room for a
-        // typical line up front, rather than growing from nothing.
-        let mut line = Vec::with_capacity(2048);
-        match serde_json::to_writer(&mut line, self) {
-            Ok(()) => String::from_utf8(line).unwrap_or_default(),
-            Err(_) => String::new(),
+    /// The object as one line of JSON (UTF-8, without the newline), in an allocation of
+    /// its own size: a hunt's timeline holds tens of thousands of them.
+    pub fn to_json(&self) -> Vec<u8> {
+        thread_local! {
+            /// Per thread: the buffer lines are serialised into before they are copied out.
+            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        LINE.with(|buffer| {
+            let mut buffer = buffer.borrow_mut();
+            buffer.clear();
+            // Serialising borrowed strings, numbers and a JSON map cannot fail. `sonic-rs`
+            // writes the same JSON as `serde_json` (the same escapes and number forms) but
+            // escapes strings with SIMD instead of byte by byte, and the event's fields are
+            // most of every line.
+            match sonic_rs::to_writer(&mut *buffer, self) {
+                Ok(()) => buffer.as_slice().to_vec(),
+                Err(_) => Vec::new(),
+            }
+        })
     }
 }
 

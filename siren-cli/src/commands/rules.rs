@@ -217,9 +217,8 @@ fn test(context: &Context, source: RuleSource, events: &[PathBuf]) -> CommandRes
                 matches[detection.rule] += 1;
                 if printer.format == OutputFormat::Jsonl && write_error.is_none() {
                     use std::io::Write;
-                    if let Err(e) =
-                        writeln!(out, "{}", detection_json(&rules, detection.hit()).to_line())
-                    {
+                    let line = detection_json(&rules, detection.hit()).to_json();
+                    if let Err(e) = out.write_all(&line).and_then(|()| out.write_all(b"\n")) {
                         write_error = Some(e);
                     }
                 }
