@@ -19,68 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use crate::support::{shared_dir, workspace_root};
-
-/// The `siren-agent` binary, built once per test run with the same profile as the tests.
-pub fn agent_bin() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/<profile>")
-            .to_owned();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "siren-agent",
-                "--bin",
-                "siren-agent",
-            ])
-            .current_dir(workspace_root());
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        assert!(build.status().expect("run cargo build").success());
-        profile_dir.join(format!("siren-agent{}", std::env::consts::EXE_SUFFIX))
-    })
-    .clone()
-}
-
-/// The `siren-server` binary, built once per test run with the tests' profile.
-fn server_bin() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let agent = agent_bin();
-        let profile_dir = agent.parent().unwrap().to_owned();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "siren-server",
-                "--bin",
-                "siren-server",
-            ])
-            .current_dir(workspace_root());
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().unwrap().success(),
-            "building siren-server failed"
-        );
-        profile_dir.join(format!("siren-server{}", std::env::consts::EXE_SUFFIX))
-    })
-    .clone()
-}
+use crate::support::{agent_bin, server_bin, shared_dir};
 
 /// What the receiver saw.
 #[derive(Default)]

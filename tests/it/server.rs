@@ -1114,38 +1114,8 @@ async fn metrics_and_openapi() {
     server.stop().await;
 }
 
-/// The `siren-server` binary, built once per test run with the tests' profile.
-fn server_bin() -> std::path::PathBuf {
-    static BIN: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let siren = crate::support::siren_bin();
-        let profile_dir = siren.parent().unwrap().to_owned();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = std::process::Command::new(cargo);
-        build
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "siren-server",
-                "--bin",
-                "siren-server",
-            ])
-            .current_dir(crate::support::workspace_root());
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        assert!(
-            build.status().unwrap().success(),
-            "building siren-server failed"
-        );
-        profile_dir.join(format!("siren-server{}", std::env::consts::EXE_SUFFIX))
-    })
-    .clone()
-}
-
 fn spawn_server_binary(url: &str, port: u16) -> std::process::Child {
-    std::process::Command::new(server_bin())
+    std::process::Command::new(crate::support::server_bin())
         .args(["--db", url, "--listen", &format!("127.0.0.1:{port}")])
         .env_remove("SIREN_CONFIG")
         .env("SIREN_LOG", "warn")

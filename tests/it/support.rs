@@ -1,6 +1,6 @@
 //! Helpers shared by the end-to-end tests: where the corpus is, and how to run `siren`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -78,11 +78,17 @@ pub async fn fresh_postgres_database() -> Option<String> {
     Some(format!("{base}/{name}"))
 }
 
-/// The `siren` binary, built once per test run with the same profile as the tests.
-pub fn siren_bin() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        // target/<profile>/deps/it-… → target/<profile>/siren
+/// The folder of the workspace's binaries (`siren`, `siren-server`, `siren-agent`), built once
+/// per test process with the same profile as the tests.
+///
+/// One `cargo build --workspace --bins --tests` builds all three: it selects the same targets as
+/// `cargo test --workspace`, so cargo resolves the same features and reuses the dependencies the
+/// tests were built with (building one package alone would resolve other features and rebuild
+/// them).
+fn bin_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        // target/<profile>/deps/it-… → target/<profile>
         let exe = std::env::current_exe().expect("test executable path");
         let profile_dir = exe
             .parent()
@@ -92,16 +98,35 @@ pub fn siren_bin() -> PathBuf {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = std::process::Command::new(cargo);
         build
-            .args(["build", "--quiet", "-p", "siren-cli", "--bin", "siren"])
+            .args(["build", "--quiet", "--workspace", "--bins", "--tests"])
             .current_dir(workspace_root());
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }
         let status = build.status().expect("run cargo build");
-        assert!(status.success(), "building the siren binary failed");
-        profile_dir.join(format!("siren{}", std::env::consts::EXE_SUFFIX))
+        assert!(status.success(), "building the workspace's binaries failed");
+        profile_dir
     })
-    .clone()
+}
+
+/// The path of the workspace binary `name`, built once per test process.
+fn workspace_bin(name: &str) -> PathBuf {
+    bin_dir().join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The `siren` binary.
+pub fn siren_bin() -> PathBuf {
+    workspace_bin("siren")
+}
+
+/// The `siren-server` binary.
+pub fn server_bin() -> PathBuf {
+    workspace_bin("siren-server")
+}
+
+/// The `siren-agent` binary.
+pub fn agent_bin() -> PathBuf {
+    workspace_bin("siren-agent")
 }
 
 /// A `siren` command with a clean environment, working in `dir`, on the database `dir/siren.db`,
