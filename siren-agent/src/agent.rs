@@ -185,15 +185,16 @@ pub fn run(
         std::thread::Builder::new()
             .name("housekeeping".into())
             .spawn(move || {
-                let mut next_heartbeat = Instant::now();
+                // None: an interval beyond what the clock can represent, so never again.
+                let mut next_heartbeat = Some(Instant::now());
                 while !stop.load(Ordering::Relaxed) {
                     let stats = spool.stats();
                     if let Err(error) = status.write(&status_file, stats) {
                         tracing::warn!(%error, file = %status_file.display(), "cannot write the status file");
                     }
-                    if !every.is_zero() && Instant::now() >= next_heartbeat {
+                    if !every.is_zero() && next_heartbeat.is_some_and(|at| Instant::now() >= at) {
                         crate::ship::heartbeat(&client, &heartbeat_url, &token, &status, stats.depth);
-                        next_heartbeat = Instant::now() + every;
+                        next_heartbeat = Instant::now().checked_add(every);
                     }
                     for _ in 0..10 {
                         if stop.load(Ordering::Relaxed) {

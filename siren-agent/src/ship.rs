@@ -204,17 +204,20 @@ impl Shipper {
         if batch.is_empty() {
             return Ok(batch);
         }
-        let deadline = Instant::now() + self.batch.max_wait;
+        // None: a wait beyond what the clock can represent (until the batch is full).
+        let deadline = Instant::now().checked_add(self.batch.max_wait);
         let mut bytes: u64 = batch.iter().map(|(_, r)| event_len(r)).sum();
         while batch.len() < max_events && bytes < max_bytes && !self.stop.load(Ordering::Relaxed) {
             let now = Instant::now();
-            if now >= deadline {
+            if deadline.is_some_and(|d| now >= d) {
                 break;
             }
             let wait = if flush {
                 Duration::ZERO
             } else {
-                (deadline - now).min(Duration::from_millis(200))
+                deadline.map_or(Duration::from_millis(200), |d| {
+                    (d - now).min(Duration::from_millis(200))
+                })
             };
             let more = self
                 .spool
@@ -341,12 +344,14 @@ impl Shipper {
 
     /// Sleeps unless stopped; false when stopped.
     fn sleep(&self, delay: Duration) -> bool {
-        let until = Instant::now() + delay;
-        while Instant::now() < until {
+        // None: a delay beyond what the clock can represent (until stopped).
+        let until = Instant::now().checked_add(delay);
+        while until.is_none_or(|u| Instant::now() < u) {
             if self.stop.load(Ordering::Relaxed) {
                 return false;
             }
-            std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+            let left = until.map_or(Duration::MAX, |u| u - Instant::now());
+            std::thread::sleep(left.min(Duration::from_millis(100)));
         }
         !self.stop.load(Ordering::Relaxed)
     }

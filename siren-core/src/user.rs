@@ -72,6 +72,8 @@ pub struct User {
     pub role: Role,
     /// Disabled users cannot log in or be assigned incidents.
     pub disabled: bool,
+    /// A global admin: may work on every tenant, and only other global admins see it.
+    pub global: bool,
     /// When the user was added.
     pub created_at: DateTime<Utc>,
 }

@@ -1,6 +1,7 @@
 //! `/api/v1/users` and `/api/v1/tokens`: the admin's management of people and API tokens.
 //! A token's secret is returned once, when it is created; only its hash is kept. Only a
-//! global admin may create global admins or global tokens.
+//! global admin may create global admins or global tokens, and only a global admin sees or
+//! changes them: to a tenant's own admin they do not exist (404).
 
 use axum::extract::{Path, State};
 use axum::routing::{delete, get, post};
@@ -27,8 +28,7 @@ pub fn router() -> Router<AppState> {
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 fn body<T>(body: JsonBody<T>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))
+    body.map(|Json(b)| b).map_err(ApiError::from)
 }
 
 fn role(text: &str) -> Result<Role, ApiError> {
@@ -43,7 +43,8 @@ async fn list_users(
     State(state): State<AppState>,
     access: Access<Administer>,
 ) -> ApiResult<Json<Value>> {
-    let users = state.store().list_users(&access.tenant).await?;
+    let mut users = state.store().list_users(&access.tenant).await?;
+    users.retain(|user| access.global || !user.global);
     Ok(Json(json!({ "users": users })))
 }
 
@@ -103,6 +104,13 @@ async fn set_disabled(
     name: String,
     disabled: bool,
 ) -> ApiResult<Json<Value>> {
+    if !access.global {
+        // A global admin is not the tenant admin's to see or change.
+        let users = state.store().list_users(&access.tenant).await?;
+        if users.iter().any(|user| user.name == name && user.global) {
+            return Err(ApiError::NotFound(format!("user '{name}' not found")));
+        }
+    }
     if disabled && name == access.name && access.tenant == access.home_tenant {
         return Err(ApiError::Refused("you cannot disable yourself".to_owned()));
     }
@@ -110,6 +118,8 @@ async fn set_disabled(
         .store()
         .set_user_disabled(&access.tenant, &name, disabled, &access.actor())
         .await?;
+    // Open streams of a disabled user end now.
+    state.changes().principals_changed();
     Ok(Json(json!({ "user": user })))
 }
 
@@ -133,7 +143,8 @@ async fn list_tokens(
     State(state): State<AppState>,
     access: Access<Administer>,
 ) -> ApiResult<Json<Value>> {
-    let tokens = state.store().list_tokens(&access.tenant).await?;
+    let mut tokens = state.store().list_tokens(&access.tenant).await?;
+    tokens.retain(|token| access.global || !token.global);
     Ok(Json(json!({ "tokens": tokens })))
 }
 
@@ -150,6 +161,48 @@ struct TokenRequest {
     expires_in_days: Option<u32>,
 }
 
+/// The longest lifetime a token may be given (days).
+pub const MAX_TOKEN_DAYS: u32 = 36_500;
+
+/// When a new token stops working: `expires_at` (RFC 3339, in the future) or
+/// `expires_in_days` (1 to [`MAX_TOKEN_DAYS`]) from `now`, not both; `None` for never.
+fn token_expiry(
+    at: Option<&str>,
+    days: Option<u32>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    let expires = match (at, days) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "give expires_at or expires_in_days, not both".to_owned(),
+            ));
+        }
+        (Some(at), None) => chrono::DateTime::parse_from_rfc3339(at)
+            .map_err(|e| ApiError::BadRequest(format!("invalid expires_at '{at}': {e}")))?
+            .with_timezone(&chrono::Utc),
+        (None, Some(days)) => {
+            if !(1..=MAX_TOKEN_DAYS).contains(&days) {
+                return Err(ApiError::BadRequest(format!(
+                    "expires_in_days must be 1 to {MAX_TOKEN_DAYS}, not {days}"
+                )));
+            }
+            chrono::TimeDelta::try_days(i64::from(days))
+                .and_then(|lifetime| now.checked_add_signed(lifetime))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!("expires_in_days {days} is out of range"))
+                })?
+        }
+        (None, None) => return Ok(None),
+    };
+    if expires <= now {
+        return Err(ApiError::BadRequest(format!(
+            "expires_at {} is in the past",
+            expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )));
+    }
+    Ok(Some(expires))
+}
+
 async fn create_token(
     State(state): State<AppState>,
     access: Access<Administer>,
@@ -162,15 +215,11 @@ async fn create_token(
             "only a global admin may create a global token".to_owned(),
         ));
     }
-    let expires_at = match (&request.expires_at, request.expires_in_days) {
-        (Some(at), _) => Some(
-            chrono::DateTime::parse_from_rfc3339(at)
-                .map_err(|e| ApiError::BadRequest(format!("invalid expires_at '{at}': {e}")))?
-                .with_timezone(&chrono::Utc),
-        ),
-        (None, Some(days)) => Some(chrono::Utc::now() + chrono::Duration::days(i64::from(days))),
-        (None, None) => None,
-    };
+    let expires_at = token_expiry(
+        request.expires_at.as_deref(),
+        request.expires_in_days,
+        chrono::Utc::now(),
+    )?;
     let secret = crate::auth::new_token_secret()?;
     let hash = crate::auth::token_hash(&secret);
     let token = state
@@ -198,9 +247,47 @@ async fn revoke_token(
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("token {id} not found")))?;
+    if !access.global {
+        // A global token is not the tenant admin's to see or revoke.
+        let tokens = state.store().list_tokens(&access.tenant).await?;
+        if tokens.iter().any(|token| token.id == id && token.global) {
+            return Err(ApiError::NotFound(format!("token {id} not found")));
+        }
+    }
     let token = state
         .store()
         .revoke_token(&access.tenant, id, &access.actor())
         .await?;
+    // Open streams of the revoked token end now.
+    state.changes().principals_changed();
     Ok(Json(json!({ "token": token })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_expiry_is_bounded_and_in_the_future() {
+        let now = chrono::Utc::now();
+        let in_days = |days| token_expiry(None, Some(days), now).map_err(|e| e.to_string());
+        assert_eq!(
+            in_days(30).ok().flatten(),
+            Some(now + chrono::TimeDelta::days(30))
+        );
+        for days in [0, MAX_TOKEN_DAYS + 1, u32::MAX] {
+            let error = in_days(days).err().unwrap_or_default();
+            assert!(
+                error.contains("expires_in_days must be 1 to"),
+                "{days}: {error}"
+            );
+        }
+        let past = token_expiry(Some("2020-01-01T00:00:00Z"), None, now);
+        assert!(matches!(past, Err(ApiError::BadRequest(ref m)) if m.contains("in the past")));
+        let garbage = token_expiry(Some("soon"), None, now);
+        assert!(matches!(garbage, Err(ApiError::BadRequest(_))));
+        let both = token_expiry(Some("2999-01-01T00:00:00Z"), Some(3), now);
+        assert!(matches!(both, Err(ApiError::BadRequest(_))));
+        assert!(matches!(token_expiry(None, None, now), Ok(None)));
+    }
 }

@@ -33,7 +33,7 @@ async fn heartbeat(
     access: Access<Heartbeat>,
     request: Result<Json<AgentHeartbeat>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<StatusCode> {
-    let Json(beat) = request.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(beat) = request.map_err(ApiError::from)?;
     if beat.agent.trim().is_empty() {
         return Err(ApiError::BadRequest(
             "agent (the agent's id) is required".to_owned(),

@@ -11,7 +11,9 @@
 //! - every handler takes an [`Access`] extractor naming what it needs ([`Read`], [`Work`],
 //!   [`SendEvents`], [`Heartbeat`], [`Administer`]); its tenant is the caller's own, unless the
 //!   caller is a global admin naming another with `X-Siren-Tenant` (or `?tenant=`);
-//! - a session is looked up together with its user: disabling a user ends their sessions.
+//! - a session is looked up together with its user: disabling a user ends their sessions;
+//! - a long-lived response (the live stream) checks its caller again with [`still_valid`]
+//!   while it lasts, so a revoked, expired or changed credential ends it.
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -30,6 +32,7 @@ use siren_core::user::{Actor, Role};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::ratelimit::Lockout;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "siren_session";
@@ -251,12 +254,23 @@ fn requested_tenant(parts: &Parts) -> Result<Option<TenantId>, ApiError> {
         .transpose()
 }
 
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+/// Whom a request's credentials name, as the store has them now.
+struct Identity {
+    name: String,
+    role: Role,
+    home: TenantId,
+    /// A global admin (an admin whose user or token is global).
+    global: bool,
+    credential: Credential,
+}
+
+/// Looks up the bearer token or session cookie of `headers`: 401 when there is none, or it
+/// is unknown, revoked, expired, or its user is disabled.
+async fn identify(headers: &HeaderMap, state: &AppState) -> Result<Identity, ApiError> {
     let store = state.store();
     let now = chrono::Utc::now();
-    let origin = client_addr(parts);
     let unauthorized = || ApiError::Unauthorized("authentication required".to_owned());
-    let (name, role, home, global, credential) = if let Some(secret) = bearer(&parts.headers) {
+    let (name, role, home, global, credential) = if let Some(secret) = bearer(headers) {
         let token = store
             .token_by_hash(&token_hash(secret), now)
             .await?
@@ -269,26 +283,11 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
             token.global,
             Credential::Token(token.id),
         )
-    } else if let Some(secret) = session_cookie(&parts.headers) {
+    } else if let Some(secret) = session_cookie(headers) {
         let session = store
             .session(&session_hash(&secret), now)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("session expired; log in again".to_owned()))?;
-        if changes_state(&parts.method) {
-            let sent = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let expected = csrf_token(&secret);
-            // Constant-time comparison of the two digests.
-            let same = blake3::hash(sent.as_bytes()) == blake3::hash(expected.as_bytes());
-            if !same {
-                return Err(ApiError::Forbidden(
-                    "missing or wrong X-CSRF-Token header".to_owned(),
-                ));
-            }
-        }
         let home =
             TenantId::parse(&session.tenant).map_err(|e| ApiError::Internal(e.to_string()))?;
         (
@@ -301,9 +300,64 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
     } else {
         return Err(unauthorized());
     };
+    Ok(Identity {
+        name,
+        role,
+        home,
+        global: global && role == Role::Admin,
+        credential,
+    })
+}
+
+/// Whether `principal`'s credential, sent again as `headers`, still names the same caller
+/// with the same role and reach: false once it is revoked, expired, logged out, its user
+/// disabled, or its role or global standing changed.
+pub async fn still_valid(
+    principal: &Principal,
+    headers: &HeaderMap,
+    state: &AppState,
+) -> Result<bool, ApiError> {
+    match identify(headers, state).await {
+        Ok(now) => Ok(now.name == principal.name
+            && now.role == principal.role
+            && now.home == principal.home_tenant
+            && now.global == principal.global
+            && now.credential == principal.credential
+            && (principal.tenant == principal.home_tenant || now.global)),
+        Err(ApiError::Unauthorized(_)) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let origin = client_addr(parts);
+    let Identity {
+        name,
+        role,
+        home,
+        global,
+        credential,
+    } = identify(&parts.headers, state).await?;
+    if let Credential::Session(secret) = &credential
+        && changes_state(&parts.method)
+    {
+        let sent = parts
+            .headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let expected = csrf_token(secret);
+        // Constant-time comparison of the two digests.
+        let same = blake3::hash(sent.as_bytes()) == blake3::hash(expected.as_bytes());
+        if !same {
+            return Err(ApiError::Forbidden(
+                "missing or wrong X-CSRF-Token header".to_owned(),
+            ));
+        }
+    }
     let tenant = match requested_tenant(parts)? {
         Some(tenant) if tenant != home => {
-            if !(global && role == Role::Admin) {
+            if !global {
                 return Err(ApiError::Forbidden(format!(
                     "not allowed on tenant '{tenant}'"
                 )));
@@ -317,7 +371,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, ApiE
         role,
         home_tenant: home,
         tenant,
-        global: global && role == Role::Admin,
+        global,
         credential,
         origin,
     })
@@ -339,6 +393,61 @@ struct LoginRequest {
     tenant: Option<String>,
 }
 
+/// Writes the login limits a failure has just reached to the tenant's audit log (those of a
+/// user only when the user exists, so guessed names do not fill the log).
+async fn audit_lockouts(
+    state: &AppState,
+    tenant: &TenantId,
+    user: &str,
+    ip: &str,
+    known_user: bool,
+    reached: &[Lockout],
+) {
+    let config = state.config();
+    let window = config.login_window_seconds;
+    let actor = Actor {
+        name: "siren-server".to_owned(),
+        origin: format!("api@{ip}"),
+    };
+    for lockout in reached {
+        let (action, object, detail) = match lockout {
+            Lockout::UserFromAddress if known_user => (
+                "login.lockout",
+                format!("user:{user}"),
+                format!(
+                    "{} failed logins from {ip} within {window} s: that address may not log in as '{user}' until they age out",
+                    config.login_failures_per_user
+                ),
+            ),
+            Lockout::UserSlowed if known_user => (
+                "login.slowdown",
+                format!("user:{user}"),
+                format!(
+                    "{} failed logins within {window} s: logins as '{user}' from addresses it has not used are slowed",
+                    config.login_failures_per_user
+                ),
+            ),
+            Lockout::Address => (
+                "login.lockout",
+                format!("address:{ip}"),
+                format!(
+                    "{} failed logins from {ip} within {window} s: that address may not log in until they age out",
+                    config.login_failures_per_ip
+                ),
+            ),
+            Lockout::UserFromAddress | Lockout::UserSlowed => continue,
+        };
+        tracing::warn!(%tenant, %object, %detail, "{action}");
+        if let Err(error) = state
+            .store()
+            .record_audit(tenant, &actor, action, &object, &detail)
+            .await
+        {
+            tracing::warn!(%error, "cannot audit a login lockout");
+        }
+    }
+}
+
 /// A hash to verify against when the user does not exist, so both cases take as long.
 fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -352,16 +461,18 @@ async fn login(
     ConnectInfoOpt(addr): ConnectInfoOpt,
     request: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Response> {
-    let Json(request) = request.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Json(request) = request.map_err(ApiError::from)?;
     let tenant = TenantId::parse(request.tenant.as_deref().unwrap_or(TenantId::DEFAULT))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let ip = addr.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
-    let user_key = format!("user:{}/{}", tenant, request.username.to_lowercase());
-    let ip_key = format!("ip:{ip}");
+    let user_key = format!("{}/{}", tenant, request.username.to_lowercase());
     let limiter = state.login_limiter();
-    limiter
-        .check(&[&user_key, &ip_key])
-        .map_err(ApiError::TooMany)?;
+    let wait = limiter.admit(&user_key, &ip).map_err(ApiError::TooMany)?;
+    if !wait.is_zero() {
+        // This user failed too often from elsewhere: attempts from addresses new to them
+        // take turns.
+        tokio::time::sleep(wait).await;
+    }
     let record = state
         .store()
         .login_record(&tenant, &request.username)
@@ -377,18 +488,30 @@ async fn login(
     let record = match record {
         Some(record) if verified && record.role.is_for_people() => record,
         _ => {
-            limiter.failure(&[&user_key, &ip_key]);
+            let reached = limiter.failure(&user_key, &ip);
             tracing::warn!(user = %request.username, tenant = %tenant, ip = %ip, "login failed");
+            let known_user = record.is_some();
+            audit_lockouts(
+                &state,
+                &tenant,
+                &request.username,
+                &ip,
+                known_user,
+                &reached,
+            )
+            .await;
             return Err(ApiError::Unauthorized(
                 "invalid user name or password".to_owned(),
             ));
         }
     };
-    limiter.success(&user_key);
+    limiter.success(&user_key, &ip);
     let secret = new_secret()?;
     let lifetime = state.config().session_lifetime();
-    let expires = chrono::Utc::now()
-        + chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(12));
+    let expires = chrono::TimeDelta::from_std(lifetime)
+        .ok()
+        .and_then(|lifetime| chrono::Utc::now().checked_add_signed(lifetime))
+        .ok_or_else(|| ApiError::Internal(format!("session lifetime {lifetime:?} out of range")))?;
     state
         .store()
         .create_session(&session_hash(&secret), &tenant, &record.name, expires)
@@ -420,6 +543,7 @@ async fn login(
 async fn logout(State(state): State<AppState>, access: Access<Anyone>) -> ApiResult<Response> {
     if let Credential::Session(secret) = &access.credential {
         state.store().delete_session(&session_hash(secret)).await?;
+        state.changes().principals_changed();
     }
     let cookie = cookie::Cookie::build((SESSION_COOKIE, ""))
         .http_only(true)

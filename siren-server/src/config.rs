@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// The longest browser session (`session_seconds`): a year.
+pub const MAX_SESSION_SECONDS: u64 = 366 * 86_400;
+
 /// Server settings (`server:` in `siren.yaml`). Every field has a default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,6 +83,12 @@ impl ServerConfig {
                 "server.body_limit, decompressed_limit and max_batch must be above 0".into(),
             );
         }
+        if !(60..=MAX_SESSION_SECONDS).contains(&self.session_seconds) {
+            return Err(format!(
+                "server.session_seconds must be 60 to {MAX_SESSION_SECONDS}, not {}",
+                self.session_seconds
+            ));
+        }
         if self.max_pending_batches == 0 {
             return Err("server.max_pending_batches must be above 0".into());
         }
@@ -93,7 +102,7 @@ impl ServerConfig {
 
     /// The session lifetime.
     pub fn session_lifetime(&self) -> Duration {
-        Duration::from_secs(self.session_seconds.max(60))
+        Duration::from_secs(self.session_seconds.clamp(60, MAX_SESSION_SECONDS))
     }
 }
 
@@ -118,5 +127,14 @@ mod tests {
             ..ServerConfig::default()
         };
         assert!(half_tls.validate().is_err());
+        for seconds in [0, MAX_SESSION_SECONDS + 1, u64::MAX] {
+            let endless = ServerConfig {
+                session_seconds: seconds,
+                ..ServerConfig::default()
+            };
+            let error = endless.validate().err().unwrap_or_default();
+            assert!(error.contains("session_seconds"), "{seconds}: {error}");
+            assert!(endless.session_lifetime().as_secs() <= MAX_SESSION_SECONDS);
+        }
     }
 }

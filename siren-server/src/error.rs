@@ -72,6 +72,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    /// A JSON body that could not be read: over the body limit is a 413, the rest a 400.
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(format!(
+                "the body exceeds this route's size limit: {}",
+                rejection.body_text()
+            ))
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

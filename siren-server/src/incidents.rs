@@ -310,8 +310,7 @@ struct AssignRequest {
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 fn body<T>(body: JsonBody<T>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))
+    body.map(|Json(b)| b).map_err(ApiError::from)
 }
 
 async fn assign(

@@ -5,6 +5,12 @@
 //! cron, another replica on the same PostgreSQL — reach the stream. It polls every
 //! `stream_poll_ms` and at once when this server changed an incident itself ([`ChangeFeed::wake`]).
 //! Each change is broadcast once to every subscriber; each subscriber only sees its tenant's.
+//!
+//! An open stream lives only as long as its credential: every [`CREDENTIAL_CHECK`], and at
+//! once when this server revokes a token, disables a user or ends a session
+//! ([`ChangeFeed::principals_changed`]), it looks its token or session up in the store
+//! again ([`crate::auth::still_valid`]) and ends when it is revoked, expired, logged out, its
+//! user disabled or its role changed — by this server, another replica or the CLI.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -13,6 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures_util::stream::Stream;
@@ -23,13 +30,15 @@ use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::AppState;
-use crate::auth::{Access, Read};
+use crate::auth::{Access, Principal, Read};
 
 /// How far back each poll looks again, for changes committed late (a transaction's
 /// `updated_at` is taken before it commits).
 const OVERLAP_MICROS: i64 = 5_000_000;
 /// Changes read per poll at most.
 const POLL_LIMIT: u32 = 1000;
+/// How often an open stream checks its credential in the store again.
+pub const CREDENTIAL_CHECK: Duration = Duration::from_secs(2);
 
 /// One change, as sent to subscribers.
 #[derive(Debug, Clone)]
@@ -48,6 +57,8 @@ pub struct ChangeFeed {
     wake: Notify,
     /// Turns true when the server shuts down: open streams end so the drain can finish.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Bumped when this server revoked a token, disabled a user or ended a session.
+    principals: tokio::sync::watch::Sender<u64>,
 }
 
 impl ChangeFeed {
@@ -57,12 +68,19 @@ impl ChangeFeed {
             sender: broadcast::channel(1024).0,
             wake: Notify::new(),
             closing: tokio::sync::watch::channel(false).0,
+            principals: tokio::sync::watch::channel(0).0,
         }
     }
 
     /// Asks the poller to look now (this server changed incidents).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Asks every open stream to check its credential now (this server revoked a token,
+    /// disabled a user or ended a session).
+    pub fn principals_changed(&self) {
+        self.principals.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Ends every open stream (the server is shutting down).
@@ -149,9 +167,35 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/stream", get(stream))
 }
 
+/// Returns once `principal`'s credential (sent as `headers`) no longer holds.
+async fn credential_ends(state: AppState, principal: Principal, headers: HeaderMap) {
+    let mut changed = state.changes().principals.subscribe();
+    loop {
+        let principals_changed = async {
+            if changed.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(CREDENTIAL_CHECK) => {}
+            _ = principals_changed => {}
+        }
+        match crate::auth::still_valid(&principal, &headers, &state).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(caller = %principal.name, "stream ended: its credential no longer holds");
+                return;
+            }
+            // A store that cannot answer now is asked again at the next check.
+            Err(error) => tracing::warn!(%error, "checking a stream's credential failed"),
+        }
+    }
+}
+
 async fn stream(
     State(state): State<AppState>,
     access: Access<Read>,
+    headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let tenant = access.tenant.clone();
     let changes = BroadcastStream::new(state.changes().subscribe()).filter_map(move |change| {
@@ -166,8 +210,15 @@ async fn stream(
             .data(data.to_string())))
     });
     let hello = tokio_stream::once(Ok(Event::default().comment("connected")));
-    let events =
-        futures_util::StreamExt::take_until(hello.chain(changes), state.changes().closed());
+    let closed = state.changes().closed();
+    let revoked = credential_ends(state.clone(), access.0, headers);
+    let end = async move {
+        tokio::select! {
+            () = closed => {}
+            () = revoked => {}
+        }
+    };
+    let events = futures_util::StreamExt::take_until(hello.chain(changes), end);
     Sse::new(events).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))

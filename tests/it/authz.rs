@@ -1,6 +1,8 @@
 //! The authorisation matrix: every route × every role (bearer tokens and browser sessions) ×
 //! own / other tenant × no / forged credentials × missing or wrong CSRF token → the expected
-//! status, on SQLite and PostgreSQL; and nothing of one tenant is visible to another.
+//! status, on SQLite and PostgreSQL; and nothing of one tenant is visible to another. Global
+//! admins' users and tokens are objects too: only a global admin sees or changes them; to a
+//! tenant's own admin they do not exist (404).
 
 use serde_json::{Value, json};
 use siren_core::user::Role;
@@ -263,6 +265,10 @@ struct Objects {
     incident: i64,
     token: i64,
     user: &'static str,
+    /// A global admin user of the tenant.
+    global_user: &'static str,
+    /// A global admin token of the tenant.
+    global_token: i64,
 }
 
 fn concrete(path: &str, objects: &Objects) -> String {
@@ -271,6 +277,17 @@ fn concrete(path: &str, objects: &Objects) -> String {
     } else {
         path.replace("{id}", &objects.incident.to_string())
             .replace("{name}", objects.user)
+    }
+}
+
+/// `path` pointing at the tenant's global user or token, for the routes that name one.
+fn concrete_global(path: &str, objects: &Objects) -> Option<String> {
+    if path.starts_with("/api/v1/tokens/") {
+        Some(path.replace("{id}", &objects.global_token.to_string()))
+    } else if path.contains("{name}") {
+        Some(path.replace("{name}", objects.global_user))
+    } else {
+        None
     }
 }
 
@@ -331,19 +348,41 @@ async fn tenant(server: &crate::server::TestServer, name: &str) -> (Objects, Vec
     let store = &server.store;
     // Each tenant's disable/enable target has its own name, so reaching another tenant's
     // user by name would show.
-    let victim = if name == "acme" {
-        "victim"
+    let (victim, root) = if name == "acme" {
+        ("victim", "root")
     } else {
-        "victim-globex"
+        ("victim-globex", "root-globex")
     };
     for (user, role) in [
         ("admin", Role::Admin),
         ("analyst", Role::Analyst),
         ("viewer", Role::Viewer),
         (victim, Role::Viewer),
+        (root, Role::Admin),
     ] {
         add_user(store, name, user, role).await;
     }
+    let tenant_id = siren_core::TenantId::parse(name).unwrap();
+    store
+        .set_user_global(
+            &tenant_id,
+            root,
+            true,
+            &siren_core::user::Actor {
+                name: "test".into(),
+                origin: "test".into(),
+            },
+        )
+        .await
+        .unwrap();
+    add_token(store, name, Role::Admin, true).await;
+    let global_token = store
+        .list_tokens(&tenant_id)
+        .await
+        .unwrap()
+        .last()
+        .unwrap()
+        .id;
     let agent = add_token(store, name, Role::Agent, false).await;
     let http = reqwest::Client::new();
     let outcome: Value = http
@@ -404,6 +443,8 @@ async fn tenant(server: &crate::server::TestServer, name: &str) -> (Objects, Vec
             incident,
             token,
             user: victim,
+            global_user: root,
+            global_token,
         },
         callers,
     )
@@ -512,6 +553,36 @@ async fn every_route_every_role_every_tenant() {
                             route.method, caller.label
                         ));
                     }
+                    // The tenant's global user or token: a tenant admin does not see it.
+                    if let Some(global_path) = concrete_global(route.path, target) {
+                        let expected: Vec<u16> = if !allowed(route.who, caller.role, caller.global)
+                            || (changes && bad_csrf)
+                        {
+                            vec![403]
+                        } else if !target_is_own || !caller.global {
+                            vec![404]
+                        } else {
+                            route.ok.to_vec()
+                        };
+                        n += 1;
+                        let got = send(
+                            &http,
+                            &server.base,
+                            route,
+                            &global_path,
+                            Some(caller),
+                            None,
+                            n,
+                        )
+                        .await;
+                        checked += 1;
+                        if !expected.contains(&got) {
+                            failures.push(format!(
+                                "{} {global_path} as {}: {got}, expected {expected:?}",
+                                route.method, caller.label
+                            ));
+                        }
+                    }
                     // Naming the other tenant: only a global admin may.
                     let other = if target_is_own { "globex" } else { "acme" };
                     if !(caller.global || (changes && bad_csrf)) {
@@ -556,6 +627,26 @@ async fn every_route_every_role_every_tenant() {
                     route.method, route.ok
                 ));
             }
+            if let Some(global_path) = concrete_global(route.path, &acme) {
+                n += 1;
+                let got = send(
+                    &http,
+                    &server.base,
+                    route,
+                    &global_path,
+                    Some(global),
+                    Some("acme"),
+                    n,
+                )
+                .await;
+                checked += 1;
+                if !route.ok.contains(&got) {
+                    failures.push(format!(
+                        "{} {global_path} as globex's global admin naming acme: {got}, expected {:?}",
+                        route.method, route.ok
+                    ));
+                }
+            }
         }
         assert!(
             failures.is_empty(),
@@ -564,6 +655,51 @@ async fn every_route_every_role_every_tenant() {
             failures.join("\n")
         );
         eprintln!("{url}: {checked} authorisation checks passed");
+
+        // Lists: a tenant admin sees no global user or token; a global admin sees them.
+        let global = globex_callers.iter().find(|c| c.global).unwrap();
+        let tenant_admin = acme_callers
+            .iter()
+            .find(|c| c.label == "acme admin token")
+            .unwrap();
+        for (caller, sees_global) in [(tenant_admin, false), (global, true)] {
+            for path in ["/api/v1/users", "/api/v1/tokens"] {
+                let route = ROUTES
+                    .iter()
+                    .find(|r| r.method == "GET" && r.path == path)
+                    .unwrap();
+                let Credential::Token(secret) = &caller.credential else {
+                    unreachable!()
+                };
+                let listed: Value = http
+                    .get(server.at(route.path))
+                    .bearer_auth(secret)
+                    .header("X-Siren-Tenant", "acme")
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let key = if path.ends_with("users") {
+                    "users"
+                } else {
+                    "tokens"
+                };
+                let items = listed[key].as_array().unwrap();
+                let globals = items.iter().filter(|i| i["global"] == true).count();
+                assert_eq!(
+                    globals > 0,
+                    sees_global,
+                    "{path} as {}: {listed}",
+                    caller.label
+                );
+                if path.ends_with("users") {
+                    let root_listed = items.iter().any(|u| u["name"] == "root");
+                    assert_eq!(root_listed, sees_global, "{path} as {}", caller.label);
+                }
+            }
+        }
 
         // Nothing of acme is visible to globex.
         let viewer = globex_callers

@@ -18,6 +18,7 @@ mod normalize_corpus;
 mod notify;
 mod report;
 mod rule_pack;
+mod security;
 mod server;
 mod sigma_regression;
 mod store;

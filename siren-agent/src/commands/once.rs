@@ -96,16 +96,10 @@ pub fn run(path: &Path, args: OnceArgs) -> Result<Exit, Failure> {
         let stop = stop.clone();
         ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst)).exit(Exit::Software)?;
     }
-    let deadline = Instant::now() + args.timeout;
-    let outcome = agent::run(
-        &config,
-        sources,
-        Mode::Once {
-            deadline: Some(deadline),
-        },
-        stop,
-    )
-    .exit(Exit::Software)?;
+    // A timeout beyond what the clock can represent is none.
+    let deadline = Instant::now().checked_add(args.timeout);
+    let outcome =
+        agent::run(&config, sources, Mode::Once { deadline }, stop).exit(Exit::Software)?;
     if args.json {
         #[allow(clippy::print_stdout)]
         {

@@ -51,8 +51,19 @@ fn parse_expiry(
     let lifetime = text.starts_with(|c: char| c.is_ascii_digit())
         && text.ends_with(|c: char| "smhdw".contains(c));
     let time = crate::time_arg::parse_time(text, now)?;
+    if !lifetime {
+        return Ok(time);
+    }
     // `parse_time` reads an age backwards from now; a lifetime goes forwards.
-    Ok(if lifetime { now + (now - time) } else { time })
+    let max = siren_server::admin::MAX_TOKEN_DAYS;
+    let span = now - time;
+    if span > chrono::TimeDelta::days(i64::from(max)) {
+        return Err(format!(
+            "--expires {text} is too long: a token lives {max} days at most"
+        ));
+    }
+    now.checked_add_signed(span)
+        .ok_or_else(|| format!("--expires {text} is out of range"))
 }
 
 fn token_row(token: &ApiToken) -> serde_json::Value {
@@ -172,5 +183,10 @@ mod tests {
         assert_eq!((in_90_days - now).num_days(), 90);
         assert!(parse_expiry("2030-01-01", now).is_ok());
         assert!(parse_expiry("soon", now).is_err());
+        // Ages that reach back to chrono's earliest year cannot overflow forwards.
+        for long in ["36501d", "95700000d", "99999999999999d"] {
+            assert!(parse_expiry(long, now).is_err(), "{long}");
+        }
+        assert!(parse_expiry("36500d", now).is_ok());
     }
 }

@@ -147,8 +147,13 @@ impl Dispatcher {
             .filter_map(|(name, _)| notifier.timeout(name))
             .max()
             .unwrap_or(Duration::from_secs(10));
-        let lease = chrono::Duration::from_std(slowest * 2 + Duration::from_secs(30))
-            .unwrap_or(chrono::Duration::minutes(5));
+        let lease = chrono::Duration::from_std(
+            slowest
+                .saturating_mul(2)
+                .saturating_add(Duration::from_secs(30)),
+        )
+        .unwrap_or(chrono::Duration::minutes(5))
+        .min(chrono::Duration::days(1));
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
@@ -227,7 +232,8 @@ impl Dispatcher {
     /// Delivers what is due within `budget` of wall-clock time (for `siren ingest`): what
     /// is not sent by then stays in the outbox.
     pub async fn deliver_within(&self, budget: Duration) -> Result<DispatchReport, NotifyError> {
-        self.tick(Some(Instant::now() + budget)).await
+        // A budget beyond what the clock can represent is no deadline at all.
+        self.tick(Instant::now().checked_add(budget)).await
     }
 
     /// One round: plan new changes, make digests, send what is due (claiming nothing new
@@ -393,8 +399,6 @@ impl Dispatcher {
                             continue;
                         }
                         let since = last.sent_at.unwrap_or(last.updated_at);
-                        let every =
-                            chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
                         out.push(NewDelivery {
                             dedup_key: format!("update:{}:{channel}:{}", incident.id, last.id),
                             incident_id: Some(incident.id),
@@ -402,7 +406,7 @@ impl Dispatcher {
                             kind: DeliveryKind::Update,
                             alert_count: change.alert_count,
                             payload: json!({ "policy": index + 1 }),
-                            due_at: due.max(since + every),
+                            due_at: due.max(policy::later(since, every)),
                         });
                     }
                 }
@@ -415,8 +419,6 @@ impl Dispatcher {
                 } else {
                     &rule.escalate_to
                 };
-                let after_chrono =
-                    chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
                 for channel in targets {
                     if !escalated.insert(channel) {
                         continue;
@@ -428,7 +430,7 @@ impl Dispatcher {
                         kind: DeliveryKind::Escalation,
                         alert_count: change.alert_count,
                         payload: json!({ "policy": index + 1, "after_secs": after.as_secs() }),
-                        due_at: incident.created_at + after_chrono,
+                        due_at: policy::later(incident.created_at, after),
                     });
                 }
             }
@@ -444,8 +446,10 @@ impl Dispatcher {
                 continue;
             };
             let now = inner.clock.now();
-            let window = chrono::Duration::from_std(throttle.per).unwrap_or(chrono::Duration::MAX);
-            if inner.store.sent_since(channel.name(), now - window).await?
+            if inner
+                .store
+                .sent_since(channel.name(), policy::earlier(now, throttle.per))
+                .await?
                 >= u64::from(throttle.max)
             {
                 continue;
@@ -505,10 +509,9 @@ impl Dispatcher {
             .cloned();
         let mut sent_in_window = match &throttle {
             Some(t) => {
-                let window = chrono::Duration::from_std(t.per).unwrap_or(chrono::Duration::MAX);
                 inner
                     .store
-                    .sent_since(channel, inner.clock.now() - window)
+                    .sent_since(channel, policy::earlier(inner.clock.now(), t.per))
                     .await?
             }
             None => 0,
@@ -638,8 +641,7 @@ impl Dispatcher {
                 let wait = policy::backoff(&inner.config.retry, delivery.attempts);
                 DeliveryOutcome::Retry {
                     error: error.message,
-                    at: after
-                        + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1)),
+                    at: policy::later(after, wait),
                 }
             }
         })

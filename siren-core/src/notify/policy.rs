@@ -147,8 +147,29 @@ fn parse_offset(text: &str) -> Option<FixedOffset> {
         _ => (1, text),
     };
     let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
-    let seconds = h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60;
+    let seconds = h
+        .parse::<i32>()
+        .ok()?
+        .checked_mul(3600)?
+        .checked_add(m.parse::<i32>().ok()?.checked_mul(60)?)?;
     FixedOffset::east_opt(sign * seconds)
+}
+
+/// `at` plus `span`, or the latest representable time when that is beyond it (a
+/// configured duration of a million years means "never").
+pub fn later(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(span)
+        .ok()
+        .and_then(|span| at.checked_add_signed(span))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at` minus `span`, or the earliest representable time when that is before it.
+pub fn earlier(at: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(span)
+        .ok()
+        .and_then(|span| at.checked_sub_signed(span))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// The wait before attempt `attempts + 1`, after `attempts` failed: `initial`, doubling, at
@@ -298,5 +319,23 @@ mod tests {
         let waits: Vec<u64> = (1..=5).map(|a| backoff(&retry, a).as_secs()).collect();
         assert_eq!(waits, [10, 20, 40, 60, 60]);
         assert_eq!(backoff(&retry, 1000).as_secs(), 60);
+    }
+
+    #[test]
+    fn configured_durations_and_offsets_never_overflow() {
+        let now = Utc::now();
+        let ages = Duration::from_secs(u64::MAX);
+        assert_eq!(later(now, ages), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(earlier(now, ages), DateTime::<Utc>::MIN_UTC);
+        // Within chrono's range as a delta, beyond it as a time.
+        let million_years = Duration::from_secs(1_000_000 * 365 * 86_400);
+        assert_eq!(later(now, million_years), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            later(now, Duration::from_secs(60)),
+            now + chrono::TimeDelta::seconds(60)
+        );
+        assert!(parse_offset("+99999999:00").is_none());
+        assert!(parse_offset("+01:99999999").is_none());
+        assert_eq!(parse_offset("+01:30"), FixedOffset::east_opt(5400));
     }
 }

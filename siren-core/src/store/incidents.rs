@@ -293,13 +293,15 @@ pub(super) mod sql {
         ORDER BY at DESC, id DESC LIMIT $2";
     pub const INSERT_USER: &str = "INSERT INTO users (tenant, name, role, password_hash, disabled, created_at) \
         VALUES ($1, $2, $3, $4, 0, $5)";
-    pub const USERS: &str =
-        "SELECT name, role, disabled, created_at FROM users WHERE tenant = $1 ORDER BY name";
-    pub const USER: &str =
-        "SELECT name, role, disabled, created_at FROM users WHERE tenant = $1 AND name = $2";
+    pub const USERS: &str = "SELECT name, role, disabled, is_global, created_at FROM users \
+        WHERE tenant = $1 ORDER BY name";
+    pub const USER: &str = "SELECT name, role, disabled, is_global, created_at FROM users \
+        WHERE tenant = $1 AND name = $2";
     pub const USER_HASH: &str =
         "SELECT password_hash FROM users WHERE tenant = $1 AND name = $2 AND disabled = 0";
     pub const SET_DISABLED: &str = "UPDATE users SET disabled = $1 WHERE tenant = $2 AND name = $3";
+    pub const DELETE_USER_SESSIONS: &str =
+        "DELETE FROM sessions WHERE tenant = $1 AND user_name = $2";
     pub const LOAD_STATE: &str =
         "SELECT state FROM correlation_state WHERE tenant = $1 AND name = $2";
     pub const SAVE_STATE: &str = "INSERT INTO correlation_state (tenant, name, state, updated_at) \
@@ -803,11 +805,13 @@ macro_rules! incident_methods {
         fn decode_user(row: &<$db as sqlx::Database>::Row, tenant: &str) -> Result<User, StoreError> {
             let role: String = row.try_get("role")?;
             let disabled: i64 = row.try_get("disabled")?;
+            let global: i64 = row.try_get("is_global")?;
             Ok(User {
                 name: row.try_get("name")?,
                 tenant: tenant.to_owned(),
                 role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("unknown role '{role}'")))?,
                 disabled: disabled != 0,
+                global: global != 0,
                 created_at: common::time(row.try_get("created_at")?),
             })
         }
@@ -844,8 +848,16 @@ macro_rules! incident_methods {
             if done.rows_affected() == 0 {
                 return Err(StoreError::NotFound(format!("user '{name}'")));
             }
+            // Disabling ends the user's sessions for good: enabling them again does not bring
+            // an old cookie back.
+            let ended = if disabled {
+                sqlx::query(sql::DELETE_USER_SESSIONS).bind(tenant).bind(name).execute(&mut *tx).await?.rows_affected()
+            } else {
+                0
+            };
             let action = if disabled { "user.disable" } else { "user.enable" };
-            audit(&mut tx, tenant, now, actor, action, &format!("user:{name}"), "").await?;
+            let detail = if disabled { format!("{ended} session(s) ended") } else { String::new() };
+            audit(&mut tx, tenant, now, actor, action, &format!("user:{name}"), &detail).await?;
             let row = sqlx::query(sql::USER).bind(tenant).bind(name).fetch_one(&mut *tx).await?;
             let user = decode_user(&row, tenant)?;
             tx.commit().await?;

@@ -240,6 +240,16 @@ pub trait ServerStore: Send + Sync {
     ) -> Result<Option<SessionRecord>, StoreError>;
     /// Ends a session.
     async fn delete_session(&self, id_hash: &[u8]) -> Result<(), StoreError>;
+    /// Appends an entry to the tenant's audit log (what the server saw happen: a login
+    /// lockout, …).
+    async fn record_audit(
+        &self,
+        tenant: &TenantId,
+        actor: &Actor,
+        action: &str,
+        object: &str,
+        detail: &str,
+    ) -> Result<(), StoreError>;
     /// Removes expired sessions; returns how many.
     async fn purge_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
     /// Creates a token (audited).
@@ -608,6 +618,27 @@ macro_rules! server_methods {
                     .execute(&self.writer)
                     .await?;
                 Ok(())
+            }
+
+            async fn record_audit(
+                &self,
+                tenant: &TenantId,
+                actor: &Actor,
+                action: &str,
+                object: &str,
+                detail: &str,
+            ) -> Result<(), StoreError> {
+                let now = Utc::now().timestamp_micros();
+                audit(
+                    &self.writer,
+                    tenant.as_str(),
+                    now,
+                    actor,
+                    action,
+                    object,
+                    detail,
+                )
+                .await
             }
 
             async fn purge_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
