@@ -87,10 +87,9 @@ pub struct StateLock(#[allow(dead_code)] File);
 /// Takes the lock that keeps two agents off one state folder.
 #[allow(clippy::incompatible_msrv)]
 pub fn lock_state(state_dir: &Path) -> anyhow::Result<StateLock> {
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("state_dir: cannot create {}", state_dir.display()))?;
+    crate::state_dir::prepare(state_dir)?;
     let path = state_dir.join("agent.lock");
-    let file = File::options()
+    let file = siren_core::owner_only::options()
         .create(true)
         .truncate(false)
         .write(true)

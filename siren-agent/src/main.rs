@@ -11,6 +11,7 @@ mod service;
 mod ship;
 mod source;
 mod spool;
+mod state_dir;
 mod status;
 
 use std::path::PathBuf;

@@ -37,6 +37,7 @@ fn run_service() -> anyhow::Result<()> {
     let path = CONFIG.get().cloned().unwrap_or_default();
     let config = crate::config::Config::load(&path)?;
     let _log = crate::logging::init(Some(&config.log), true)?;
+    crate::commands::warn_if_exposed(&config, &path);
     let stop = Arc::new(AtomicBool::new(false));
     let handler_stop = stop.clone();
     let status_handle =

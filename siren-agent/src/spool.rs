@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use siren_core::owner_only;
 
 use crate::config::WhenFull;
 
@@ -177,7 +178,11 @@ impl Spool {
         segment_bytes: u64,
         when_full: WhenFull,
     ) -> Result<(Self, Recovered), SpoolError> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        // Events waiting to be shipped: the spool is its owner's only.
+        owner_only::create_dir_all(dir).map_err(io(dir))?;
+        if let Err(error) = owner_only::restrict(dir, 0o077) {
+            tracing::warn!(%error, dir = %dir.display(), "cannot make the spool its owner's only");
+        }
         let ack_path = dir.join("ack.json");
         let ack: AckState = match std::fs::read(&ack_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
@@ -370,7 +375,7 @@ impl Spool {
                 let first_seq = inner.next_seq;
                 let path = self.dir.join(format!("{first_seq:020}.seg"));
                 let file = check!(
-                    OpenOptions::new().create(true).append(true).open(&path),
+                    owner_only::options().create(true).append(true).open(&path),
                     &path
                 );
                 check!(sync_dir(&self.dir), &self.dir);
@@ -521,7 +526,12 @@ impl Spool {
         let tmp = self.dir.join("ack.json.tmp");
         let dest = self.dir.join("ack.json");
         {
-            let mut f = File::create(&tmp).map_err(io(&tmp))?;
+            let mut f = owner_only::options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(io(&tmp))?;
             let text = serde_json::to_vec(&inner.ack).unwrap_or_default();
             f.write_all(&text).map_err(io(&tmp))?;
             f.sync_all().map_err(io(&tmp))?;

@@ -102,7 +102,10 @@ impl SharedStatus {
         status.dropped = status.dropped.max(spool.dropped);
         status.updated_at = Some(Utc::now());
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&status).unwrap_or_default())?;
+        siren_core::owner_only::write(
+            &tmp,
+            &serde_json::to_vec_pretty(&status).unwrap_or_default(),
+        )?;
         std::fs::rename(&tmp, path)
     }
 }

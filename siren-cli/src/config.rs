@@ -25,6 +25,9 @@ pub struct Config {
     pub notify: Option<siren_core::notify::NotifyConfig>,
     /// Report settings.
     pub report: Option<ReportConfig>,
+    /// The file it was read from.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
 }
 
 /// The `report:` section.
@@ -49,8 +52,41 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_yaml::from_str(&text)
-            .with_context(|| format!("invalid configuration file {}", path.display()))
+        let mut config: Self = serde_yaml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))?;
+        config.path = Some(path);
+        Ok(config)
+    }
+
+    /// The settings whose secret is written literally (not `env:NAME` / `file:PATH`).
+    pub fn literal_secrets(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if let Some(url) = &self.database
+            && !(url.starts_with("env:") || url.starts_with("file:"))
+            && siren_core::notify::config::url_has_password(url)
+        {
+            found.push("database".to_owned());
+        }
+        if let Some(notify) = &self.notify {
+            found.extend(notify.literal_secrets());
+        }
+        found
+    }
+
+    /// A warning when the file holds literal secrets and its group or others may read it.
+    pub fn exposure_warning(&self) -> Option<String> {
+        let path = self.path.as_ref()?;
+        let secrets = self.literal_secrets();
+        if secrets.is_empty() {
+            return None;
+        }
+        let mode = siren_core::owner_only::readable_by_others(path)?;
+        Some(format!(
+            "the configuration file {} holds secrets written literally ({}) and others can \
+             read it (mode {mode:03o}): chmod 600 it, or write them as env:NAME or file:PATH",
+            path.display(),
+            secrets.join(", ")
+        ))
     }
 }
 

@@ -169,6 +169,13 @@ impl Cli {
             .unwrap_or(siren_core::TenantId::DEFAULT);
         let tenant =
             siren_core::TenantId::parse(tenant_name).map_err(|e| Failure::new(Exit::Config, e))?;
+        let printer = Printer {
+            format: self.format.output().unwrap_or(OutputFormat::Table),
+            quiet: self.quiet,
+        };
+        if let Some(warning) = config.exposure_warning() {
+            printer.warn(warning);
+        }
         let notify = config.notify.unwrap_or_default();
         notify
             .validate()
@@ -177,10 +184,7 @@ impl Cli {
             notify,
             database_url: database,
             tenant,
-            printer: Printer {
-                format: self.format.output().unwrap_or(OutputFormat::Table),
-                quiet: self.quiet,
-            },
+            printer,
             server: config.server.unwrap_or_default(),
             rules: config.rules,
             logsources: config.logsources,

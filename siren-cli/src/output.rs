@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 
 use comfy_table::{ContentArrangement, Table, presets};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use siren_core::csv_safe::{self, neutralise};
 
 /// Output formats every command offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,10 +116,11 @@ impl Printer {
                 writeln!(out)
             }
             OutputFormat::Csv => {
-                let mut writer = csv::Writer::from_writer(out);
+                let mut writer = csv_safe::writer(out);
                 writer.write_record(["key", "value"])?;
                 for (key, value) in table {
-                    writer.write_record([key, value])?;
+                    writer
+                        .write_record([neutralise(&key).as_ref(), neutralise(&value).as_ref()])?;
                 }
                 writer.flush()
             }
@@ -149,10 +151,10 @@ impl Printer {
                 Ok(())
             }
             OutputFormat::Csv => {
-                let mut writer = csv::Writer::from_writer(out);
+                let mut writer = csv_safe::writer(out);
                 writer.write_record(&rows.columns)?;
                 for row in &rows.rows {
-                    writer.write_record(rows.columns.iter().map(|c| cell(&row[*c])))?;
+                    writer.write_record(rows.columns.iter().map(|c| csv_cell(&row[*c])))?;
                 }
                 writer.flush()
             }
@@ -182,6 +184,15 @@ pub fn cell(value: &serde_json::Value) -> String {
         serde_json::Value::Null => String::new(),
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// A JSON value as a CSV cell: numbers as they are, any other value neutralised against
+/// formula injection ([`siren_core::csv_safe`]).
+pub fn csv_cell(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Number(n) => n.to_string(),
+        other => neutralise(&cell(other)).into_owned(),
     }
 }
 

@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 pub mod correlation;
+pub mod csv_safe;
 pub mod event;
 pub mod hunt;
 pub mod incident;
@@ -35,6 +36,7 @@ pub mod ingest;
 pub mod normalize;
 #[cfg(feature = "notify")]
 pub mod notify;
+pub mod owner_only;
 #[cfg(feature = "report")]
 pub mod report;
 pub mod rules;

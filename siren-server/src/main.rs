@@ -59,8 +59,31 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
     if text.trim().is_empty() {
         return Ok(FileConfig::default());
     }
-    serde_yaml::from_str(&text)
-        .with_context(|| format!("invalid configuration file {}", path.display()))
+    let config: FileConfig = serde_yaml::from_str(&text)
+        .with_context(|| format!("invalid configuration file {}", path.display()))?;
+    // Secrets written literally in a file others can read.
+    let mut secrets = config
+        .notify
+        .as_ref()
+        .map_or_else(Vec::new, |n| n.literal_secrets());
+    if let Some(url) = &config.database
+        && !(url.starts_with("env:") || url.starts_with("file:"))
+        && siren_core::notify::config::url_has_password(url)
+    {
+        secrets.insert(0, "database".to_owned());
+    }
+    if !secrets.is_empty()
+        && let Some(mode) = siren_core::owner_only::readable_by_others(&path)
+    {
+        tracing::warn!(
+            file = %path.display(),
+            mode = format!("{mode:03o}"),
+            secrets = secrets.join(", "),
+            "the configuration file holds secrets written literally and others can read it: \
+             chmod 600 it, or write them as env:NAME or file:PATH"
+        );
+    }
+    Ok(config)
 }
 
 fn resolve_secret(value: &str) -> anyhow::Result<String> {

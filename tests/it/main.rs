@@ -10,7 +10,10 @@
 mod agent;
 mod authz;
 mod correlation;
+mod csv_injection;
 mod dashboard;
+#[cfg(unix)]
+mod file_modes;
 mod hunt;
 mod incidents;
 mod ingest;

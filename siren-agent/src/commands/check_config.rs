@@ -9,6 +9,12 @@ pub fn run(path: &Path) -> Result<Exit, Failure> {
     let config = super::load(path)?;
     config.token().exit(Exit::Config)?;
     crate::ship::client(&config).exit(Exit::Config)?;
+    if let Some(warning) = super::exposure_warning(&config, path) {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("warning: {warning}");
+        }
+    }
     #[allow(clippy::print_stdout)]
     {
         println!(

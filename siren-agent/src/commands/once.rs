@@ -79,6 +79,7 @@ fn inputs(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Failure> {
 pub fn run(path: &Path, args: OnceArgs) -> Result<Exit, Failure> {
     let config = super::load(path)?;
     let _log = crate::logging::init(Some(&config.log), false).exit(Exit::Config)?;
+    super::warn_if_exposed(&config, path);
     let (evtx, jsonl) = inputs(&args.files)?;
     let mut sources: Vec<crate::agent::FilteredSource> = Vec::new();
     if !evtx.is_empty() {

@@ -11,6 +11,7 @@ use crate::exit::{Exit, ExitContext, Failure};
 pub fn run(path: &Path) -> Result<Exit, Failure> {
     let config = super::load(path)?;
     let _log = crate::logging::init(Some(&config.log), true).exit(Exit::Config)?;
+    super::warn_if_exposed(&config, path);
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();

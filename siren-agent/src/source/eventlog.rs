@@ -5,7 +5,8 @@
 //! as a flat JSON object of the same fields (`EventID`, `Channel`, `Computer`, `EventData`
 //! fields by name…), which the server reads as it reads any flat JSON event.
 //!
-//! This is the only module with unsafe code: the FFI calls, each handle closed by a guard.
+//! One of the two modules with unsafe code (with the state folder's access list): the FFI
+//! calls, each handle closed by a guard.
 #![allow(unsafe_code)]
 
 use std::ops::ControlFlow;

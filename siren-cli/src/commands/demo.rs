@@ -43,7 +43,7 @@ pub struct Args {
 pub async fn run(context: &Context, args: Args) -> CommandResult {
     let (folder, _temporary) = match &args.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir)
+            siren_core::owner_only::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))
                 .map_err(|e| Failure::new(Exit::Config, e))?;
             (dir.clone(), None)
@@ -180,7 +180,7 @@ fn write_sample(path: &Path, now: DateTime<Utc>) -> Result<(), Failure> {
         }
     }
     let text = serde_json::to_vec(&events).map_err(|e| Failure::new(Exit::Software, e))?;
-    std::fs::write(path, text)
+    siren_core::owner_only::write(path, &text)
         .with_context(|| format!("cannot write {}", path.display()))
         .map_err(|e| Failure::new(Exit::Config, e))
 }

@@ -13,7 +13,7 @@ use siren_core::rules::Level;
 use super::{RuleSource, detection_json, load_rules};
 use crate::Context;
 use crate::exit::{CommandResult, Exit, Failure};
-use crate::output::{OutputFormat, cell};
+use crate::output::{OutputFormat, cell, csv_cell};
 use crate::timeline::Timeline;
 use crate::write_behind::WriteBehind;
 
@@ -197,7 +197,13 @@ fn write_timeline(
 ) -> Result<(), Failure> {
     let sink: Box<dyn Write + Send> = match output {
         Some(path) if path != std::path::Path::new("-") => {
-            Box::new(std::fs::File::create(path).map_err(|e| {
+            // Detections quote the events' fields: the file is its owner's only.
+            let file = siren_core::owner_only::options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path);
+            Box::new(file.map_err(|e| {
                 Failure::new(
                     Exit::Software,
                     anyhow::Error::from(e).context(format!("cannot write {}", path.display())),
@@ -226,7 +232,7 @@ fn write_timeline(
                 .and_then(|()| out.write_all(b"\n]\n"))
         }
         OutputFormat::Csv => {
-            let mut csv = csv::Writer::from_writer(&mut out);
+            let mut csv = siren_core::csv_safe::writer(&mut out);
             let header = COLUMNS.iter().copied().chain(["tags"]);
             let mut result = csv.write_record(header).map_err(std::io::Error::from);
             if result.is_ok() {
@@ -236,7 +242,8 @@ fn write_timeline(
                         .as_array()
                         .map(|t| t.iter().map(cell).collect::<Vec<_>>().join(" "))
                         .unwrap_or_default();
-                    let row = COLUMNS.iter().map(|c| cell(&value[*c])).chain([tags]);
+                    let tags = siren_core::csv_safe::neutralise(&tags).into_owned();
+                    let row = COLUMNS.iter().map(|c| csv_cell(&value[*c])).chain([tags]);
                     csv.write_record(row).map_err(std::io::Error::from)
                 });
             }

@@ -283,6 +283,17 @@ fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>
     duration(d).map(Some)
 }
 
+/// Whether the URL `url` carries a password (`scheme://user:password@host…`).
+pub fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(user_info, _)| user_info.contains(':'))
+}
+
 /// A value that may be secret: written literally, or as `env:NAME` / `file:PATH` and resolved
 /// by [`NotifyConfig::resolve_secrets`]. Its `Debug` form never shows it.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -298,6 +309,11 @@ impl Secret {
     /// The value (after resolution, the secret itself).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the value is written literally (not `env:NAME` or `file:PATH`).
+    pub fn is_literal(&self) -> bool {
+        !(self.0.starts_with("env:") || self.0.starts_with("file:"))
     }
 
     fn resolve(
@@ -357,6 +373,46 @@ impl NotifyConfig {
             }
         }
         Ok(())
+    }
+
+    /// The settings whose secret is written literally in the configuration rather than as
+    /// `env:NAME` or `file:PATH`: SMTP passwords (and SMTP URLs with one), Slack and Teams
+    /// webhook URLs (and other webhook URLs with a password or a query), signing secrets and
+    /// header values. Read before [`NotifyConfig::resolve_secrets`].
+    pub fn literal_secrets(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for channel in &self.channels {
+            match channel {
+                ChannelConfig::Email(c) => {
+                    if c.smtp.is_literal() && url_has_password(c.smtp.expose()) {
+                        found.push(format!("channel '{}' smtp", c.name));
+                    }
+                    if c.password.as_ref().is_some_and(Secret::is_literal) {
+                        found.push(format!("channel '{}' password", c.name));
+                    }
+                }
+                ChannelConfig::Webhook(c) => {
+                    // Slack and Teams URLs are keys; other URLs are when they carry a
+                    // password or a query.
+                    let url = c.url.expose();
+                    let keyed = c.preset != WebhookPreset::Json
+                        || url_has_password(url)
+                        || url.contains('?');
+                    if c.url.is_literal() && keyed {
+                        found.push(format!("channel '{}' url", c.name));
+                    }
+                    if c.secret.as_ref().is_some_and(Secret::is_literal) {
+                        found.push(format!("channel '{}' secret", c.name));
+                    }
+                    for (header, value) in &c.headers {
+                        if value.is_literal() {
+                            found.push(format!("channel '{}' header {header}", c.name));
+                        }
+                    }
+                }
+            }
+        }
+        found
     }
 
     /// Checks names and references: unique channel names, policies naming channels that
@@ -505,6 +561,35 @@ policies:
                 .to_string()
                 .contains("channel 'soc-mail' smtp")
         );
+    }
+
+    #[test]
+    fn literal_secrets_are_found() {
+        let config: NotifyConfig = serde_yaml::from_str(SAMPLE).unwrap();
+        assert!(config.literal_secrets().is_empty(), "env: and plain URLs");
+        let config: NotifyConfig = serde_yaml::from_str(
+            r#"
+channels:
+  - { name: m, type: email, smtp: "smtp://u:pw@relay:587", from: a@b, to: [c@d], password: hunter2 }
+  - { name: s, type: webhook, preset: slack, url: "https://hooks.slack.com/services/T0/B0/X" }
+  - { name: h, type: webhook, url: "https://h.example/x?key=1", secret: "file:/s", headers: { Authorization: "Bearer x", X-Id: "env:ID" } }
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.literal_secrets(),
+            [
+                "channel 'm' smtp",
+                "channel 'm' password",
+                "channel 's' url",
+                "channel 'h' url",
+                "channel 'h' header Authorization"
+            ]
+        );
+        assert!(url_has_password("postgres://siren:pw@db/siren"));
+        assert!(!url_has_password("postgres://siren@db/siren"));
+        assert!(!url_has_password("https://h.example/a:b@c"));
+        assert!(!url_has_password("sqlite://siren.db"));
     }
 
     #[test]

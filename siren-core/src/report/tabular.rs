@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::model::{ReportIncident, Summary};
 use super::{ReportError, ReportMeta};
+use crate::csv_safe::{self, neutralise};
 
 /// The CSV columns, in order. Part of the public format: add at the end, never reorder.
 pub const CSV_COLUMNS: [&str; 18] = [
@@ -35,24 +36,27 @@ fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
         .unwrap_or_default()
 }
 
-/// Writes the CSV report.
+/// Writes the CSV report. Text cells are neutralised against formula injection
+/// ([`crate::csv_safe`]); ids and counts are numbers.
 pub fn write_csv<W: Write>(
     out: W,
     incidents: impl Iterator<Item = ReportIncident>,
 ) -> Result<W, ReportError> {
-    let mut writer = csv::Writer::from_writer(out);
+    let text = |s: &str| neutralise(s).into_owned();
+    let list = |items: &[String]| text(&items.join("; "));
+    let mut writer = csv_safe::writer(out);
     writer.write_record(CSV_COLUMNS)?;
     for item in incidents {
         let i = &item.incident;
         writer.write_record([
             i.id.to_string(),
-            i.title.clone(),
+            text(&i.title),
             i.severity.as_str().to_owned(),
             i.status.as_str().to_owned(),
             i.resolution
                 .map(|r| r.as_str().to_owned())
                 .unwrap_or_default(),
-            i.assignee.clone().unwrap_or_default(),
+            text(i.assignee.as_deref().unwrap_or_default()),
             time(Some(i.first_seen)),
             time(Some(i.last_seen)),
             time(Some(i.created_at)),
@@ -60,11 +64,11 @@ pub fn write_csv<W: Write>(
             time(item.resolved_at),
             i.alert_count.to_string(),
             i.event_count.to_string(),
-            i.rule_ids.join("; "),
-            i.techniques.join("; "),
-            i.hosts.join("; "),
-            i.users.join("; "),
-            i.ips.join("; "),
+            list(&i.rule_ids),
+            list(&i.techniques),
+            list(&i.hosts),
+            list(&i.users),
+            list(&i.ips),
         ])?;
     }
     writer

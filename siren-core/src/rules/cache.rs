@@ -140,7 +140,8 @@ impl RuleCache {
 
     fn write(&self, entries: &[Entry]) -> std::io::Result<()> {
         let dir = self.file.parent().unwrap_or(Path::new("."));
-        create_private_dir(dir)?;
+        // Readable by its owner only: the cache decides which rules load.
+        crate::owner_only::create_dir_all(dir)?;
         let mut temp = tempfile::NamedTempFile::new_in(dir)?;
         {
             let mut out = std::io::BufWriter::new(temp.as_file_mut());
@@ -162,15 +163,6 @@ impl RuleCache {
 /// A path as a JSON string (which holds no raw tab or newline).
 fn json_string(path: &str) -> Option<String> {
     serde_json::to_string(path).ok()
-}
-
-/// Creates the cache folder, readable by its owner only (it decides which rules load).
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
 }
 
 #[cfg(test)]

@@ -57,6 +57,10 @@ impl SqliteStore {
         } else {
             SqliteConnectOptions::new().filename(url)
         };
+        if !is_in_memory(url) {
+            create_private(options.get_filename())
+                .map_err(|e| connect_error(sqlx::Error::Io(e)))?;
+        }
         let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -78,6 +82,30 @@ impl SqliteStore {
             .map_err(connect_error)?;
         Ok(Self { pool, writer })
     }
+}
+
+/// Whether `url` names an in-memory database (`sqlite::memory:`, `?mode=memory`) or one
+/// opened read-only, for which no file is created.
+fn is_in_memory(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.contains(":memory:") || lower.contains("mode=memory") || lower.contains("mode=ro")
+}
+
+/// Creates the database file at `path`, readable by its owner only, before SQLite opens it;
+/// SQLite gives the `-wal` and `-shm` files it creates beside it the database file's mode. An
+/// existing database (and its `-wal` and `-shm` files) loses any access for others; its
+/// owner and group keep theirs.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || crate::owner_only::create_file(path)? {
+        return Ok(());
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        // Best effort: a database of another user's stays as it is.
+        let _ = crate::owner_only::restrict(std::path::Path::new(&name), 0o007);
+    }
+    Ok(())
 }
 
 /// Stores `rows` in `tx`, skipping those already stored, and adds the new ones to
