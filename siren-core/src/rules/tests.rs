@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::event::TenantId;
+use crate::event::{Event, Fields, TenantId};
 
 fn event(fields: serde_json::Value) -> Event {
     let serde_json::Value::Object(map) = fields else {
