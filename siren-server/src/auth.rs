@@ -30,6 +30,7 @@ use siren_core::user::{Actor, Role};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "siren_session";
@@ -350,9 +351,8 @@ fn decoy_hash() -> &'static str {
 async fn login(
     State(state): State<AppState>,
     ConnectInfoOpt(addr): ConnectInfoOpt,
-    request: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+    JsonBody(request): JsonBody<LoginRequest>,
 ) -> ApiResult<Response> {
-    let Json(request) = request.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let tenant = TenantId::parse(request.tenant.as_deref().unwrap_or(TenantId::DEFAULT))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let ip = addr.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
