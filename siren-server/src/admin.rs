@@ -3,7 +3,7 @@
 //! global admin may create global admins or global tokens, and only a global admin sees or
 //! changes them: to a tenant's own admin they do not exist (404).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -12,8 +12,9 @@ use siren_core::store::server::NewToken;
 use siren_core::user::Role;
 
 use crate::AppState;
-use crate::auth::{Access, Administer};
+use crate::auth::{Access, Administer, Credential};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, PathParams};
 
 /// `/api/v1/users…` and `/api/v1/tokens…`.
 pub fn router() -> Router<AppState> {
@@ -23,12 +24,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/users/{name}/enable", post(enable_user))
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
-}
-
-type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
-
-fn body<T>(body: JsonBody<T>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b).map_err(ApiError::from)
 }
 
 fn role(text: &str) -> Result<Role, ApiError> {
@@ -60,9 +55,8 @@ struct NewUser {
 async fn add_user(
     State(state): State<AppState>,
     access: Access<Administer>,
-    request: JsonBody<NewUser>,
+    JsonBody(request): JsonBody<NewUser>,
 ) -> ApiResult<Json<Value>> {
-    let request = body(request)?;
     let role = role(&request.role)?;
     if !role.is_for_people() {
         return Err(ApiError::BadRequest(
@@ -111,7 +105,9 @@ async fn set_disabled(
             return Err(ApiError::NotFound(format!("user '{name}' not found")));
         }
     }
-    if disabled && name == access.name && access.tenant == access.home_tenant {
+    // A session's user may not lock themselves out; a token is no user, whatever its name.
+    let own_session = matches!(access.credential, Credential::Session(_));
+    if disabled && own_session && name == access.name && access.tenant == access.home_tenant {
         return Err(ApiError::Refused("you cannot disable yourself".to_owned()));
     }
     let user = state
@@ -126,7 +122,7 @@ async fn set_disabled(
 async fn disable_user(
     State(state): State<AppState>,
     access: Access<Administer>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     set_disabled(state, access, name, true).await
 }
@@ -134,7 +130,7 @@ async fn disable_user(
 async fn enable_user(
     State(state): State<AppState>,
     access: Access<Administer>,
-    Path(name): Path<String>,
+    PathParams(name): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     set_disabled(state, access, name, false).await
 }
@@ -206,9 +202,8 @@ fn token_expiry(
 async fn create_token(
     State(state): State<AppState>,
     access: Access<Administer>,
-    request: JsonBody<TokenRequest>,
+    JsonBody(request): JsonBody<TokenRequest>,
 ) -> ApiResult<Json<Value>> {
-    let request = body(request)?;
     let role = role(&request.role)?;
     if request.global && !access.global {
         return Err(ApiError::Forbidden(
@@ -242,7 +237,7 @@ async fn create_token(
 async fn revoke_token(
     State(state): State<AppState>,
     access: Access<Administer>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<Value>> {
     let id: i64 = id
         .parse()

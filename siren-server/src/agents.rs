@@ -11,6 +11,7 @@ use siren_core::store::server::AgentHeartbeat;
 use crate::AppState;
 use crate::auth::{Access, Heartbeat, Read};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
 
 /// `/api/v1/agents…`.
 pub fn router() -> Router<AppState> {
@@ -31,9 +32,8 @@ fn limited(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
 async fn heartbeat(
     State(state): State<AppState>,
     access: Access<Heartbeat>,
-    request: Result<Json<AgentHeartbeat>, axum::extract::rejection::JsonRejection>,
+    JsonBody(beat): JsonBody<AgentHeartbeat>,
 ) -> ApiResult<StatusCode> {
-    let Json(beat) = request.map_err(ApiError::from)?;
     if beat.agent.trim().is_empty() {
         return Err(ApiError::BadRequest(
             "agent (the agent's id) is required".to_owned(),

@@ -32,6 +32,7 @@ use siren_core::user::{Actor, Role};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
 use crate::ratelimit::Lockout;
 
 /// The session cookie's name.
@@ -459,9 +460,8 @@ fn decoy_hash() -> &'static str {
 async fn login(
     State(state): State<AppState>,
     ConnectInfoOpt(addr): ConnectInfoOpt,
-    request: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+    JsonBody(request): JsonBody<LoginRequest>,
 ) -> ApiResult<Response> {
-    let Json(request) = request.map_err(ApiError::from)?;
     let tenant = TenantId::parse(request.tenant.as_deref().unwrap_or(TenantId::DEFAULT))
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let ip = addr.map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());

@@ -1,6 +1,9 @@
 //! [`ApiError`]: the one error type handlers return, rendered as `{"error": "…"}` with its
-//! status. Server-side failures are logged and answered with a generic message.
+//! status. Server-side failures are logged and answered with a generic message. axum's own
+//! rejections (of a body, query string or path, see [`crate::extract`]) and requests with a
+//! method a route does not take become [`ApiError`]s too, so every error has that body.
 
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use siren_core::store::StoreError;
@@ -20,9 +23,16 @@ pub enum ApiError {
     /// 404: nothing of that name for this tenant.
     #[error("{0}")]
     NotFound(String),
+    /// 405: the route does not take this method.
+    #[error("this route does not take the {0} method")]
+    MethodNotAllowed(String),
     /// 409 / 422: the change is refused (invalid lifecycle move, unknown user…).
     #[error("{0}")]
     Refused(String),
+    /// 422: the body is JSON, but not of the shape the route takes (a field missing or of
+    /// the wrong type).
+    #[error("{0}")]
+    Unprocessable(String),
     /// 413: the body is over the limit.
     #[error("{0}")]
     TooLarge(String),
@@ -48,7 +58,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Refused(_) | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -72,18 +83,39 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<axum::extract::rejection::JsonRejection> for ApiError {
-    /// A JSON body that could not be read: over the body limit is a 413, the rest a 400.
-    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!(
-                "the body exceeds this route's size limit: {}",
-                rejection.body_text()
-            ))
-        } else {
-            ApiError::BadRequest(rejection.body_text())
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let message = rejection.body_text();
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(message),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::Unsupported(message),
+            StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(message),
+            status if status.is_server_error() => ApiError::Internal(message),
+            _ => ApiError::BadRequest(message),
         }
     }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        let message = rejection.body_text();
+        if rejection.status().is_server_error() {
+            ApiError::Internal(message)
+        } else {
+            ApiError::BadRequest(message)
+        }
+    }
+}
+
+/// The answer to a method a route does not take (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
 }
 
 impl IntoResponse for ApiError {

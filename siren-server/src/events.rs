@@ -9,7 +9,7 @@
 use std::io::Read as _;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -23,6 +23,7 @@ use siren_core::store::{EventQuery, StoredEvent};
 use crate::AppState;
 use crate::auth::{Access, Read, SendEvents};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::QueryParams;
 
 /// `/api/v1/events`.
 pub fn router() -> Router<AppState> {
@@ -341,9 +342,8 @@ pub fn parse_time(name: &str, text: &str) -> Result<chrono::DateTime<chrono::Utc
 async fn search_events(
     State(state): State<AppState>,
     access: Access<Read>,
-    params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
+    QueryParams(params): QueryParams<SearchParams>,
 ) -> ApiResult<Json<Events>> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let query = EventQuery {
         host: params.host.filter(|h| !h.is_empty()),
         event_id: params.event_id,

@@ -3,7 +3,7 @@
 //! and events page by page, and the analyst's actions (assign, status, notes). Another
 //! tenant's incident is "not found".
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,6 +19,7 @@ use siren_core::store::server::StoredAlert;
 use crate::AppState;
 use crate::auth::{Access, Read, Work};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, PathParams, QueryParams};
 
 /// Timeline entries shown with an incident (the newest), and a timeline page by default.
 const DETAIL_TIMELINE: u32 = 50;
@@ -86,9 +87,8 @@ fn matches_text(incident: &siren_core::incident::Incident, needle: &str) -> bool
 async fn list(
     State(state): State<AppState>,
     access: Access<Read>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+    QueryParams(params): QueryParams<ListParams>,
 ) -> ApiResult<Response> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let mut filter = IncidentFilter {
         status: non_empty(params.status)
             .map(|s| {
@@ -145,7 +145,7 @@ async fn list(
 async fn detail(
     State(state): State<AppState>,
     access: Access<Read>,
-    Path(id): Path<String>,
+    PathParams(id): PathParams<String>,
 ) -> ApiResult<Json<Detail>> {
     let id = incident_id(&id)?;
     let store = state.store();
@@ -220,22 +220,13 @@ struct AfterParams {
     limit: Option<u32>,
 }
 
-type QueryParams<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
-
-fn query<T>(params: QueryParams<T>) -> Result<T, ApiError> {
-    params
-        .map(|Query(p)| p)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))
-}
-
 /// The incident's timeline, newest entries first page by page (each page oldest first).
 async fn timeline(
     State(state): State<AppState>,
     access: Access<Read>,
-    Path(id): Path<String>,
-    params: QueryParams<TimelineParams>,
+    PathParams(id): PathParams<String>,
+    QueryParams(params): QueryParams<TimelineParams>,
 ) -> ApiResult<Json<Value>> {
-    let params = query(params)?;
     let id = incident_id(&id)?;
     let store = state.store();
     // Another tenant's incident is not found.
@@ -260,10 +251,9 @@ async fn timeline(
 async fn alerts(
     State(state): State<AppState>,
     access: Access<Read>,
-    Path(id): Path<String>,
-    params: QueryParams<AfterParams>,
+    PathParams(id): PathParams<String>,
+    QueryParams(params): QueryParams<AfterParams>,
 ) -> ApiResult<Json<Value>> {
-    let params = query(params)?;
     let id = incident_id(&id)?;
     let store = state.store();
     store.get_incident(&access.tenant, id).await?;
@@ -283,10 +273,9 @@ async fn alerts(
 async fn events(
     State(state): State<AppState>,
     access: Access<Read>,
-    Path(id): Path<String>,
-    params: QueryParams<AfterParams>,
+    PathParams(id): PathParams<String>,
+    QueryParams(params): QueryParams<AfterParams>,
 ) -> ApiResult<Json<Value>> {
-    let params = query(params)?;
     let id = incident_id(&id)?;
     let store = state.store();
     store.get_incident(&access.tenant, id).await?;
@@ -307,20 +296,13 @@ struct AssignRequest {
     assignee: String,
 }
 
-type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
-
-fn body<T>(body: JsonBody<T>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b).map_err(ApiError::from)
-}
-
 async fn assign(
     State(state): State<AppState>,
     access: Access<Work>,
-    Path(id): Path<String>,
-    request: JsonBody<AssignRequest>,
+    PathParams(id): PathParams<String>,
+    JsonBody(request): JsonBody<AssignRequest>,
 ) -> ApiResult<Json<Value>> {
     let id = incident_id(&id)?;
-    let request = body(request)?;
     let incident = state
         .store()
         .assign_incident(&access.tenant, id, request.assignee.trim(), &access.actor())
@@ -341,11 +323,10 @@ struct StatusRequest {
 async fn status(
     State(state): State<AppState>,
     access: Access<Work>,
-    Path(id): Path<String>,
-    request: JsonBody<StatusRequest>,
+    PathParams(id): PathParams<String>,
+    JsonBody(request): JsonBody<StatusRequest>,
 ) -> ApiResult<Json<Value>> {
     let id = incident_id(&id)?;
-    let request = body(request)?;
     let to = Status::parse(&request.status)
         .ok_or_else(|| ApiError::BadRequest(format!("unknown status '{}'", request.status)))?;
     let resolution = non_empty(request.resolution)
@@ -383,11 +364,10 @@ const MAX_NOTE: usize = 20_000;
 async fn note(
     State(state): State<AppState>,
     access: Access<Work>,
-    Path(id): Path<String>,
-    request: JsonBody<NoteRequest>,
+    PathParams(id): PathParams<String>,
+    JsonBody(request): JsonBody<NoteRequest>,
 ) -> ApiResult<Json<Value>> {
     let id = incident_id(&id)?;
-    let request = body(request)?;
     if request.text.chars().count() > MAX_NOTE {
         return Err(ApiError::BadRequest(format!(
             "a note has at most {MAX_NOTE} characters"

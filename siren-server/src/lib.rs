@@ -11,6 +11,7 @@ pub mod config;
 mod dashboard;
 pub mod error;
 pub mod events;
+pub mod extract;
 pub mod incidents;
 pub mod metrics;
 pub mod openapi;
@@ -177,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(stream::router())
         .merge(dashboard::router())
+        .method_not_allowed_fallback(error::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track_request,

@@ -3,7 +3,7 @@
 //! Readers of the tenant may download them; another tenant's incident is "not found".
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,6 +16,7 @@ use crate::AppState;
 use crate::auth::{Access, Read};
 use crate::error::{ApiError, ApiResult};
 use crate::events::parse_time;
+use crate::extract::{PathParams, QueryParams};
 
 /// `/api/v1/reports/…`.
 pub fn router() -> Router<AppState> {
@@ -59,9 +60,8 @@ impl ReportParams {
 async fn summary(
     State(state): State<AppState>,
     access: Access<Read>,
-    params: Result<Query<ReportParams>, axum::extract::rejection::QueryRejection>,
+    QueryParams(params): QueryParams<ReportParams>,
 ) -> ApiResult<Response> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let time = |name: &str, value: &Option<String>| {
         value
             .as_deref()
@@ -87,10 +87,9 @@ async fn summary(
 async fn incident(
     State(state): State<AppState>,
     access: Access<Read>,
-    Path(id): Path<String>,
-    params: Result<Query<ReportParams>, axum::extract::rejection::QueryRejection>,
+    PathParams(id): PathParams<String>,
+    QueryParams(params): QueryParams<ReportParams>,
 ) -> ApiResult<Response> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let id: IncidentId = id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("incident {id} not found")))?;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::agent::agent_bin;
+use crate::support::agent_bin;
 use crate::support::{siren_bin, workspace_root};
 
 /// `bin` run in `dir` with the umask `000`, with a clean SIREN environment and the rule cache

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod agent;
+mod api_errors;
 mod authz;
 mod correlation;
 mod csv_injection;
