@@ -99,6 +99,7 @@ pub fn readable_by_others(path: &Path) -> Option<u32> {
 }
 
 #[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
