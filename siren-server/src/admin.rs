@@ -153,18 +153,19 @@ struct TokenRequest {
     /// RFC 3339 time, or days from now.
     #[serde(default)]
     expires_at: Option<String>,
+    /// Signed and wide so that any integer reaches [`token_expiry`] and gets its message.
     #[serde(default)]
-    expires_in_days: Option<u32>,
+    expires_in_days: Option<i64>,
 }
 
 /// The longest lifetime a token may be given (days).
-pub const MAX_TOKEN_DAYS: u32 = 36_500;
+pub const MAX_TOKEN_DAYS: i64 = 36_500;
 
 /// When a new token stops working: `expires_at` (RFC 3339, in the future) or
 /// `expires_in_days` (1 to [`MAX_TOKEN_DAYS`]) from `now`, not both; `None` for never.
 fn token_expiry(
     at: Option<&str>,
-    days: Option<u32>,
+    days: Option<i64>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
     let expires = match (at, days) {
@@ -182,7 +183,7 @@ fn token_expiry(
                     "expires_in_days must be 1 to {MAX_TOKEN_DAYS}, not {days}"
                 )));
             }
-            chrono::TimeDelta::try_days(i64::from(days))
+            chrono::TimeDelta::try_days(days)
                 .and_then(|lifetime| now.checked_add_signed(lifetime))
                 .ok_or_else(|| {
                     ApiError::BadRequest(format!("expires_in_days {days} is out of range"))
@@ -270,7 +271,7 @@ mod tests {
             in_days(30).ok().flatten(),
             Some(now + chrono::TimeDelta::days(30))
         );
-        for days in [0, MAX_TOKEN_DAYS + 1, u32::MAX] {
+        for days in [0, MAX_TOKEN_DAYS + 1, i64::MAX, -1, i64::MIN] {
             let error = in_days(days).err().unwrap_or_default();
             assert!(
                 error.contains("expires_in_days must be 1 to"),

@@ -57,7 +57,7 @@ fn parse_expiry(
     // `parse_time` reads an age backwards from now; a lifetime goes forwards.
     let max = siren_server::admin::MAX_TOKEN_DAYS;
     let span = now - time;
-    if span > chrono::TimeDelta::days(i64::from(max)) {
+    if span > chrono::TimeDelta::days(max) {
         return Err(format!(
             "--expires {text} is too long: a token lives {max} days at most"
         ));
