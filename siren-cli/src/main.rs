@@ -18,14 +18,13 @@ use crate::exit::{CommandResult, EXIT_CODES_HELP, Exit, Failure};
 use crate::output::{FormatFlag, OutputFormat, Printer};
 
 /// mimalloc instead of the system allocator: reading and matching events allocates many small
-/// strings from several threads at once, where glibc's allocator spent a quarter of a hunt.
+/// strings from several threads at once.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Turns transparent huge pages off for this process. mimalloc asks for them on its arenas,
 /// and every page it hands back to the system and takes again then costs a fresh 2 MiB
-/// zeroed page: a tenth of a hunt's CPU time went to zeroing pages, and peak memory was
-/// 50 MiB higher.
+/// zeroed page.
 fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     {

@@ -128,6 +128,48 @@ enum Message<T> {
 
 /// Reads `inputs`, matching every event against `rules`; calls `on_detection` for each
 /// detection and `on_diagnostic` for each skipped record or file, on the calling thread.
+///
+/// ```
+/// use siren_core::hunt::{HuntObserver, HuntOptions, hunt};
+/// use siren_core::normalize::expand_inputs;
+/// use siren_core::rules::{LoadOptions, RuleSet};
+///
+/// let rule = r#"
+/// title: Security event log cleared
+/// level: high
+/// logsource: {product: windows, service: security}
+/// detection:
+///     selection: {EventID: 1102}
+///     condition: selection
+/// "#;
+/// let (rules, _) = RuleSet::from_yaml("cleared.yml", rule, &LoadOptions::default());
+///
+/// let dir = tempfile::tempdir()?;
+/// std::fs::write(
+///     dir.path().join("security.jsonl"),
+///     r#"{"EventID": 1102, "Channel": "Security", "Computer": "dc01"}
+/// {"EventID": 4624, "Channel": "Security", "Computer": "dc01"}
+/// not JSON
+/// "#,
+/// )?;
+/// let (inputs, _missing) = expand_inputs(&[dir.path()]);
+///
+/// struct Silent;
+/// impl HuntObserver for Silent {}
+/// let (mut hosts, mut skipped) = (Vec::new(), Vec::new());
+/// let summary = hunt(
+///     &inputs,
+///     &rules,
+///     &HuntOptions::default(),
+///     &Silent,
+///     |detection| hosts.push(detection.event.host),
+///     |diagnostic| skipped.push(diagnostic.to_string()),
+/// );
+/// assert_eq!((summary.events, summary.detections, summary.records_skipped), (2, 1, 1));
+/// assert_eq!(hosts, [Some("dc01".to_owned())]);
+/// assert!(skipped[0].contains("security.jsonl: line 3: invalid JSON"), "{skipped:?}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn hunt(
     inputs: &[Input],
     rules: &RuleSet,

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-/// How a [`Correlator`] bounds its state. Builder-lite: `CorrelatorConfig::default()
-/// .with_lateness(…)`.
+/// How a [`Correlator`](super::Correlator) bounds its state. Builder-lite:
+/// `CorrelatorConfig::default().with_lateness(…)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CorrelatorConfig {
     /// How far behind the latest event time a match may arrive and still be placed in its

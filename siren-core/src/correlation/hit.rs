@@ -25,7 +25,7 @@ pub struct EventRef {
 /// A correlation rule whose condition was met: one per group and episode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CorrelationHit {
-    /// The correlation rule's index in [`RuleSet::rules`].
+    /// The correlation rule's index in [`RuleSet::rules`](crate::rules::RuleSet::rules).
     pub rule: usize,
     /// The rule's stable reference: its id, else its name, else its title.
     pub reference: String,
@@ -44,11 +44,13 @@ pub struct CorrelationHit {
     pub value: f64,
     /// How many matches the window held.
     pub matches: usize,
-    /// The contributing events, oldest first, at most [`CorrelatorConfig::max_hit_events`].
+    /// The contributing events, oldest first, at most
+    /// [`CorrelatorConfig::max_hit_events`](super::CorrelatorConfig::max_hit_events).
     pub events: Vec<EventRef>,
     /// How many contributing events were left out of `events`.
     pub events_omitted: usize,
-    /// Whether this hit is an alert in its own right (see [`Correlator::is_reported`]).
+    /// Whether this hit is an alert in its own right (see
+    /// [`Correlator::is_reported`](super::Correlator::is_reported)).
     pub reported: bool,
 }
 
@@ -77,14 +79,17 @@ pub struct CorrelatorStats {
     pub replays: u64,
     /// Matches expired from windows as event time advanced (the normal case).
     pub expired: u64,
-    /// Matches dropped because a group reached [`CorrelatorConfig::max_entries`].
+    /// Matches dropped because a group reached
+    /// [`CorrelatorConfig::max_entries`](super::CorrelatorConfig::max_entries).
     pub entries_dropped: u64,
-    /// Groups evicted because a correlation reached [`CorrelatorConfig::max_groups`].
+    /// Groups evicted because a correlation reached
+    /// [`CorrelatorConfig::max_groups`](super::CorrelatorConfig::max_groups).
     pub groups_evicted: u64,
     /// Hits emitted.
     pub hits: u64,
     /// Times the condition held again inside an episode that had already fired.
     pub suppressed: u64,
-    /// Chained matches not followed because [`CorrelatorConfig::max_chain_depth`] was reached.
+    /// Chained matches not followed because
+    /// [`CorrelatorConfig::max_chain_depth`](super::CorrelatorConfig::max_chain_depth) was reached.
     pub chain_depth_exceeded: u64,
 }

@@ -1,11 +1,11 @@
 //! Sigma correlation rules, evaluated over a stream of detections: counts, distinct values,
 //! temporal sequences and value aggregations per group, within sliding windows of event time.
 //!
-//! A [`Correlator`] is built from a [`RuleSet`] and fed every detection in order of arrival
-//! (`rule index, &Event`); it answers with the [`CorrelationHit`]s those detections complete.
-//! Its whole state can be saved with [`Correlator::snapshot`] and loaded into a later
-//! correlator with [`Correlator::restore`], so runs over consecutive batches of logs (a cron
-//! job every five minutes) correlate as one run would.
+//! A [`Correlator`] is built from a [`RuleSet`](crate::rules::RuleSet) and fed every detection
+//! in order of arrival (`rule index, &Event`); it answers with the [`CorrelationHit`]s those
+//! detections complete. Its whole state can be saved with [`Correlator::snapshot`] and loaded
+//! into a later correlator with [`Correlator::restore`], so runs over consecutive batches of
+//! logs (a cron job every five minutes) correlate as one run would.
 //!
 //! # Semantics
 //!

@@ -156,7 +156,7 @@ impl Pipeline {
     /// event (rejected with its index), as [`ingest_json`](Self::ingest_json) does. `flatten`
     /// runs with the rest of the batch's preparation on a blocking thread, so a caller holding
     /// the batch as text can flatten it straight from the text
-    /// ([`flatten_json_slice`](crate::normalize::flatten_stream::flatten_json_slice)) instead
+    /// ([`flatten_json_slice`](crate::normalize::flatten::flatten_json_slice)) instead
     /// of building a `serde_json::Value` tree first.
     pub async fn ingest_flattened<F>(
         &self,

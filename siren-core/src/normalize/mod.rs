@@ -313,6 +313,40 @@ fn not_a_log(path: &Path, file: &std::fs::File) -> Option<String> {
 
 /// Reads one stream to the end, detecting its format from the first bytes. `path` is the
 /// file the stream came from, if any: it lets the EVTX reader seek rather than buffer.
+///
+/// ```
+/// use std::ops::ControlFlow;
+///
+/// use siren_core::Event;
+/// use siren_core::normalize::{Diagnostic, EventSink, Format, ReadOptions, read_stream};
+///
+/// /// Keeps what the reader produced.
+/// #[derive(Default)]
+/// struct Collect(Vec<Event>, Vec<Diagnostic>);
+/// impl EventSink for Collect {
+///     fn event(&mut self, event: Event) -> ControlFlow<()> {
+///         self.0.push(event);
+///         ControlFlow::Continue(())
+///     }
+///     fn diagnostic(&mut self, diagnostic: Diagnostic) -> ControlFlow<()> {
+///         self.1.push(diagnostic);
+///         ControlFlow::Continue(())
+///     }
+/// }
+///
+/// let record = "<38>1 2024-03-04T08:15:02Z bastion01 sshd 21960 - - \
+///               Failed password for root from 198.51.100.23 port 40611 ssh2\n";
+/// let mut sink = Collect::default();
+/// let options = ReadOptions::default();
+/// let format = read_stream("auth.log", None, record.as_bytes(), &options, &mut sink)?;
+/// assert_eq!(format, Format::Syslog);
+/// assert!(sink.1.is_empty());
+/// let event = &sink.0[0];
+/// assert_eq!(event.host.as_deref(), Some("bastion01"));
+/// let time = event.timestamp.map(|t| t.to_rfc3339());
+/// assert_eq!(time.as_deref(), Some("2024-03-04T08:15:02+00:00"));
+/// # Ok::<(), String>(())
+/// ```
 pub fn read_stream(
     name: &str,
     path: Option<&Path>,

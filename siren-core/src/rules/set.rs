@@ -134,6 +134,35 @@ impl RuleSet {
     /// Loads every rule under `paths` (files, or folders searched for `.yml` / `.yaml`).
     ///
     /// Returns the compiled set and one diagnostic per rule or file that was not loaded.
+    ///
+    /// ```
+    /// use siren_core::rules::{LoadOptions, RuleSet};
+    /// use siren_core::{Event, Fields, TenantId};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::write(dir.path().join("cleared.yml"), r#"
+    /// title: Security event log cleared
+    /// logsource: {product: windows, service: security}
+    /// detection:
+    ///     selection: {EventID: 1102}
+    ///     condition: selection
+    /// "#)?;
+    /// std::fs::write(dir.path().join("broken.yml"), "title: No detection\n")?;
+    ///
+    /// let (rules, diagnostics) = RuleSet::load(&[dir.path()], &LoadOptions::default());
+    /// assert_eq!(rules.len(), 1);
+    /// assert_eq!(diagnostics.len(), 1);
+    /// assert!(diagnostics[0].to_string().contains("broken.yml"));
+    ///
+    /// let mut fields = Fields::default();
+    /// fields.insert("Channel".into(), "Security".into());
+    /// fields.insert("EventID".into(), 1102.into());
+    /// let event = Event::from_fields(fields, TenantId::default());
+    /// let mut matched = Vec::new();
+    /// rules.for_each_match(&event, |index| matched.push(rules.rules()[index].title.clone()));
+    /// assert_eq!(matched, ["Security event log cleared"]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn load<P: AsRef<Path>>(
         paths: &[P],
         options: &LoadOptions,

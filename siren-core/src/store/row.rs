@@ -62,7 +62,7 @@ impl EventRow {
         }
     }
 
-    /// The de-duplication key: the event's time to the second ([`time_prefix`], 5 bytes),
+    /// The de-duplication key: the event's time to the second (`time_prefix`, 5 bytes),
     /// then 11 bytes of the BLAKE3 digest of host + channel + record id (+ time, because
     /// clearing a log restarts its record numbers) when the event has all three, else of its
     /// content.
