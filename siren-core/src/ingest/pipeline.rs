@@ -13,7 +13,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CORRELATION_STATE, IngestError, IngestOptions, IngestSummary, Matched, alerts_for};
+use super::alerts::{CORRELATION_STATE, Matched, alerts_for};
+use super::{IngestError, IngestOptions, IngestSummary};
 use crate::correlation::{Correlator, CorrelatorConfig};
 use crate::event::{Event, Fields, TenantId};
 use crate::incident::Alert;

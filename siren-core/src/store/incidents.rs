@@ -3,164 +3,10 @@
 //! PostgreSQL both read; times as microseconds; lists as JSON text) and the macro below
 //! instantiates it for each backend's pool and row types.
 
-use std::collections::{BTreeSet, HashMap};
-
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::incident::{
-    Alert, Incident, IncidentFilter, IncidentId, Resolution, Severity, Status, raised,
-    severity_rank,
-};
-
-/// The most hosts, users or IPs an incident lists (the counts go on).
-pub(super) const MAX_ASSETS: usize = 100;
-
-/// Alerts in one incident's "alerts added" timeline entry name at most this many rules.
-const MAX_RULES_NAMED: usize = 5;
-
-/// An incident's row fields as read from or written to the store.
-#[derive(Debug, Clone)]
-pub(super) struct IncidentRow {
-    pub id: Option<i64>,
-    pub group_key: String,
-    pub rule_id: String,
-    pub title: String,
-    pub severity: Severity,
-    pub status: Status,
-    pub resolution: Option<Resolution>,
-    pub assignee: Option<String>,
-    pub rule_ids: Vec<String>,
-    pub techniques: Vec<String>,
-    pub hosts: Vec<String>,
-    pub users: Vec<String>,
-    pub ips: Vec<String>,
-    pub investigation: Vec<String>,
-    pub first_seen: i64,
-    pub last_seen: i64,
-    pub alert_count: i64,
-    pub event_count: i64,
-    pub created_at: i64,
-    pub updated_at: i64,
-    /// Alerts added in this batch (for the timeline entry).
-    pub added: u64,
-}
-
-impl IncidentRow {
-    /// A new incident for `alert`.
-    pub fn open(key: &str, alert: &Alert, now: i64) -> Self {
-        let at = alert.time.timestamp_micros();
-        let title = if alert.group_key.is_empty() {
-            alert.rule_title.clone()
-        } else {
-            format!("{} — {}", alert.rule_title, alert.group_key)
-        };
-        Self {
-            id: None,
-            group_key: key.to_owned(),
-            rule_id: alert.rule_id.clone(),
-            title,
-            severity: alert.severity,
-            status: Status::New,
-            resolution: None,
-            assignee: None,
-            rule_ids: vec![alert.rule_id.clone()],
-            techniques: Vec::new(),
-            hosts: Vec::new(),
-            users: Vec::new(),
-            ips: Vec::new(),
-            investigation: alert.investigation.clone(),
-            first_seen: at,
-            last_seen: at,
-            alert_count: 0,
-            event_count: 0,
-            created_at: now,
-            updated_at: now,
-            added: 0,
-        }
-    }
-
-    /// Whether `alert` falls in this incident's grouping window.
-    pub fn accepts(&self, alert: &Alert, window: Duration) -> bool {
-        let at = alert.time.timestamp_micros();
-        let window = window.num_microseconds().unwrap_or(i64::MAX);
-        self.status.is_open()
-            && at >= self.first_seen.saturating_sub(window)
-            && at <= self.last_seen.saturating_add(window)
-    }
-
-    /// Adds `alert`: counts, times, assets, severity.
-    pub fn add(&mut self, alert: &Alert) {
-        let at = alert.time.timestamp_micros();
-        self.first_seen = self.first_seen.min(at);
-        self.last_seen = self.last_seen.max(at);
-        self.alert_count += 1;
-        self.event_count += alert.event_count as i64;
-        self.added += 1;
-        merge(&mut self.rule_ids, std::slice::from_ref(&alert.rule_id));
-        merge(&mut self.techniques, &alert.techniques);
-        merge(&mut self.hosts, &alert.hosts);
-        merge(&mut self.users, &alert.users);
-        merge(&mut self.ips, &alert.ips);
-        if severity_rank(alert.severity) > severity_rank(self.severity) {
-            self.severity = alert.severity;
-        }
-        // A rule that keeps firing: one step up, once, at 100 alerts.
-        if self.alert_count == REPEATS_RAISE {
-            self.severity = raised(self.severity);
-        }
-    }
-}
-
-/// Alerts of one incident after which its severity rises one step.
-pub(super) const REPEATS_RAISE: i64 = 100;
-
-fn merge(into: &mut Vec<String>, items: &[String]) {
-    for item in items {
-        if into.len() >= MAX_ASSETS {
-            return;
-        }
-        if !item.is_empty() && !into.iter().any(|i| i.eq_ignore_ascii_case(item)) {
-            into.push(item.clone());
-        }
-    }
-}
-
-/// The key alerts join incidents on: rule and grouping value.
-pub(super) fn incident_key(alert: &Alert) -> String {
-    format!("{}\u{1f}{}", alert.rule_id, alert.group_key)
-}
-
-/// Alerts grouped by key, each group sorted by time.
-pub(super) fn group_alerts(alerts: &[Alert]) -> Vec<(String, Vec<&Alert>)> {
-    let mut groups: HashMap<String, Vec<&Alert>> = HashMap::new();
-    for alert in alerts {
-        groups.entry(incident_key(alert)).or_default().push(alert);
-    }
-    let mut groups: Vec<_> = groups.into_iter().collect();
-    groups.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, list) in &mut groups {
-        list.sort_by_key(|a| a.time);
-    }
-    groups
-}
-
-/// The "alerts added" timeline text.
-pub(super) fn added_text(row: &IncidentRow) -> String {
-    let rules: BTreeSet<&str> = row
-        .rule_ids
-        .iter()
-        .map(String::as_str)
-        .take(MAX_RULES_NAMED)
-        .collect();
-    format!(
-        "{} alert{} added ({}); {} in all",
-        row.added,
-        if row.added == 1 { "" } else { "s" },
-        rules.into_iter().collect::<Vec<_>>().join(", "),
-        row.alert_count
-    )
-}
+use crate::incident::{IncidentFilter, Resolution, Severity, Status};
 
 pub(super) fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
@@ -188,39 +34,6 @@ pub(super) fn parse_resolution(text: Option<String>) -> Result<Option<Resolution
             .ok_or_else(|| StoreError::Corrupt(format!("unknown resolution '{t}'")))
     })
     .transpose()
-}
-
-impl IncidentRow {
-    /// The public form.
-    pub fn into_incident(self, tenant: &str) -> Incident {
-        let group = self
-            .group_key
-            .split_once('\u{1f}')
-            .map_or(self.group_key.as_str(), |(_, g)| g)
-            .to_owned();
-        Incident {
-            id: IncidentId(self.id.unwrap_or_default()),
-            tenant: tenant.to_owned(),
-            title: self.title,
-            severity: self.severity,
-            status: self.status,
-            resolution: self.resolution,
-            assignee: self.assignee,
-            rule_ids: self.rule_ids,
-            techniques: self.techniques,
-            hosts: self.hosts,
-            users: self.users,
-            ips: self.ips,
-            first_seen: time(self.first_seen),
-            last_seen: time(self.last_seen),
-            alert_count: self.alert_count as u64,
-            event_count: self.event_count as u64,
-            investigation: self.investigation,
-            group_key: group,
-            created_at: time(self.created_at),
-            updated_at: time(self.updated_at),
-        }
-    }
 }
 
 /// A cursor for incident pages: the last row's `last_seen` and id.
@@ -319,7 +132,8 @@ macro_rules! incident_methods {
             AlertOutcome, Incident, IncidentFilter, IncidentId, IncidentPage, Resolution, Status, TimelineEntry,
             TimelinePage, TimelineQuery,
         };
-        use $crate::store::incidents::{self as common, IncidentRow, sql};
+        use $crate::store::incidents::{self as common, sql};
+        use $crate::incident::IncidentRecord as IncidentRow;
         use $crate::store::{AuditEntry, EventPage, StoreError, StoredEvent};
         use $crate::user::{Actor, Role, User};
 
@@ -329,8 +143,8 @@ macro_rules! incident_methods {
         fn decode_incident(row: &<$db as sqlx::Database>::Row) -> Result<IncidentRow, StoreError> {
             let text = |name: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(name)?) };
             Ok(IncidentRow {
-                id: Some(row.try_get("id")?),
-                group_key: text("group_key")?,
+                id: Some(IncidentId(row.try_get("id")?)),
+                key: text("group_key")?,
                 rule_id: text("rule_id")?,
                 title: text("title")?,
                 severity: common::parse_severity(&text("severity")?)?,
@@ -343,12 +157,12 @@ macro_rules! incident_methods {
                 users: common::parse_list(&text("users")?)?,
                 ips: common::parse_list(&text("ips")?)?,
                 investigation: common::parse_list(&text("investigation")?)?,
-                first_seen: row.try_get("first_seen")?,
-                last_seen: row.try_get("last_seen")?,
-                alert_count: row.try_get("alert_count")?,
-                event_count: row.try_get("event_count")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
+                first_seen: common::time(row.try_get("first_seen")?),
+                last_seen: common::time(row.try_get("last_seen")?),
+                alert_count: row.try_get::<i64, _>("alert_count")? as u64,
+                event_count: row.try_get::<i64, _>("event_count")? as u64,
+                created_at: common::time(row.try_get("created_at")?),
+                updated_at: common::time(row.try_get("updated_at")?),
                 added: 0,
             })
         }
@@ -402,7 +216,7 @@ macro_rules! incident_methods {
                 .bind(tenant)
                 .bind(id)
                 .bind(kind)
-                .bind(row.alert_count)
+                .bind(row.alert_count as i64)
                 .bind(row.status.as_str())
                 .bind(at)
                 .execute(&mut **tx)
@@ -413,7 +227,7 @@ macro_rules! incident_methods {
         async fn insert_incident(tx: &mut Tx<'_>, tenant: &str, row: &IncidentRow) -> Result<i64, StoreError> {
             let id: i64 = sqlx::query_scalar(sql::INSERT_INCIDENT)
                 .bind(tenant)
-                .bind(&row.group_key)
+                .bind(&row.key)
                 .bind(&row.rule_id)
                 .bind(&row.title)
                 .bind(row.severity.as_str())
@@ -427,12 +241,12 @@ macro_rules! incident_methods {
                 .bind(common::json_list(&row.users))
                 .bind(common::json_list(&row.ips))
                 .bind(common::json_list(&row.investigation))
-                .bind(row.first_seen)
-                .bind(row.last_seen)
-                .bind(row.alert_count)
-                .bind(row.event_count)
-                .bind(row.created_at)
-                .bind(row.updated_at)
+                .bind(row.first_seen.timestamp_micros())
+                .bind(row.last_seen.timestamp_micros())
+                .bind(row.alert_count as i64)
+                .bind(row.event_count as i64)
+                .bind(row.created_at.timestamp_micros())
+                .bind(row.updated_at.timestamp_micros())
                 .fetch_one(&mut **tx)
                 .await?;
             Ok(id)
@@ -447,13 +261,13 @@ macro_rules! incident_methods {
                 .bind(common::json_list(&row.hosts))
                 .bind(common::json_list(&row.users))
                 .bind(common::json_list(&row.ips))
-                .bind(row.first_seen)
-                .bind(row.last_seen)
-                .bind(row.alert_count)
-                .bind(row.event_count)
+                .bind(row.first_seen.timestamp_micros())
+                .bind(row.last_seen.timestamp_micros())
+                .bind(row.alert_count as i64)
+                .bind(row.event_count as i64)
                 .bind(now)
                 .bind(tenant)
-                .bind(row.id.unwrap_or_default())
+                .bind(row.id.map_or(0, |id| id.0))
                 .execute(&mut **tx)
                 .await?;
             Ok(())
@@ -496,28 +310,15 @@ macro_rules! incident_methods {
         ) -> Result<AlertOutcome, StoreError> {
             let now = now.timestamp_micros();
             let mut outcome = AlertOutcome::default();
-            for (key, group) in common::group_alerts(alerts) {
+            for (key, group) in $crate::incident::group_alerts(alerts) {
                 let open = sqlx::query(sql::OPEN_INCIDENT).bind(tenant).bind(&key).fetch_optional(&mut **tx).await?;
-                let mut current = open.as_ref().map(decode_incident).transpose()?;
-                let mut finished: Vec<IncidentRow> = Vec::new();
-                let mut pending: Vec<(usize, &$crate::incident::Alert)> = Vec::new();
-                for alert in group {
-                    let joins = current.as_ref().is_some_and(|c| c.accepts(alert, window));
-                    if !joins {
-                        if let Some(done) = current.take() {
-                            finished.push(done);
-                        }
-                        current = Some(IncidentRow::open(&key, alert, now));
-                    }
-                    if let Some(incident) = current.as_mut() {
-                        incident.add(alert);
-                    }
-                    pending.push((finished.len(), alert));
-                }
-                finished.extend(current);
+                let open = open.as_ref().map(decode_incident).transpose()?;
+                let grouping = $crate::incident::group(&key, open, &group, window, chrono::DateTime::<chrono::Utc>::from_timestamp_micros(now).unwrap_or_default());
+                let finished = grouping.incidents;
+                let pending = grouping.alerts;
                 let mut ids = Vec::with_capacity(finished.len());
                 for row in &finished {
-                    let id = match row.id {
+                    let id = match row.id.map(|id| id.0) {
                         Some(id) => {
                             update_incident(tx, tenant, row, now).await?;
                             outcome.incidents_updated += 1;
@@ -530,7 +331,7 @@ macro_rules! incident_methods {
                             id
                         }
                     };
-                    timeline_entry(tx, tenant, id, now, $crate::incident::SYSTEM_ACTOR, "alert_added", &common::added_text(row)).await?;
+                    timeline_entry(tx, tenant, id, now, $crate::incident::SYSTEM_ACTOR, "alert_added", &row.added_text()).await?;
                     record_change(tx, tenant, id, if row.id.is_some() { "grown" } else { "created" }, row, now).await?;
                     ids.push(id);
                 }
@@ -583,7 +384,7 @@ macro_rules! incident_methods {
             let mut incidents = rows.iter().map(decode_incident).collect::<Result<Vec<_>, _>>()?;
             let next_cursor = if incidents.len() as i64 > size {
                 incidents.truncate(size as usize);
-                incidents.last().map(|r| common::encode_cursor(r.last_seen, r.id.unwrap_or_default()))
+                incidents.last().map(|r| common::encode_cursor(r.last_seen.timestamp_micros(), r.id.map_or(0, |id| id.0)))
             } else {
                 None
             };

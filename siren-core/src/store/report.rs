@@ -87,7 +87,7 @@ macro_rules! report_methods {
                     incidents.truncate(size as usize);
                     incidents
                         .last()
-                        .map(|r| common::encode_cursor(r.last_seen, r.id.unwrap_or_default()))
+                        .map(|r| common::encode_cursor(r.last_seen.timestamp_micros(), r.id.map_or(0, |id| id.0)))
                 } else {
                     None
                 };
