@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Alert, Incident, IncidentId, Resolution, Severity, Status};
+use super::{Alert, Incident, IncidentId, Severity, Status};
 
 /// The most hosts, users or IPs an incident lists (its counts go on).
 pub const MAX_ASSETS: usize = 100;
@@ -59,66 +59,47 @@ pub fn group_alerts(alerts: &[Alert]) -> Vec<(String, Vec<&Alert>)> {
     groups
 }
 
-/// An incident as the store keeps it and grouping changes it; [`Incident`] is its public
-/// form.
+/// The group part of a key ([`incident_key`]): what [`Incident::group_key`] shows.
+pub fn group_of(key: &str) -> &str {
+    key.split_once('\u{1f}').map_or(key, |(_, group)| group)
+}
+
+/// An incident as grouping changes it: the incident, the whole key its alerts join on, and
+/// what the grouping at hand did to it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct IncidentRecord {
-    /// The store's id; `None` for an incident grouping opened that is not stored yet.
-    pub id: Option<IncidentId>,
+pub struct GroupedIncident {
+    /// The incident (one grouping opened has id 0 until it is stored).
+    pub incident: Incident,
     /// The key its alerts join on ([`incident_key`]).
     pub key: String,
-    /// The rule that opened it.
-    pub rule_id: String,
-    /// What happened, in a line.
-    pub title: String,
-    /// How bad.
-    pub severity: Severity,
-    /// Where in the lifecycle.
-    pub status: Status,
-    /// How it turned out, once resolved.
-    pub resolution: Option<Resolution>,
-    /// Who works it.
-    pub assignee: Option<String>,
-    /// The rules whose alerts it holds.
-    pub rule_ids: Vec<String>,
-    /// ATT&CK techniques.
-    pub techniques: Vec<String>,
-    /// Affected hosts (at most [`MAX_ASSETS`]).
-    pub hosts: Vec<String>,
-    /// Affected accounts (at most [`MAX_ASSETS`]).
-    pub users: Vec<String>,
-    /// IP addresses involved (at most [`MAX_ASSETS`]).
-    pub ips: Vec<String>,
-    /// Suggested next steps.
-    pub investigation: Vec<String>,
-    /// First alert (event time).
-    pub first_seen: DateTime<Utc>,
-    /// Latest alert (event time).
-    pub last_seen: DateTime<Utc>,
-    /// Alerts grouped into it.
-    pub alert_count: u64,
-    /// Events behind those alerts.
-    pub event_count: u64,
-    /// When SIREN opened it.
-    pub created_at: DateTime<Utc>,
-    /// When it last changed.
-    pub updated_at: DateTime<Utc>,
+    /// Whether it is stored already (the open incident of its key).
+    pub stored: bool,
     /// Alerts added to it by the grouping at hand (for its timeline entry).
     pub added: u64,
 }
 
-impl IncidentRecord {
-    /// A new incident of `key` for `alert`, opened at `now` (the alert is not added yet).
-    pub fn open(key: &str, alert: &Alert, now: DateTime<Utc>) -> Self {
+impl GroupedIncident {
+    /// A stored incident, whose alerts join on `key`.
+    pub fn stored(incident: Incident, key: String) -> Self {
+        Self {
+            incident,
+            key,
+            stored: true,
+            added: 0,
+        }
+    }
+
+    /// A new incident of `tenant` and `key` for `alert`, opened at `now` (the alert is not
+    /// added yet).
+    pub fn open(tenant: &str, key: &str, alert: &Alert, now: DateTime<Utc>) -> Self {
         let title = if alert.group_key.is_empty() {
             alert.rule_title.clone()
         } else {
             format!("{} — {}", alert.rule_title, alert.group_key)
         };
-        Self {
-            id: None,
-            key: key.to_owned(),
-            rule_id: alert.rule_id.clone(),
+        let incident = Incident {
+            id: IncidentId(0),
+            tenant: tenant.to_owned(),
             title,
             severity: alert.severity,
             status: Status::New,
@@ -129,53 +110,71 @@ impl IncidentRecord {
             hosts: Vec::new(),
             users: Vec::new(),
             ips: Vec::new(),
-            investigation: alert.investigation.clone(),
             first_seen: alert.time,
             last_seen: alert.time,
             alert_count: 0,
             event_count: 0,
+            investigation: alert.investigation.clone(),
+            group_key: group_of(key).to_owned(),
             created_at: now,
             updated_at: now,
+        };
+        Self {
+            incident,
+            key: key.to_owned(),
+            stored: false,
             added: 0,
         }
     }
 
+    /// The rule that opened the incident (the first of its rules).
+    pub fn opened_by(&self) -> &str {
+        self.incident.rule_ids.first().map_or("", String::as_str)
+    }
+
     /// Whether `alert` joins this incident: it is open and the alert falls within `window`
-    /// before its first or after its last alert.
-    /// Times are compared in microseconds, as the store keeps them.
+    /// before its first or after its last alert. Times are compared in microseconds, as the
+    /// store keeps them.
     pub fn accepts(&self, alert: &Alert, window: Duration) -> bool {
         let at = alert.time.timestamp_micros();
         let window = window.num_microseconds().unwrap_or(i64::MAX);
-        self.status.is_open()
-            && at >= self.first_seen.timestamp_micros().saturating_sub(window)
-            && at <= self.last_seen.timestamp_micros().saturating_add(window)
+        let incident = &self.incident;
+        incident.status.is_open()
+            && at
+                >= incident
+                    .first_seen
+                    .timestamp_micros()
+                    .saturating_sub(window)
+            && at <= incident.last_seen.timestamp_micros().saturating_add(window)
     }
 
     /// Adds `alert`: its counts, times and assets, and its severity when higher; the
     /// [`REPEATS_RAISE`]th alert raises the severity one step.
     pub fn add(&mut self, alert: &Alert) {
-        self.first_seen = self.first_seen.min(alert.time);
-        self.last_seen = self.last_seen.max(alert.time);
-        self.alert_count += 1;
-        self.event_count += alert.event_count;
         self.added += 1;
-        merge(&mut self.rule_ids, std::slice::from_ref(&alert.rule_id));
-        merge(&mut self.techniques, &alert.techniques);
-        merge(&mut self.hosts, &alert.hosts);
-        merge(&mut self.users, &alert.users);
-        merge(&mut self.ips, &alert.ips);
-        if severity_rank(alert.severity) > severity_rank(self.severity) {
-            self.severity = alert.severity;
+        let incident = &mut self.incident;
+        incident.first_seen = incident.first_seen.min(alert.time);
+        incident.last_seen = incident.last_seen.max(alert.time);
+        incident.alert_count += 1;
+        incident.event_count += alert.event_count;
+        merge(&mut incident.rule_ids, std::slice::from_ref(&alert.rule_id));
+        merge(&mut incident.techniques, &alert.techniques);
+        merge(&mut incident.hosts, &alert.hosts);
+        merge(&mut incident.users, &alert.users);
+        merge(&mut incident.ips, &alert.ips);
+        if severity_rank(alert.severity) > severity_rank(incident.severity) {
+            incident.severity = alert.severity;
         }
         // A rule that keeps firing: one step up, once.
-        if self.alert_count == REPEATS_RAISE {
-            self.severity = raised(self.severity);
+        if incident.alert_count == REPEATS_RAISE {
+            incident.severity = raised(incident.severity);
         }
     }
 
     /// The timeline text of the alerts added: how many, by which rules, how many in all.
     pub fn added_text(&self) -> String {
         let rules: BTreeSet<&str> = self
+            .incident
             .rule_ids
             .iter()
             .map(String::as_str)
@@ -186,39 +185,8 @@ impl IncidentRecord {
             self.added,
             if self.added == 1 { "" } else { "s" },
             rules.into_iter().collect::<Vec<_>>().join(", "),
-            self.alert_count
+            self.incident.alert_count
         )
-    }
-
-    /// The public form, owned by `tenant`.
-    pub fn into_incident(self, tenant: &str) -> Incident {
-        let group = self
-            .key
-            .split_once('\u{1f}')
-            .map_or(self.key.as_str(), |(_, g)| g)
-            .to_owned();
-        Incident {
-            id: self.id.unwrap_or(IncidentId(0)),
-            tenant: tenant.to_owned(),
-            title: self.title,
-            severity: self.severity,
-            status: self.status,
-            resolution: self.resolution,
-            assignee: self.assignee,
-            rule_ids: self.rule_ids,
-            techniques: self.techniques,
-            hosts: self.hosts,
-            users: self.users,
-            ips: self.ips,
-            first_seen: self.first_seen,
-            last_seen: self.last_seen,
-            alert_count: self.alert_count,
-            event_count: self.event_count,
-            investigation: self.investigation,
-            group_key: group,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
     }
 }
 
@@ -239,21 +207,23 @@ fn merge(into: &mut Vec<String>, items: &[String]) {
 pub struct Grouping<'a> {
     /// The incidents to store, in order: the key's open incident (when there was one) and
     /// then those the alerts open.
-    pub incidents: Vec<IncidentRecord>,
+    pub incidents: Vec<GroupedIncident>,
     /// Each alert with the position in `incidents` of the incident it joined.
     pub alerts: Vec<(usize, &'a Alert)>,
 }
 
-/// Decides the incidents of one key's `alerts` (in time order, as [`group_alerts`] gives
-/// them): each joins the current incident of the key — at first `open`, the key's open
-/// incident in the store — when that [accepts](IncidentRecord::accepts) it, else opens a
-/// new incident at `now`, which becomes the current one.
+/// Decides the incidents of `tenant`'s `alerts` of one key (in time order, as
+/// [`group_alerts`] gives them): each joins the current incident of the key — at first
+/// `open`, the key's open incident in the store — when that
+/// [accepts](GroupedIncident::accepts) it, else opens a new incident at `now`, which becomes
+/// the current one.
 ///
 /// The open incident is listed even when no alert joins it (with `added` 0): the store then
 /// writes it back, with a timeline entry and a change, as an incident that grew by none.
 pub fn group<'a>(
+    tenant: &str,
     key: &str,
-    open: Option<IncidentRecord>,
+    open: Option<GroupedIncident>,
     alerts: &[&'a Alert],
     window: Duration,
     now: DateTime<Utc>,
@@ -264,7 +234,7 @@ pub fn group<'a>(
     for &alert in alerts {
         if !current.as_ref().is_some_and(|c| c.accepts(alert, window)) {
             incidents.extend(current.take());
-            current = Some(IncidentRecord::open(key, alert, now));
+            current = Some(GroupedIncident::open(tenant, key, alert, now));
         }
         if let Some(incident) = current.as_mut() {
             incident.add(alert);
@@ -307,6 +277,10 @@ mod tests {
 
     const NOW: &str = "2024-06-01T00:00:00Z";
 
+    fn open(key: &str, alert: &Alert) -> GroupedIncident {
+        GroupedIncident::open("acme", key, alert, at(NOW))
+    }
+
     #[test]
     fn severities_rise_and_rank() {
         assert_eq!(raised(Severity::Medium), Severity::High);
@@ -330,6 +304,7 @@ mod tests {
             times,
             [at("2024-05-01T09:55:00Z"), at("2024-05-01T10:05:00Z")]
         );
+        assert_eq!(group_of(keys[1]), "ws7");
     }
 
     #[test]
@@ -340,14 +315,18 @@ mod tests {
             alert("r1", "dc01", "2024-05-04T10:00:00Z"),
         ];
         let sorted: Vec<&Alert> = alerts.iter().collect();
-        let grouping = group("r1\u{1f}dc01", None, &sorted, Duration::hours(24), at(NOW));
+        let key = "r1\u{1f}dc01";
+        let grouping = group("acme", key, None, &sorted, Duration::hours(24), at(NOW));
         assert_eq!(grouping.incidents.len(), 2);
         let first = &grouping.incidents[0];
-        assert_eq!((first.alert_count, first.added), (2, 2));
-        assert_eq!(first.first_seen, at("2024-05-01T09:55:00Z"));
-        assert_eq!(first.last_seen, at("2024-05-01T10:05:00Z"));
-        assert_eq!(first.title, "Rule r1 — dc01");
-        assert_eq!((first.status, first.created_at), (Status::New, at(NOW)));
+        assert_eq!((first.incident.alert_count, first.added), (2, 2));
+        assert_eq!(first.incident.first_seen, at("2024-05-01T09:55:00Z"));
+        assert_eq!(first.incident.last_seen, at("2024-05-01T10:05:00Z"));
+        assert_eq!(first.incident.title, "Rule r1 — dc01");
+        assert_eq!(first.incident.group_key, "dc01");
+        assert_eq!((first.incident.status, first.stored), (Status::New, false));
+        assert_eq!(first.incident.created_at, at(NOW));
+        assert_eq!(first.opened_by(), "r1");
         let joined: Vec<usize> = grouping.alerts.iter().map(|(i, _)| *i).collect();
         assert_eq!(joined, [0, 0, 1]);
         assert_eq!(first.added_text(), "2 alerts added (r1); 2 in all");
@@ -355,97 +334,79 @@ mod tests {
 
     #[test]
     fn alerts_join_the_open_incident_only_while_it_is_open() {
+        let key = "r1\u{1f}dc01";
         let first = alert("r1", "dc01", "2024-05-01T10:00:00Z");
-        let mut open = IncidentRecord::open("r1\u{1f}dc01", &first, at(NOW));
-        open.id = Some(IncidentId(7));
-        open.add(&first);
-        open.added = 0;
+        let mut stored = open(key, &first);
+        stored.incident.id = IncidentId(7);
+        stored.add(&first);
+        let stored = GroupedIncident::stored(stored.incident, key.to_owned());
         let later = alert("r1", "dc01", "2024-05-01T11:00:00Z");
+        let window = Duration::hours(24);
         let grouping = group(
-            "r1\u{1f}dc01",
-            Some(open.clone()),
+            "acme",
+            key,
+            Some(stored.clone()),
             &[&later],
-            Duration::hours(24),
+            window,
             at(NOW),
         );
         assert_eq!(grouping.incidents.len(), 1);
-        assert_eq!(grouping.incidents[0].id, Some(IncidentId(7)));
-        assert_eq!(
-            (
-                grouping.incidents[0].alert_count,
-                grouping.incidents[0].added
-            ),
-            (2, 1)
-        );
+        let joined = &grouping.incidents[0];
+        assert_eq!((joined.incident.id, joined.stored), (IncidentId(7), true));
+        assert_eq!((joined.incident.alert_count, joined.added), (2, 1));
 
-        open.status = Status::Resolved;
-        let grouping = group(
-            "r1\u{1f}dc01",
-            Some(open),
-            &[&later],
-            Duration::hours(24),
-            at(NOW),
-        );
-        let ids: Vec<_> = grouping.incidents.iter().map(|i| i.id).collect();
-        assert_eq!(ids, [Some(IncidentId(7)), None], "a new incident opens");
+        let mut resolved = stored;
+        resolved.incident.status = Status::Resolved;
+        let grouping = group("acme", key, Some(resolved), &[&later], window, at(NOW));
+        let stored: Vec<bool> = grouping.incidents.iter().map(|i| i.stored).collect();
+        assert_eq!(stored, [true, false], "a new incident opens");
         assert_eq!(grouping.incidents[0].added, 0);
         assert_eq!(grouping.alerts[0].0, 1);
     }
 
     #[test]
     fn the_window_reaches_before_the_first_and_after_the_last_alert() {
-        let mut incident =
-            IncidentRecord::open("k", &alert("r1", "dc01", "2024-05-02T00:00:00Z"), at(NOW));
-        incident.last_seen = at("2024-05-03T00:00:00Z");
+        let mut incident = open("k", &alert("r1", "dc01", "2024-05-02T00:00:00Z"));
+        incident.incident.last_seen = at("2024-05-03T00:00:00Z");
         let window = Duration::hours(1);
-        assert!(incident.accepts(&alert("r1", "dc01", "2024-05-01T23:00:00Z"), window));
-        assert!(!incident.accepts(&alert("r1", "dc01", "2024-05-01T22:59:59Z"), window));
-        assert!(incident.accepts(&alert("r1", "dc01", "2024-05-03T01:00:00Z"), window));
-        assert!(!incident.accepts(&alert("r1", "dc01", "2024-05-03T01:00:01Z"), window));
-        assert!(incident.accepts(&alert("r1", "dc01", "2030-01-01T00:00:00Z"), Duration::MAX));
+        let accepts = |time: &str, window| incident.accepts(&alert("r1", "dc01", time), window);
+        assert!(accepts("2024-05-01T23:00:00Z", window));
+        assert!(!accepts("2024-05-01T22:59:59Z", window));
+        assert!(accepts("2024-05-03T01:00:00Z", window));
+        assert!(!accepts("2024-05-03T01:00:01Z", window));
+        assert!(accepts("2030-01-01T00:00:00Z", Duration::MAX));
     }
 
     #[test]
     fn adding_merges_assets_keeps_the_highest_severity_and_raises_repeats() {
-        let mut incident =
-            IncidentRecord::open("k", &alert("r1", "dc01", "2024-05-01T10:00:00Z"), at(NOW));
-        let mut critical = alert("r2", "DC01", "2024-05-01T10:01:00Z");
-        critical.severity = Severity::High;
-        critical.users = vec!["BOB".to_owned(), "eve".to_owned(), String::new()];
-        incident.add(&alert("r1", "dc01", "2024-05-01T10:00:00Z"));
-        incident.add(&critical);
+        let mut grouped = open("k", &alert("r1", "dc01", "2024-05-01T10:00:00Z"));
+        let mut high = alert("r2", "DC01", "2024-05-01T10:01:00Z");
+        high.severity = Severity::High;
+        high.users = vec!["BOB".to_owned(), "eve".to_owned(), String::new()];
+        grouped.add(&alert("r1", "dc01", "2024-05-01T10:00:00Z"));
+        grouped.add(&high);
+        let incident = &grouped.incident;
         assert_eq!(incident.hosts, ["dc01"]);
         assert_eq!(incident.users, ["bob", "eve"]);
         assert_eq!(incident.rule_ids, ["r1", "r2"]);
         assert_eq!(incident.severity, Severity::High);
-        for _ in incident.alert_count..REPEATS_RAISE - 1 {
-            incident.add(&alert("r1", "dc01", "2024-05-01T10:02:00Z"));
+        for _ in grouped.incident.alert_count..REPEATS_RAISE - 1 {
+            grouped.add(&alert("r1", "dc01", "2024-05-01T10:02:00Z"));
         }
-        assert_eq!(incident.severity, Severity::High);
-        incident.add(&alert("r1", "dc01", "2024-05-01T10:03:00Z"));
-        assert_eq!(incident.severity, Severity::Critical, "the 100th alert");
-        incident.add(&alert("r1", "dc01", "2024-05-01T10:04:00Z"));
-        assert_eq!(incident.alert_count, REPEATS_RAISE + 1);
+        assert_eq!(grouped.incident.severity, Severity::High);
+        grouped.add(&alert("r1", "dc01", "2024-05-01T10:03:00Z"));
+        assert_eq!(
+            grouped.incident.severity,
+            Severity::Critical,
+            "the 100th alert"
+        );
+        grouped.add(&alert("r1", "dc01", "2024-05-01T10:04:00Z"));
+        assert_eq!(grouped.incident.alert_count, REPEATS_RAISE + 1);
 
-        let mut wide = IncidentRecord::open("k", &alert("r1", "h0", NOW), at(NOW));
+        let mut wide = open("k", &alert("r1", "h0", NOW));
         for n in 0..(MAX_ASSETS + 10) {
             wide.add(&alert("r1", &format!("h{n}"), NOW));
         }
-        assert_eq!(wide.hosts.len(), MAX_ASSETS);
-    }
-
-    #[test]
-    fn the_public_form_names_the_group_without_the_rule() {
-        let mut record = IncidentRecord::open("r1\u{1f}dc01", &alert("r1", "dc01", NOW), at(NOW));
-        record.id = Some(IncidentId(3));
-        let incident = record.into_incident("acme");
-        assert_eq!(
-            (
-                incident.id,
-                incident.group_key.as_str(),
-                incident.tenant.as_str()
-            ),
-            (IncidentId(3), "dc01", "acme")
-        );
+        assert_eq!(wide.incident.hosts.len(), MAX_ASSETS);
     }
 }

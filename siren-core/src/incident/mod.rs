@@ -14,8 +14,8 @@ mod model;
 pub use crate::rules::Level as Severity;
 pub use alert::default_investigation;
 pub use grouping::{
-    Grouping, IncidentRecord, MAX_ASSETS, REPEATS_RAISE, group, group_alerts, incident_key, raised,
-    severity_rank,
+    GroupedIncident, Grouping, MAX_ASSETS, REPEATS_RAISE, group, group_alerts, group_of,
+    incident_key, raised, severity_rank,
 };
 pub use lifecycle::{Resolution, Status, TransitionError};
 pub use model::{

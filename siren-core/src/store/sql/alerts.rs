@@ -4,21 +4,24 @@
 //! incident each joined.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Pool, Transaction};
+use sqlx::query::Query;
+use sqlx::{Database, Pool, Row, Transaction};
 
 use super::Backend;
 use super::incidents::{INCIDENT_COLUMNS, decode_incident};
 use super::records::{self, NewEntry};
 use super::rows::json_list;
-use crate::incident::{Alert, AlertOutcome, IncidentRecord, group, group_alerts, severity_rank};
+use crate::incident::{
+    Alert, AlertOutcome, GroupedIncident, Incident, group, group_alerts, severity_rank,
+};
 use crate::store::StoreError;
 
 /// Incidents opened by one call after which the planner's statistics are refreshed.
 const ANALYZE_AFTER: u64 = 1000;
 
-const INSERT_INCIDENT: &str = "INSERT INTO incidents (tenant, group_key, rule_id, title, severity, \
-    severity_rank, status, resolution, assignee, rule_ids, techniques, hosts, users, ips, investigation, \
-    first_seen, last_seen, alert_count, event_count, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, \
+const INSERT_INCIDENT: &str = "INSERT INTO incidents (severity, severity_rank, rule_ids, techniques, \
+    hosts, users, ips, first_seen, last_seen, alert_count, event_count, tenant, group_key, rule_id, title, \
+    status, resolution, assignee, investigation, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, \
     $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) RETURNING id";
 const UPDATE_INCIDENT: &str = "UPDATE incidents SET severity = $1, severity_rank = $2, \
     rule_ids = $3, techniques = $4, hosts = $5, users = $6, ips = $7, first_seen = $8, last_seen = $9, \
@@ -83,32 +86,29 @@ pub(super) async fn record_alerts_in<B: Backend>(
             .bind(key.as_str())
             .fetch_optional(&mut **tx)
             .await?;
-        let open = open.as_ref().map(decode_incident::<B>).transpose()?;
-        let grouping = group(&key, open, &alerts, window, now);
+        let open = open
+            .as_ref()
+            .map(|row| decode_incident::<B>(row, tenant))
+            .transpose()?;
+        let grouping = group(tenant, &key, open, &alerts, window, now);
         let mut ids = Vec::with_capacity(grouping.incidents.len());
-        for incident in &grouping.incidents {
-            let (id, change) = match incident.id {
-                Some(id) => {
-                    update_incident(tx, tenant, incident, at).await?;
-                    outcome.incidents_updated += 1;
-                    (id.0, "grown")
-                }
-                None => {
-                    let id = insert_incident(tx, tenant, incident).await?;
-                    let opened = format!("opened by rule {}", incident.rule_id);
-                    records::timeline(tx, tenant, NewEntry::by_siren(id, at, "created", &opened))
-                        .await?;
-                    outcome.incidents_created += 1;
-                    (id, "created")
-                }
+        for grouped in &grouping.incidents {
+            let incident = &grouped.incident;
+            let (id, change) = if grouped.stored {
+                update_incident(tx, tenant, incident, at).await?;
+                outcome.incidents_updated += 1;
+                (incident.id.0, "grown")
+            } else {
+                let id = insert_incident(tx, tenant, grouped).await?;
+                let opened = format!("opened by rule {}", grouped.opened_by());
+                let entry = NewEntry::by_siren(id, at, "created", &opened);
+                records::timeline(tx, tenant, entry).await?;
+                outcome.incidents_created += 1;
+                (id, "created")
             };
-            let added = incident.added_text();
-            records::timeline(
-                tx,
-                tenant,
-                NewEntry::by_siren(id, at, "alert_added", &added),
-            )
-            .await?;
+            let added = grouped.added_text();
+            let entry = NewEntry::by_siren(id, at, "alert_added", &added);
+            records::timeline(tx, tenant, entry).await?;
             records::outbox_change(tx, tenant, id, change, incident, at).await?;
             ids.push(id);
         }
@@ -120,60 +120,60 @@ pub(super) async fn record_alerts_in<B: Backend>(
     Ok(outcome)
 }
 
-async fn insert_incident<B: Backend>(
-    tx: &mut Transaction<'_, B>,
-    tenant: &str,
-    incident: &IncidentRecord,
-) -> Result<i64, StoreError> {
-    let id: i64 = sqlx::query_scalar(INSERT_INCIDENT)
-        .bind(tenant)
-        .bind(incident.key.as_str())
-        .bind(incident.rule_id.as_str())
-        .bind(incident.title.as_str())
+/// Binds what alerts change in an incident, in the order [`INSERT_INCIDENT`] and
+/// [`UPDATE_INCIDENT`] both list it.
+fn bind_grown<'q, B: Backend>(
+    query: Query<'q, B, <B as Database>::Arguments<'q>>,
+    incident: &'q Incident,
+) -> Query<'q, B, <B as Database>::Arguments<'q>> {
+    query
         .bind(incident.severity.as_str())
         .bind(severity_rank(incident.severity))
-        .bind(incident.status.as_str())
-        .bind(incident.resolution.map(|r| r.as_str()))
-        .bind(incident.assignee.as_deref())
         .bind(json_list(&incident.rule_ids))
         .bind(json_list(&incident.techniques))
         .bind(json_list(&incident.hosts))
         .bind(json_list(&incident.users))
         .bind(json_list(&incident.ips))
-        .bind(json_list(&incident.investigation))
         .bind(incident.first_seen.timestamp_micros())
         .bind(incident.last_seen.timestamp_micros())
         .bind(incident.alert_count as i64)
         .bind(incident.event_count as i64)
+}
+
+/// Stores an incident grouping opened; returns its id.
+async fn insert_incident<B: Backend>(
+    tx: &mut Transaction<'_, B>,
+    tenant: &str,
+    grouped: &GroupedIncident,
+) -> Result<i64, StoreError> {
+    let incident = &grouped.incident;
+    let row = bind_grown(sqlx::query(INSERT_INCIDENT), incident)
+        .bind(tenant)
+        .bind(grouped.key.as_str())
+        .bind(grouped.opened_by())
+        .bind(incident.title.as_str())
+        .bind(incident.status.as_str())
+        .bind(incident.resolution.map(|r| r.as_str()))
+        .bind(incident.assignee.as_deref())
+        .bind(json_list(&incident.investigation))
         .bind(incident.created_at.timestamp_micros())
         .bind(incident.updated_at.timestamp_micros())
         .fetch_one(&mut **tx)
         .await?;
-    Ok(id)
+    Ok(row.try_get("id")?)
 }
 
 /// Writes back what alerts changed in a stored incident.
 async fn update_incident<B: Backend>(
     tx: &mut Transaction<'_, B>,
     tenant: &str,
-    incident: &IncidentRecord,
+    incident: &Incident,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(UPDATE_INCIDENT)
-        .bind(incident.severity.as_str())
-        .bind(severity_rank(incident.severity))
-        .bind(json_list(&incident.rule_ids))
-        .bind(json_list(&incident.techniques))
-        .bind(json_list(&incident.hosts))
-        .bind(json_list(&incident.users))
-        .bind(json_list(&incident.ips))
-        .bind(incident.first_seen.timestamp_micros())
-        .bind(incident.last_seen.timestamp_micros())
-        .bind(incident.alert_count as i64)
-        .bind(incident.event_count as i64)
+    bind_grown(sqlx::query(UPDATE_INCIDENT), incident)
         .bind(now)
         .bind(tenant)
-        .bind(incident.id.map_or(0, |id| id.0))
+        .bind(incident.id.0)
         .execute(&mut **tx)
         .await?;
     Ok(())

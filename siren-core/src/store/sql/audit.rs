@@ -3,7 +3,7 @@
 use chrono::Utc;
 use sqlx::Row;
 
-use super::records::{self, AuditRecord};
+use super::records;
 use super::rows::time;
 use super::{Backend, SqlStore};
 use crate::event::TenantId;
@@ -47,13 +47,8 @@ impl<B: Backend> AuditLog for SqlStore<B> {
         object: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
-        let record = AuditRecord {
-            at: Utc::now().timestamp_micros(),
-            actor,
-            action,
-            object,
-            detail,
-        };
-        records::audit(&self.writer, tenant.as_str(), record).await
+        let at = Utc::now().timestamp_micros();
+        let what = (action, object, detail);
+        records::audit(&self.writer, tenant.as_str(), at, actor, what).await
     }
 }

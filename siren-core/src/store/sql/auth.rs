@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Executor, Row};
 
-use super::records::{self, AuditRecord};
+use super::records;
 use super::rows::{parse_role, time};
 use super::{Backend, RowsAffected, SqlStore};
 use crate::event::TenantId;
@@ -69,6 +69,17 @@ pub(super) async fn fetch_user<'e, B: Backend>(
         .transpose()
 }
 
+/// One of `tenant`'s users, which must exist.
+async fn existing_user<'e, B: Backend>(
+    executor: impl Executor<'e, Database = B>,
+    tenant: &str,
+    name: &str,
+) -> Result<User, StoreError> {
+    fetch_user(executor, tenant, name)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("user '{name}'")))
+}
+
 fn decode_token<B: Backend>(row: &B::Row) -> Result<ApiToken, StoreError> {
     let role: String = row.try_get("role")?;
     let global: i64 = row.try_get("is_global")?;
@@ -87,19 +98,22 @@ fn decode_token<B: Backend>(row: &B::Row) -> Result<ApiToken, StoreError> {
     })
 }
 
-/// One of `tenant`'s tokens, revoked or not.
+/// One of `tenant`'s tokens, revoked or not, which must exist.
 async fn fetch_token<'e, B: Backend>(
     executor: impl Executor<'e, Database = B>,
     tenant: &str,
     id: i64,
-) -> Result<Option<ApiToken>, StoreError> {
+) -> Result<ApiToken, StoreError> {
     let select = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE tenant = $1 AND id = $2");
     let row = sqlx::query(&select)
         .bind(tenant)
         .bind(id)
         .fetch_optional(executor)
         .await?;
-    row.as_ref().map(decode_token::<B>).transpose()
+    match row {
+        Some(row) => decode_token::<B>(&row),
+        None => Err(StoreError::NotFound(format!("token {id}"))),
+    }
 }
 
 #[async_trait::async_trait]
@@ -139,17 +153,8 @@ impl<B: Backend> AuthStore for SqlStore<B> {
             .await?;
         let object = format!("user:{name}");
         let detail = format!("role {}", role.as_str());
-        let record = AuditRecord {
-            at: now,
-            actor,
-            action: "user.add",
-            object: &object,
-            detail: &detail,
-        };
-        records::audit(&mut *tx, tenant, record).await?;
-        let user = fetch_user(&mut *tx, tenant, name)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("user '{name}'")))?;
+        records::audit(&mut *tx, tenant, now, actor, ("user.add", &object, &detail)).await?;
+        let user = existing_user(&mut *tx, tenant, name).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -201,21 +206,13 @@ impl<B: Backend> AuthStore for SqlStore<B> {
         } else {
             String::new()
         };
-        let record = AuditRecord {
-            at: now,
-            actor,
-            action: if disabled {
-                "user.disable"
-            } else {
-                "user.enable"
-            },
-            object: &object,
-            detail: &detail,
+        let action = if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
         };
-        records::audit(&mut *tx, tenant, record).await?;
-        let user = fetch_user(&mut *tx, tenant, name)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("user '{name}'")))?;
+        records::audit(&mut *tx, tenant, now, actor, (action, &object, &detail)).await?;
+        let user = existing_user(&mut *tx, tenant, name).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -252,14 +249,18 @@ impl<B: Backend> AuthStore for SqlStore<B> {
             .execute(&mut *tx)
             .await?;
         let object = format!("user:{name}");
-        let record = AuditRecord {
-            at: now,
+        records::audit(
+            &mut *tx,
+            tenant,
+            now,
             actor,
-            action: if global { "user.global" } else { "user.local" },
-            object: &object,
-            detail: "",
-        };
-        records::audit(&mut *tx, tenant, record).await?;
+            (
+                if global { "user.global" } else { "user.local" },
+                object.as_str(),
+                "",
+            ),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -395,17 +396,15 @@ impl<B: Backend> AuthStore for SqlStore<B> {
             token.role.as_str(),
             if token.global { ", global" } else { "" }
         );
-        let record = AuditRecord {
-            at: now,
+        records::audit(
+            &mut *tx,
+            tenant,
+            now,
             actor,
-            action: "token.create",
-            object: &object,
-            detail: &detail,
-        };
-        records::audit(&mut *tx, tenant, record).await?;
-        let created = fetch_token(&mut *tx, tenant, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
+            ("token.create", &object, &detail),
+        )
+        .await?;
+        let created = fetch_token(&mut *tx, tenant, id).await?;
         tx.commit().await?;
         Ok(created)
     }
@@ -429,9 +428,7 @@ impl<B: Backend> AuthStore for SqlStore<B> {
         let tenant = tenant.as_str();
         let now = Utc::now().timestamp_micros();
         let mut tx = self.writer.begin().await?;
-        let Some(before) = fetch_token(&mut *tx, tenant, id).await? else {
-            return Err(StoreError::NotFound(format!("token {id}")));
-        };
+        let before = fetch_token(&mut *tx, tenant, id).await?;
         if before.revoked_at.is_none() {
             sqlx::query(REVOKE_TOKEN)
                 .bind(now)
@@ -440,18 +437,16 @@ impl<B: Backend> AuthStore for SqlStore<B> {
                 .execute(&mut *tx)
                 .await?;
             let object = format!("token:{id}");
-            let record = AuditRecord {
-                at: now,
+            records::audit(
+                &mut *tx,
+                tenant,
+                now,
                 actor,
-                action: "token.revoke",
-                object: &object,
-                detail: &before.name,
-            };
-            records::audit(&mut *tx, tenant, record).await?;
+                ("token.revoke", object.as_str(), before.name.as_str()),
+            )
+            .await?;
         }
-        let after = fetch_token(&mut *tx, tenant, id)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("token {id}")))?;
+        let after = fetch_token(&mut *tx, tenant, id).await?;
         tx.commit().await?;
         Ok(after)
     }

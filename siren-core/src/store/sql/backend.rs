@@ -35,6 +35,20 @@ pub(crate) trait RowsAffected {
     fn rows_affected(&self) -> u64;
 }
 
+#[cfg(feature = "sqlite")]
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
 /// A database SIREN stores into: its dialect, and the sqlx bounds the generic SQL of
 /// [`SqlStore`] needs of it.
 ///
@@ -117,6 +131,12 @@ pub(crate) trait Backend:
     /// A JSON document as the backend can keep it (PostgreSQL's `jsonb` holds no `\u0000`:
     /// such characters in strings become U+FFFD).
     fn json(json: &str) -> Cow<'_, str>;
+
+    /// Arguments that borrow for `'a` as arguments that borrow for the shorter `'b` (each
+    /// backend's arguments type is covariant in its lifetime; generic code cannot see that).
+    fn shorten<'a: 'b, 'b>(
+        arguments: <Self as Database>::Arguments<'a>,
+    ) -> <Self as Database>::Arguments<'b>;
 
     /// Appends ` AND column = value`, compared without regard to ASCII case.
     fn push_same_text<'a>(query: &mut Statement<'a, Self>, column: &str, value: &'a str);

@@ -8,7 +8,7 @@ use sqlx::{Pool, Transaction};
 use super::Backend;
 use super::auth::fetch_user;
 use super::incidents::fetch_incident;
-use super::records::{self, AuditRecord, NewEntry};
+use super::records::{self, NewEntry};
 use crate::incident::{Incident, IncidentId, Resolution, Status};
 use crate::store::StoreError;
 use crate::user::{Actor, User};
@@ -25,6 +25,62 @@ pub(super) struct StatusChange<'a> {
     pub to: Status,
     pub resolution: Option<Resolution>,
     pub note: Option<&'a str>,
+}
+
+/// An analyst's change to one incident, in its transaction.
+struct Change<'a, B: Backend> {
+    tx: Transaction<'static, B>,
+    tenant: &'a str,
+    id: IncidentId,
+    /// When (microseconds).
+    at: i64,
+    actor: &'a Actor,
+}
+
+impl<'a, B: Backend> Change<'a, B> {
+    /// Begins a change to incident `id` of `tenant` (not found when another tenant's), and
+    /// reads the incident as it is before.
+    async fn begin(
+        writer: &Pool<B>,
+        tenant: &'a str,
+        id: IncidentId,
+        actor: &'a Actor,
+    ) -> Result<(Self, Incident), StoreError> {
+        let at = Utc::now().timestamp_micros();
+        let mut tx = writer.begin().await?;
+        let before = fetch_incident(&mut *tx, tenant, id).await?;
+        let change = Self {
+            tx,
+            tenant,
+            id,
+            at,
+            actor,
+        };
+        Ok((change, before))
+    }
+
+    /// Writes what the analyst did: the incident's timeline entry of `kind` and the audit
+    /// record of `action`, both saying `detail`.
+    async fn record(&mut self, kind: &str, action: &str, detail: &str) -> Result<(), StoreError> {
+        let entry = NewEntry {
+            incident: self.id.0,
+            at: self.at,
+            actor: &self.actor.name,
+            kind,
+            detail,
+        };
+        records::timeline(&mut self.tx, self.tenant, entry).await?;
+        let object = format!("incident:{}", self.id);
+        let what = (action, object.as_str(), detail);
+        records::audit(&mut *self.tx, self.tenant, self.at, self.actor, what).await
+    }
+
+    /// Commits, and returns the incident as it is now.
+    async fn commit(mut self) -> Result<Incident, StoreError> {
+        let after = fetch_incident(&mut *self.tx, self.tenant, self.id).await?;
+        self.tx.commit().await?;
+        Ok(after)
+    }
 }
 
 /// An active user of `tenant` (refused when unknown or disabled).
@@ -44,34 +100,6 @@ async fn active_user<B: Backend>(
     }
 }
 
-/// Writes an analyst's timeline entry on incident `id` and its audit record.
-async fn record<B: Backend>(
-    tx: &mut Transaction<'_, B>,
-    tenant: &str,
-    id: IncidentId,
-    at: i64,
-    actor: &Actor,
-    (kind, action, detail): (&str, &str, &str),
-) -> Result<(), StoreError> {
-    let entry = NewEntry {
-        incident: id.0,
-        at,
-        actor: &actor.name,
-        kind,
-        detail,
-    };
-    records::timeline(tx, tenant, entry).await?;
-    let object = format!("incident:{id}");
-    let audited = AuditRecord {
-        at,
-        actor,
-        action,
-        object: &object,
-        detail,
-    };
-    records::audit(&mut **tx, tenant, audited).await
-}
-
 /// Assigns incident `id` of `tenant` to the active user `assignee`.
 pub(super) async fn assign<B: Backend>(
     writer: &Pool<B>,
@@ -80,16 +108,14 @@ pub(super) async fn assign<B: Backend>(
     assignee: &str,
     actor: &Actor,
 ) -> Result<Incident, StoreError> {
-    let now = Utc::now().timestamp_micros();
-    let mut tx = writer.begin().await?;
-    let before = fetch_incident(&mut *tx, tenant, id).await?;
-    active_user(&mut tx, tenant, assignee).await?;
+    let (mut change, before) = Change::begin(writer, tenant, id, actor).await?;
+    active_user(&mut change.tx, tenant, assignee).await?;
     sqlx::query(SET_ASSIGNEE)
         .bind(assignee)
-        .bind(now)
+        .bind(change.at)
         .bind(tenant)
         .bind(id.0)
-        .execute(&mut *tx)
+        .execute(&mut *change.tx)
         .await?;
     let detail = match &before.assignee {
         Some(previous) if previous != assignee => {
@@ -97,30 +123,27 @@ pub(super) async fn assign<B: Backend>(
         }
         _ => format!("assigned to {assignee}"),
     };
-    let what = ("assigned", "incident.assign", detail.as_str());
-    record(&mut tx, tenant, id, now, actor, what).await?;
-    let after = fetch_incident(&mut *tx, tenant, id).await?;
-    tx.commit().await?;
-    Ok(after.into_incident(tenant))
+    change
+        .record("assigned", "incident.assign", &detail)
+        .await?;
+    change.commit().await
 }
 
-/// Moves incident `id` of `tenant` as `change` asks (refused when the lifecycle does not
-/// allow it); a resolved incident that is reopened loses its resolution.
+/// Moves incident `id` of `tenant` as `to` asks (refused when the lifecycle does not allow
+/// it); a resolved incident that is reopened loses its resolution.
 pub(super) async fn change_status<B: Backend>(
     writer: &Pool<B>,
     tenant: &str,
     id: IncidentId,
-    change: StatusChange<'_>,
+    to: StatusChange<'_>,
     actor: &Actor,
 ) -> Result<Incident, StoreError> {
     let StatusChange {
         to,
         resolution,
         note,
-    } = change;
-    let now = Utc::now().timestamp_micros();
-    let mut tx = writer.begin().await?;
-    let before = fetch_incident(&mut *tx, tenant, id).await?;
+    } = to;
+    let (mut change, before) = Change::begin(writer, tenant, id, actor).await?;
     before
         .status
         .check_transition(to, resolution)
@@ -133,34 +156,25 @@ pub(super) async fn change_status<B: Backend>(
     sqlx::query(SET_STATUS)
         .bind(to.as_str())
         .bind(kept.map(Resolution::as_str))
-        .bind(now)
+        .bind(change.at)
         .bind(tenant)
         .bind(id.0)
-        .execute(&mut *tx)
+        .execute(&mut *change.tx)
         .await?;
     let mut detail = format!("{} → {}", before.status, to);
     if let Some(resolution) = resolution {
         detail.push_str(&format!(" ({})", resolution.as_str()));
     }
-    let what = ("status_changed", "incident.status", detail.as_str());
-    record(&mut tx, tenant, id, now, actor, what).await?;
-    let mut changed = before.clone();
-    changed.status = to;
-    records::outbox_change(&mut tx, tenant, id.0, "status", &changed, now).await?;
-    if let Some(note) = note.filter(|n| !n.trim().is_empty()) {
-        record(
-            &mut tx,
-            tenant,
-            id,
-            now,
-            actor,
-            ("note", "incident.note", note),
-        )
+    change
+        .record("status_changed", "incident.status", &detail)
         .await?;
+    let mut changed = before;
+    changed.status = to;
+    records::outbox_change(&mut change.tx, tenant, id.0, "status", &changed, change.at).await?;
+    if let Some(note) = note.filter(|n| !n.trim().is_empty()) {
+        change.record("note", "incident.note", note).await?;
     }
-    let after = fetch_incident(&mut *tx, tenant, id).await?;
-    tx.commit().await?;
-    Ok(after.into_incident(tenant))
+    change.commit().await
 }
 
 /// Adds a note to incident `id` of `tenant`.
@@ -174,25 +188,13 @@ pub(super) async fn add_note<B: Backend>(
     if text.trim().is_empty() {
         return Err(StoreError::Refused("a note needs some text".to_owned()));
     }
-    let now = Utc::now().timestamp_micros();
-    let mut tx = writer.begin().await?;
-    fetch_incident(&mut *tx, tenant, id).await?;
+    let (mut change, _) = Change::begin(writer, tenant, id, actor).await?;
     sqlx::query(TOUCH)
-        .bind(now)
+        .bind(change.at)
         .bind(tenant)
         .bind(id.0)
-        .execute(&mut *tx)
+        .execute(&mut *change.tx)
         .await?;
-    record(
-        &mut tx,
-        tenant,
-        id,
-        now,
-        actor,
-        ("note", "incident.note", text),
-    )
-    .await?;
-    let after = fetch_incident(&mut *tx, tenant, id).await?;
-    tx.commit().await?;
-    Ok(after.into_incident(tenant))
+    change.record("note", "incident.note", text).await?;
+    change.commit().await
 }

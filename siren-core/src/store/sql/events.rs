@@ -116,11 +116,8 @@ async fn insert_rows<B: Backend>(
                 .push(")");
         }
         insert.push(" ON CONFLICT (tenant, dedup_key) DO NOTHING RETURNING tenant, dedup_key");
-        let (sql, arguments) = insert.finish()?;
-        for (tenant, key) in sqlx::query_as_with::<B, (String, Vec<u8>), _>(&sql, arguments)
-            .fetch_all(&mut **tx)
-            .await?
-        {
+        let stored_now: Vec<(String, Vec<u8>)> = insert.fetch_all_as(&mut **tx).await?;
+        for (tenant, key) in stored_now {
             match counts.iter_mut().find(|(t, _)| *t == tenant) {
                 Some((_, n)) => *n += 1,
                 None => counts.push((tenant, 1)),
@@ -207,10 +204,7 @@ impl<B: Backend> EventStore for SqlStore<B> {
         select
             .push(format_args!(" ORDER BY {} LIMIT ", B::NEWEST_EVENTS_FIRST))
             .push_bind(i64::from(query.limit));
-        let (sql, arguments) = select.finish()?;
-        let rows = sqlx::query_with(&sql, arguments)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = select.fetch_all(&self.pool).await?;
         rows.iter().map(decode_event::<B>).collect()
     }
 

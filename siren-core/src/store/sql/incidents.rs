@@ -3,58 +3,65 @@
 //! are written elsewhere.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Executor, Row};
+use sqlx::{Executor, Pool, Row};
 
 use super::events::{EVENT_COLUMNS_OF_E, decode_event};
-use super::rows::{
-    decode_cursor, encode_cursor, page_size, parse_list, parse_resolution, parse_severity,
-    parse_status, time,
-};
+use super::pages::{PageQueries, decode_cursor, fetch_page, page_size, split_page};
+use super::rows::{parse_list, parse_resolution, parse_severity, parse_status, time};
 use super::statement::Statement;
 use super::{Backend, SqlStore, alerts, changes};
 use crate::event::TenantId;
 use crate::incident::{
-    Alert, AlertOutcome, Incident, IncidentFilter, IncidentId, IncidentPage, IncidentRecord,
-    Resolution, Status, TimelineEntry, TimelinePage, TimelineQuery,
+    Alert, AlertOutcome, GroupedIncident, Incident, IncidentFilter, IncidentId, IncidentPage,
+    Resolution, Status, TimelineEntry, TimelinePage, TimelineQuery, group_of,
 };
 use crate::store::{EventPage, IncidentStore, StoreError, StoredEvent};
 use crate::user::Actor;
 
 /// The columns every incident query selects, as [`decode_incident`] reads them.
-pub(super) const INCIDENT_COLUMNS: &str = "id, group_key, rule_id, title, severity, status, \
+pub(super) const INCIDENT_COLUMNS: &str = "id, group_key, title, severity, status, \
     resolution, assignee, rule_ids, techniques, hosts, users, ips, investigation, first_seen, \
     last_seen, alert_count, event_count, created_at, updated_at";
 
 const TIMELINE: &str = "SELECT at, actor, kind, detail FROM incident_timeline \
     WHERE tenant = $1 AND incident_id = $2 ORDER BY at, id";
-/// The newest entries (`$3` rows), newest first; the `_BEFORE` forms only those older than
-/// `($3, $4)` (`$5` rows); the `NOTES_` forms only notes (a partial index holds them).
-const TIMELINE_NEWEST: &str = "SELECT id, at, actor, kind, detail FROM incident_timeline \
-    WHERE tenant = $1 AND incident_id = $2 ORDER BY at DESC, id DESC LIMIT $3";
-const TIMELINE_BEFORE: &str = "SELECT id, at, actor, kind, detail FROM incident_timeline \
-    WHERE tenant = $1 AND incident_id = $2 AND (at, id) < ($3, $4) ORDER BY at DESC, id DESC LIMIT $5";
+/// An incident's timeline newest first: the newest entries, or those older than a cursor.
+const TIMELINE_PAGE: PageQueries<'static> = PageQueries {
+    first: "SELECT id, at, actor, kind, detail FROM incident_timeline \
+        WHERE tenant = $1 AND incident_id = $2 ORDER BY at DESC, id DESC LIMIT $3",
+    after: "SELECT id, at, actor, kind, detail FROM incident_timeline \
+        WHERE tenant = $1 AND incident_id = $2 AND (at, id) < ($3, $4) \
+        ORDER BY at DESC, id DESC LIMIT $5",
+};
 const TIMELINE_SIZE: &str =
     "SELECT COUNT(*) FROM incident_timeline WHERE tenant = $1 AND incident_id = $2";
-const NOTES_NEWEST: &str = "SELECT id, at, actor, kind, detail FROM incident_timeline \
-    WHERE tenant = $1 AND incident_id = $2 AND kind = 'note' ORDER BY at DESC, id DESC LIMIT $3";
-const NOTES_BEFORE: &str = "SELECT id, at, actor, kind, detail FROM incident_timeline \
-    WHERE tenant = $1 AND incident_id = $2 AND kind = 'note' AND (at, id) < ($3, $4) \
-    ORDER BY at DESC, id DESC LIMIT $5";
+/// [`TIMELINE_PAGE`] of notes only (a partial index holds them).
+const NOTES: PageQueries<'static> = PageQueries {
+    first: "SELECT id, at, actor, kind, detail FROM incident_timeline \
+        WHERE tenant = $1 AND incident_id = $2 AND kind = 'note' ORDER BY at DESC, id DESC LIMIT $3",
+    after: "SELECT id, at, actor, kind, detail FROM incident_timeline \
+        WHERE tenant = $1 AND incident_id = $2 AND kind = 'note' AND (at, id) < ($3, $4) \
+        ORDER BY at DESC, id DESC LIMIT $5",
+};
 const NOTES_SIZE: &str = "SELECT COUNT(*) FROM incident_timeline WHERE tenant = $1 \
     AND incident_id = $2 AND kind = 'note'";
 /// An incident's alerts joined to their triggering events.
 const ALERT_EVENTS: &str = "FROM alerts a JOIN events e ON e.tenant = a.tenant \
     AND e.dedup_key = a.event_key WHERE a.tenant = $1 AND a.incident_id = $2";
 
-/// An incident as [`INCIDENT_COLUMNS`] selects it.
-pub(super) fn decode_incident<B: Backend>(row: &B::Row) -> Result<IncidentRecord, StoreError> {
+/// An incident of `tenant` as [`INCIDENT_COLUMNS`] selects it, with the key its alerts join
+/// on.
+pub(super) fn decode_incident<B: Backend>(
+    row: &B::Row,
+    tenant: &str,
+) -> Result<GroupedIncident, StoreError> {
     let text = |name: &str| -> Result<String, StoreError> { Ok(row.try_get::<String, _>(name)?) };
     let count = |name: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(name)? as u64) };
     let at = |name: &str| -> Result<DateTime<Utc>, StoreError> { Ok(time(row.try_get(name)?)) };
-    Ok(IncidentRecord {
-        id: Some(IncidentId(row.try_get("id")?)),
-        key: text("group_key")?,
-        rule_id: text("rule_id")?,
+    let key = text("group_key")?;
+    let incident = Incident {
+        id: IncidentId(row.try_get("id")?),
+        tenant: tenant.to_owned(),
         title: text("title")?,
         severity: parse_severity(&text("severity")?)?,
         status: parse_status(&text("status")?)?,
@@ -65,15 +72,16 @@ pub(super) fn decode_incident<B: Backend>(row: &B::Row) -> Result<IncidentRecord
         hosts: parse_list(&text("hosts")?)?,
         users: parse_list(&text("users")?)?,
         ips: parse_list(&text("ips")?)?,
-        investigation: parse_list(&text("investigation")?)?,
         first_seen: at("first_seen")?,
         last_seen: at("last_seen")?,
         alert_count: count("alert_count")?,
         event_count: count("event_count")?,
+        investigation: parse_list(&text("investigation")?)?,
+        group_key: group_of(&key).to_owned(),
         created_at: at("created_at")?,
         updated_at: at("updated_at")?,
-        added: 0,
-    })
+    };
+    Ok(GroupedIncident::stored(incident, key))
 }
 
 /// One of `tenant`'s incidents (not found when another tenant's).
@@ -81,7 +89,7 @@ pub(super) async fn fetch_incident<'e, B: Backend>(
     executor: impl Executor<'e, Database = B>,
     tenant: &str,
     id: IncidentId,
-) -> Result<IncidentRecord, StoreError> {
+) -> Result<Incident, StoreError> {
     let select = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE tenant = $1 AND id = $2");
     let row = sqlx::query(&select)
         .bind(tenant)
@@ -89,49 +97,40 @@ pub(super) async fn fetch_incident<'e, B: Backend>(
         .fetch_optional(executor)
         .await?;
     match row {
-        Some(row) => decode_incident::<B>(&row),
+        Some(row) => Ok(decode_incident::<B>(&row, tenant)?.incident),
         None => Err(StoreError::NotFound(format!("incident {id}"))),
     }
 }
 
-/// A page of decoded incidents, and the cursor after it when more rows than `size` came.
-pub(super) fn incident_page<B: Backend>(
-    rows: &[B::Row],
+/// The page of incidents `select` (`SELECT … FROM incidents WHERE tenant = … AND …`)
+/// picks: after `cursor`, most recently seen first, `limit` of them.
+pub(super) async fn incident_page<B: Backend>(
+    pool: &Pool<B>,
+    mut select: Statement<'_, B>,
     tenant: &str,
-    size: i64,
+    cursor: Option<&str>,
+    limit: u32,
 ) -> Result<IncidentPage, StoreError> {
-    let mut incidents = rows
+    if let Some(cursor) = cursor {
+        let (last_seen, id) = decode_cursor(cursor)?;
+        select.push(" AND (last_seen < ").push_bind(last_seen);
+        select.push(" OR (last_seen = ").push_bind(last_seen);
+        select.push(" AND id < ").push_bind(id).push("))");
+    }
+    let size = page_size(limit);
+    select
+        .push(" ORDER BY last_seen DESC, id DESC LIMIT ")
+        .push_bind(size + 1);
+    let rows = select.fetch_all(pool).await?;
+    let (page, next_cursor) = split_page::<B>(&rows, size, ("last_seen", "id"))?;
+    let incidents = page
         .iter()
-        .map(decode_incident::<B>)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if incidents.len() as i64 > size {
-        incidents.truncate(size as usize);
-        incidents
-            .last()
-            .map(|r| encode_cursor(r.last_seen.timestamp_micros(), r.id.map_or(0, |id| id.0)))
-    } else {
-        None
-    };
+        .map(|row| Ok(decode_incident::<B>(row, tenant)?.incident))
+        .collect::<Result<_, StoreError>>()?;
     Ok(IncidentPage {
-        incidents: incidents
-            .into_iter()
-            .map(|r| r.into_incident(tenant))
-            .collect(),
+        incidents,
         next_cursor,
     })
-}
-
-/// Appends the condition of the incidents after `cursor` in the order most recently seen
-/// first.
-pub(super) fn push_after_cursor<'a, B: Backend>(
-    select: &mut Statement<'a, B>,
-    cursor: &str,
-) -> Result<(), StoreError> {
-    let (last_seen, id) = decode_cursor(cursor)?;
-    select.push(" AND (last_seen < ").push_bind(last_seen);
-    select.push(" OR (last_seen = ").push_bind(last_seen);
-    select.push(" AND id < ").push_bind(id).push("))");
-    Ok(())
 }
 
 /// A timeline entry as its `at`, `actor`, `kind` and `detail` columns hold it.
@@ -180,18 +179,8 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
                 .push(" AND last_seen >= ")
                 .push_bind(since.timestamp_micros());
         }
-        if let Some(cursor) = &filter.cursor {
-            push_after_cursor(&mut select, cursor)?;
-        }
-        let size = page_size(filter.limit);
-        select
-            .push(" ORDER BY last_seen DESC, id DESC LIMIT ")
-            .push_bind(size + 1);
-        let (sql, arguments) = select.finish()?;
-        let rows = sqlx::query_with(&sql, arguments)
-            .fetch_all(&self.pool)
-            .await?;
-        incident_page::<B>(&rows, tenant, size)
+        let cursor = filter.cursor.as_deref();
+        incident_page(&self.pool, select, tenant, cursor, filter.limit).await
     }
 
     async fn get_incident(
@@ -199,10 +188,7 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
         tenant: &TenantId,
         id: IncidentId,
     ) -> Result<Incident, StoreError> {
-        let tenant = tenant.as_str();
-        Ok(fetch_incident(&self.pool, tenant, id)
-            .await?
-            .into_incident(tenant))
+        fetch_incident(&self.pool, tenant.as_str(), id).await
     }
 
     async fn incident_timeline(
@@ -228,60 +214,26 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
     ) -> Result<TimelinePage, StoreError> {
         let tenant = tenant.as_str();
         let size = page_size(query.limit);
-        let (newest, before, count) = if query.notes_only {
-            (NOTES_NEWEST, NOTES_BEFORE, NOTES_SIZE)
+        let (queries, count) = if query.notes_only {
+            (NOTES, NOTES_SIZE)
         } else {
-            (TIMELINE_NEWEST, TIMELINE_BEFORE, TIMELINE_SIZE)
+            (TIMELINE_PAGE, TIMELINE_SIZE)
         };
-        // One more row than asked tells whether older entries remain.
-        let rows = match &query.before {
-            Some(cursor) => {
-                let (at, entry) = decode_cursor(cursor)?;
-                sqlx::query(before)
-                    .bind(tenant)
-                    .bind(id.0)
-                    .bind(at)
-                    .bind(entry)
-                    .bind(size + 1)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query(newest)
-                    .bind(tenant)
-                    .bind(id.0)
-                    .bind(size + 1)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
+        let cursor = query.before.as_deref();
+        let rows = fetch_page(&self.pool, queries, (tenant, id.0), cursor, size).await?;
         let total: i64 = sqlx::query_scalar(count)
             .bind(tenant)
             .bind(id.0)
             .fetch_one(&self.pool)
             .await?;
-        let mut entries: Vec<(i64, i64, TimelineEntry)> =
-            Vec::with_capacity(rows.len().min(size as usize));
-        let mut before = None;
-        for (n, row) in rows.iter().enumerate() {
-            if n as i64 == size {
-                before = entries
-                    .last()
-                    .map(|(at, entry, _)| encode_cursor(*at, *entry));
-                break;
-            }
-            entries.push((
-                row.try_get("at")?,
-                row.try_get("id")?,
-                timeline_entry::<B>(row)?,
-            ));
-        }
+        // Newest first, each page read back to front.
+        let (page, before) = split_page::<B>(&rows, size, ("at", "id"))?;
         Ok(TimelinePage {
-            entries: entries
-                .into_iter()
+            entries: page
+                .iter()
                 .rev()
-                .map(|(_, _, entry)| entry)
-                .collect(),
+                .map(timeline_entry::<B>)
+                .collect::<Result<_, _>>()?,
             total: total.max(0) as u64,
             before,
         })
@@ -315,53 +267,27 @@ impl<B: Backend> IncidentStore for SqlStore<B> {
     ) -> Result<EventPage, StoreError> {
         let tenant = tenant.as_str();
         let size = page_size(limit);
-        // One more row than asked tells whether more follow.
-        let rows = match after {
-            Some(cursor) => {
-                let (ts, alert) = decode_cursor(cursor)?;
-                let select = format!(
-                    "SELECT a.ts AS alert_ts, a.id AS alert_id, {EVENT_COLUMNS_OF_E} {ALERT_EVENTS} \
-                     AND (a.ts, a.id) > ($3, $4) ORDER BY a.ts, a.id LIMIT $5"
-                );
-                sqlx::query(&select)
-                    .bind(tenant)
-                    .bind(id.0)
-                    .bind(ts)
-                    .bind(alert)
-                    .bind(size + 1)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                let select = format!(
-                    "SELECT a.ts AS alert_ts, a.id AS alert_id, {EVENT_COLUMNS_OF_E} {ALERT_EVENTS} \
-                     ORDER BY a.ts, a.id LIMIT $3"
-                );
-                sqlx::query(&select)
-                    .bind(tenant)
-                    .bind(id.0)
-                    .bind(size + 1)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
+        let first = format!(
+            "SELECT a.ts AS alert_ts, a.id AS alert_id, {EVENT_COLUMNS_OF_E} {ALERT_EVENTS} \
+             ORDER BY a.ts, a.id LIMIT $3"
+        );
+        let later = format!(
+            "SELECT a.ts AS alert_ts, a.id AS alert_id, {EVENT_COLUMNS_OF_E} {ALERT_EVENTS} \
+             AND (a.ts, a.id) > ($3, $4) ORDER BY a.ts, a.id LIMIT $5"
+        );
+        let queries = PageQueries {
+            first: &first,
+            after: &later,
         };
-        let mut page = EventPage {
-            events: Vec::with_capacity(rows.len().min(size as usize)),
-            after: None,
-        };
-        let mut last = None;
-        for (n, row) in rows.iter().enumerate() {
-            if n as i64 == size {
-                page.after = last.map(|(ts, alert)| encode_cursor(ts, alert));
-                break;
-            }
-            last = Some((
-                row.try_get::<i64, _>("alert_ts")?,
-                row.try_get::<i64, _>("alert_id")?,
-            ));
-            page.events.push(decode_event::<B>(row)?);
-        }
-        Ok(page)
+        let rows = fetch_page(&self.pool, queries, (tenant, id.0), after, size).await?;
+        let (page, after) = split_page::<B>(&rows, size, ("alert_ts", "alert_id"))?;
+        Ok(EventPage {
+            events: page
+                .iter()
+                .map(decode_event::<B>)
+                .collect::<Result<_, _>>()?,
+            after,
+        })
     }
 
     async fn assign_incident(

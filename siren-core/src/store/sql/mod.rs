@@ -6,8 +6,9 @@
 //! One file per trait it implements (`events.rs`, `incidents.rs`, `audit.rs`, `auth.rs`,
 //! `correlation.rs`, `outbox.rs`, `report.rs`, `server.rs`); `alerts.rs` stores what
 //! grouping alerts into incidents decided, `changes.rs` the analysts' changes, `records.rs`
-//! the timeline entries, audit records and outbox changes written with them, and `rows.rs`
-//! reads stored values back.
+//! the timeline entries, audit records and outbox changes written with them. `statement.rs`
+//! puts statements together at run time, `pages.rs` reads lists a page at a time, and
+//! `rows.rs` reads stored values back.
 
 mod alerts;
 mod audit;
@@ -18,6 +19,7 @@ mod correlation;
 mod events;
 mod incidents;
 mod outbox;
+mod pages;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod records;

@@ -4,8 +4,9 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Row, Transaction};
 
+use super::pages::page_size;
 use super::records::{self, NewEntry};
-use super::rows::{page_size, parse_status, parse_tenant, time};
+use super::rows::{parse_status, parse_tenant, time};
 use super::statement::Statement;
 use super::{Backend, RowsAffected, SqlStore};
 use crate::event::TenantId;
@@ -409,10 +410,7 @@ impl<B: Backend> Outbox for SqlStore<B> {
         select
             .push(" ORDER BY id DESC LIMIT ")
             .push_bind(page_size(filter.limit));
-        let (sql, arguments) = select.finish()?;
-        let rows = sqlx::query_with(&sql, arguments)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = select.fetch_all(&self.pool).await?;
         rows.iter().map(decode_delivery::<B>).collect()
     }
 

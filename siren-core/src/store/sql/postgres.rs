@@ -6,22 +6,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::Postgres;
-use sqlx::postgres::{PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgArguments, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::statement::Statement;
-use super::{Backend, RowsAffected, SqlStore};
+use super::{Backend, SqlStore};
 use crate::event::Fields;
 use crate::store::{StoreError, redact_url};
 
 /// Connections at once.
 const CONNECTIONS: u32 = 8;
-
-impl RowsAffected for PgQueryResult {
-    fn rows_affected(&self) -> u64 {
-        PgQueryResult::rows_affected(self)
-    }
-}
 
 /// Reads and writes share one pool: PostgreSQL has many writers.
 impl Backend for Postgres {
@@ -88,6 +82,10 @@ impl Backend for Postgres {
             }
             Err(_) => json.into(),
         }
+    }
+
+    fn shorten<'a: 'b, 'b>(arguments: PgArguments) -> PgArguments {
+        arguments
     }
 
     fn push_same_text<'a>(query: &mut Statement<'a, Self>, column: &str, value: &'a str) {

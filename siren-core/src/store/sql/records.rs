@@ -4,7 +4,7 @@
 use sqlx::{Executor, Transaction};
 
 use super::Backend;
-use crate::incident::{IncidentRecord, SYSTEM_ACTOR};
+use crate::incident::{Incident, SYSTEM_ACTOR};
 use crate::store::StoreError;
 use crate::user::Actor;
 
@@ -55,29 +55,23 @@ pub(super) async fn timeline<B: Backend>(
     Ok(())
 }
 
-/// What an audit record says: who did `action` on `object` at `at` (microseconds).
-pub(super) struct AuditRecord<'a> {
-    pub at: i64,
-    pub actor: &'a Actor,
-    pub action: &'a str,
-    pub object: &'a str,
-    pub detail: &'a str,
-}
-
-/// Appends `record` to `tenant`'s audit log.
+/// Appends to `tenant`'s audit log that `actor` did `action` on `object` at `at`
+/// (microseconds), with `detail`.
 pub(super) async fn audit<'e, B: Backend>(
     executor: impl Executor<'e, Database = B>,
     tenant: &str,
-    record: AuditRecord<'_>,
+    at: i64,
+    actor: &Actor,
+    (action, object, detail): (&str, &str, &str),
 ) -> Result<(), StoreError> {
     sqlx::query(INSERT_AUDIT)
         .bind(tenant)
-        .bind(record.at)
-        .bind(record.actor.name.as_str())
-        .bind(record.actor.origin.as_str())
-        .bind(record.action)
-        .bind(record.object)
-        .bind(record.detail)
+        .bind(at)
+        .bind(actor.name.as_str())
+        .bind(actor.origin.as_str())
+        .bind(action)
+        .bind(object)
+        .bind(detail)
         .execute(executor)
         .await?;
     Ok(())
@@ -90,7 +84,7 @@ pub(super) async fn outbox_change<B: Backend>(
     tenant: &str,
     id: i64,
     kind: &str,
-    incident: &IncidentRecord,
+    incident: &Incident,
     at: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(INSERT_CHANGE)

@@ -3,8 +3,7 @@
 
 use sqlx::Row;
 
-use super::incidents::{INCIDENT_COLUMNS, incident_page, push_after_cursor, timeline_entry};
-use super::rows::page_size;
+use super::incidents::{INCIDENT_COLUMNS, incident_page, timeline_entry};
 use super::statement::Statement;
 use super::{Backend, SqlStore};
 use crate::event::TenantId;
@@ -36,18 +35,7 @@ impl<B: Backend> ReportSource for SqlStore<B> {
                 .push(" AND first_seen < ")
                 .push_bind(until.timestamp_micros());
         }
-        if let Some(cursor) = cursor {
-            push_after_cursor(&mut select, cursor)?;
-        }
-        let size = page_size(limit);
-        select
-            .push(" ORDER BY last_seen DESC, id DESC LIMIT ")
-            .push_bind(size + 1);
-        let (sql, arguments) = select.finish()?;
-        let rows = sqlx::query_with(&sql, arguments)
-            .fetch_all(&self.pool)
-            .await?;
-        incident_page::<B>(&rows, tenant, size)
+        incident_page(&self.pool, select, tenant, cursor, limit).await
     }
 
     async fn status_changes(
@@ -76,10 +64,7 @@ impl<B: Backend> ReportSource for SqlStore<B> {
             select.push_bind(id.0);
         }
         select.push(") ORDER BY incident_id, at, id");
-        let (sql, arguments) = select.finish()?;
-        let rows = sqlx::query_with(&sql, arguments)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = select.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 Ok((

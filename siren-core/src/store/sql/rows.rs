@@ -55,26 +55,6 @@ pub(super) fn count<B: Backend>(row: &B::Row) -> Result<u64, StoreError> {
     Ok(n.max(0) as u64)
 }
 
-/// The cursor of a page that ends at the row with this sort value (time) and id.
-pub(super) fn encode_cursor(at: i64, id: i64) -> String {
-    format!("{at}.{id}")
-}
-
-/// The sort value and id an [`encode_cursor`] cursor names.
-pub(super) fn decode_cursor(cursor: &str) -> Result<(i64, i64), StoreError> {
-    let invalid = || StoreError::Refused(format!("invalid cursor '{cursor}'"));
-    let (a, b) = cursor.split_once('.').ok_or_else(invalid)?;
-    Ok((
-        a.parse().map_err(|_| invalid())?,
-        b.parse().map_err(|_| invalid())?,
-    ))
-}
-
-/// Page sizes are clamped to 1..=10,000.
-pub(super) fn page_size(limit: u32) -> i64 {
-    i64::from(limit.clamp(1, 10_000))
-}
-
 /// A minute, in microseconds.
 pub(super) const MINUTE: i64 = 60_000_000;
 

@@ -4,9 +4,8 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Pool, Row};
 
-use super::rows::{
-    DAY, MINUTE, count, decode_cursor, encode_cursor, page_size, parse_severity, parse_tenant, time,
-};
+use super::pages::{PageQueries, fetch_page, page_size, split_page};
+use super::rows::{DAY, MINUTE, count, parse_severity, parse_tenant, time};
 use super::{Backend, SqlStore};
 use crate::event::TenantId;
 use crate::incident::{IncidentId, Severity, Status};
@@ -33,11 +32,14 @@ const AGENTS: &str = "SELECT tenant, agent, hostname, version, queue_depth, last
     FROM agents WHERE tenant = $1 ORDER BY last_seen DESC, agent";
 const CHANGED: &str = "SELECT tenant, id, created_at, updated_at FROM incidents WHERE updated_at >= $1 \
     ORDER BY updated_at, id LIMIT $2";
-const ALERTS: &str = "SELECT id, rule_id, rule_title, severity, event_key, ts, host, user_name, src_ip, \
-    detail, created_at FROM alerts WHERE tenant = $1 AND incident_id = $2 ORDER BY ts, id LIMIT $3";
-const ALERTS_AFTER: &str = "SELECT id, rule_id, rule_title, severity, event_key, ts, host, user_name, \
-    src_ip, detail, created_at FROM alerts WHERE tenant = $1 AND incident_id = $2 AND (ts, id) > ($3, $4) \
-    ORDER BY ts, id LIMIT $5";
+/// An incident's alerts oldest first: the first, or those after a cursor.
+const ALERTS: PageQueries<'static> = PageQueries {
+    first: "SELECT id, rule_id, rule_title, severity, event_key, ts, host, user_name, src_ip, \
+        detail, created_at FROM alerts WHERE tenant = $1 AND incident_id = $2 ORDER BY ts, id LIMIT $3",
+    after: "SELECT id, rule_id, rule_title, severity, event_key, ts, host, user_name, src_ip, \
+        detail, created_at FROM alerts WHERE tenant = $1 AND incident_id = $2 AND (ts, id) > ($3, $4) \
+        ORDER BY ts, id LIMIT $5",
+};
 const OPEN_BY_SEVERITY: &str = "SELECT severity, COUNT(*) AS n FROM incidents WHERE tenant = $1 \
     AND status NOT IN ('resolved', 'closed') GROUP BY severity";
 const BY_STATUS: &str =
@@ -233,42 +235,15 @@ impl<B: Backend> ServerStore for SqlStore<B> {
         limit: u32,
     ) -> Result<AlertPage, StoreError> {
         let size = page_size(limit);
-        // One more row than asked tells whether more follow.
-        let rows = match after {
-            Some(cursor) => {
-                let (ts, alert) = decode_cursor(cursor)?;
-                sqlx::query(ALERTS_AFTER)
-                    .bind(tenant.as_str())
-                    .bind(id.0)
-                    .bind(ts)
-                    .bind(alert)
-                    .bind(size + 1)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query(ALERTS)
-                    .bind(tenant.as_str())
-                    .bind(id.0)
-                    .bind(size + 1)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        let mut page = AlertPage {
-            alerts: Vec::with_capacity(rows.len().min(size as usize)),
-            after: None,
-        };
-        let mut last = None;
-        for (n, row) in rows.iter().enumerate() {
-            if n as i64 == size {
-                page.after = last.map(|(ts, alert)| encode_cursor(ts, alert));
-                break;
-            }
-            last = Some((row.try_get::<i64, _>("ts")?, row.try_get::<i64, _>("id")?));
-            page.alerts.push(decode_alert::<B>(row)?);
-        }
-        Ok(page)
+        let rows = fetch_page(&self.pool, ALERTS, (tenant.as_str(), id.0), after, size).await?;
+        let (page, after) = split_page::<B>(&rows, size, ("ts", "id"))?;
+        Ok(AlertPage {
+            alerts: page
+                .iter()
+                .map(decode_alert::<B>)
+                .collect::<Result<_, _>>()?,
+            after,
+        })
     }
 
     async fn dashboard_stats(

@@ -8,12 +8,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::Sqlite;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 
 use super::statement::Statement;
-use super::{Backend, RowsAffected, SqlStore};
+use super::{Backend, SqlStore};
 use crate::event::Fields;
 use crate::store::StoreError;
 
@@ -29,12 +28,6 @@ const WAL_CHECKPOINT_PAGES: i64 = 10_000;
 
 /// Connections that read (the dashboard's users, searches, reports) at once.
 const READERS: u32 = 8;
-
-impl RowsAffected for SqliteQueryResult {
-    fn rows_affected(&self) -> u64 {
-        SqliteQueryResult::rows_affected(self)
-    }
-}
 
 /// Every write goes through one connection of its own (the store's `writer` pool): SQLite
 /// has one writer at a time anyway, and a connection keeps its page cache only while no
@@ -111,6 +104,10 @@ impl Backend for Sqlite {
 
     fn json(json: &str) -> Cow<'_, str> {
         Cow::Borrowed(json)
+    }
+
+    fn shorten<'a: 'b, 'b>(arguments: SqliteArguments<'a>) -> SqliteArguments<'b> {
+        arguments
     }
 
     fn push_same_text<'a>(query: &mut Statement<'a, Self>, column: &str, value: &'a str) {

@@ -1,15 +1,14 @@
 //! [`Statement`]: SQL put together at run time (optional filters, `IN` lists, the rows of a
 //! multi-row `INSERT`) with its arguments, the backend writing each placeholder.
 //!
-//! sqlx's `QueryBuilder` lends its arguments to the query for as long as the builder lives.
-//! Generic code cannot shorten that loan (a backend's arguments type is invariant in its
-//! lifetime there), so it would outlive the builder; a statement here hands its text and
-//! arguments over whole instead ([`Statement::finish`]).
+//! sqlx's `QueryBuilder` lends its arguments to the query for as long as the builder lives,
+//! which code generic over the backend cannot shorten; a statement here is consumed by the
+//! call that runs it.
 
 use std::fmt::{Display, Write as _};
 
 use sqlx::error::BoxDynError;
-use sqlx::{Arguments as _, Database, Encode, Type};
+use sqlx::{Arguments as _, Database, Encode, Executor, FromRow, Type};
 
 use super::Backend;
 use crate::store::StoreError;
@@ -51,9 +50,33 @@ impl<'q, B: Backend> Statement<'q, B> {
         self
     }
 
-    /// The text and the arguments, for `sqlx::query_with` and its kin (an error when a
-    /// value could not be encoded).
-    pub fn finish(self) -> Result<(String, <B as Database>::Arguments<'q>), StoreError> {
+    /// Runs the statement and returns its rows.
+    pub async fn fetch_all<'e>(
+        self,
+        executor: impl Executor<'e, Database = B>,
+    ) -> Result<Vec<B::Row>, StoreError> {
+        let (sql, arguments) = self.finish()?;
+        Ok(sqlx::query_with(&sql, B::shorten(arguments))
+            .fetch_all(executor)
+            .await?)
+    }
+
+    /// Runs the statement and returns its rows as `O`s.
+    pub async fn fetch_all_as<'e, O>(
+        self,
+        executor: impl Executor<'e, Database = B>,
+    ) -> Result<Vec<O>, StoreError>
+    where
+        O: for<'r> FromRow<'r, B::Row> + Send + Unpin,
+    {
+        let (sql, arguments) = self.finish()?;
+        Ok(sqlx::query_as_with(&sql, B::shorten(arguments))
+            .fetch_all(executor)
+            .await?)
+    }
+
+    /// The text and the arguments (an error when a value could not be encoded).
+    fn finish(self) -> Result<(String, <B as Database>::Arguments<'q>), StoreError> {
         match self.error {
             Some(error) => Err(StoreError::Query(sqlx::Error::Encode(error))),
             None => Ok((self.sql, self.arguments)),
