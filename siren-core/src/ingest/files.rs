@@ -15,7 +15,7 @@ use crate::correlation::Correlator;
 use crate::event::Event;
 use crate::normalize::{self, Diagnostic, EventSink, Format, Input};
 use crate::rules::RuleSet;
-use crate::store::{EventRow, Store};
+use crate::store::{CorrelationState, EventRow, EventStore, IncidentStore};
 
 /// Told about the run as it goes (progress bars, warnings). Called from reader threads.
 pub trait IngestObserver: Send + Sync {
@@ -37,14 +37,18 @@ enum Message {
     FileDone(Option<Format>),
 }
 
-/// Reads `inputs`, storing every event in `store`. Returns the run's summary; fails only
-/// when the store fails (what was stored before stays stored).
-pub async fn ingest(
-    store: Arc<dyn Store>,
+/// Reads `inputs`, storing every event in `store` and the incidents their alerts open, with
+/// the correlator's state. Returns the run's summary; fails only when the store fails (what
+/// was stored before stays stored).
+pub async fn ingest<S>(
+    store: Arc<S>,
     inputs: Vec<Input>,
     options: IngestOptions,
     observer: Arc<dyn IngestObserver>,
-) -> Result<IngestSummary, IngestError> {
+) -> Result<IngestSummary, IngestError>
+where
+    S: EventStore + IncidentStore + CorrelationState + ?Sized,
+{
     let started = Instant::now();
     let threads = match options.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

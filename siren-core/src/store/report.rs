@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::StoreError;
+use super::{IncidentStore, StoreError};
 use crate::event::TenantId;
 use crate::incident::{IncidentId, IncidentPage, TimelineEntry};
 
@@ -22,9 +22,10 @@ pub struct ReportRange {
 /// The most incident ids [`ReportSource::status_changes`] takes at once.
 pub const MAX_IDS_PER_CALL: usize = 1000;
 
-/// Reading incidents for period reports.
+/// What reports read: single incidents with their timeline and events ([`IncidentStore`])
+/// and, for period reports, the incidents of a time range page by page.
 #[async_trait::async_trait]
-pub trait ReportSource: Send + Sync {
+pub trait ReportSource: IncidentStore + Send + Sync {
     /// A page of the incidents active in `range`, most recently seen first; pass the page's
     /// `next_cursor` back for the next page.
     async fn report_incidents(
