@@ -19,7 +19,7 @@ use crate::event::TenantId;
 use crate::incident::{Incident, IncidentId, Status};
 use crate::store::{
     ChangeKind, Delivery, DeliveryFilter, DeliveryKind, DeliveryOutcome, DeliveryState,
-    IncidentChange, IncidentStore, NewDelivery, Outbox, Store, StoreError,
+    IncidentStore, NewDelivery, Outbox, OutboxChange, Store, StoreError,
 };
 
 /// Changes planned per store round trip.
@@ -347,7 +347,7 @@ impl<S: Outbox + IncidentStore + ?Sized + 'static> Dispatcher<S> {
     /// The deliveries a change calls for, and whether it cancels pending escalations.
     async fn plan_change(
         &self,
-        change: &IncidentChange,
+        change: &OutboxChange,
         now: DateTime<Utc>,
     ) -> Result<(Vec<NewDelivery>, bool), NotifyError> {
         let inner = &self.inner;

@@ -36,7 +36,7 @@ pub use incidents::{EventPage, IncidentStore};
 pub use open::{DEFAULT_DATABASE_URL, Store, open, redact_url};
 pub use outbox::{
     ChangeKind, Delivery, DeliveryFilter, DeliveryKind, DeliveryOutcome, DeliveryState,
-    IncidentChange, NewDelivery, Outbox,
+    NewDelivery, Outbox, OutboxChange,
 };
 pub use report::{ReportRange, ReportSource};
 pub use row::EventRow;

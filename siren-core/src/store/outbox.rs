@@ -41,9 +41,9 @@ impl ChangeKind {
     }
 }
 
-/// One change to an incident, waiting to be turned into deliveries.
+/// A change to an incident in the outbox, waiting to be turned into deliveries.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IncidentChange {
+pub struct OutboxChange {
     /// The change's id (in recording order).
     pub id: i64,
     /// The incident's tenant.
@@ -264,14 +264,14 @@ pub trait Outbox: Send + Sync {
         &self,
         tenant: Option<&TenantId>,
         limit: u32,
-    ) -> Result<Vec<IncidentChange>, StoreError>;
+    ) -> Result<Vec<OutboxChange>, StoreError>;
 
     /// Records the deliveries planned for a change (those whose key exists are skipped) and
     /// marks it planned, in one transaction; with `cancel_escalations`, also cancels the
     /// incident's pending escalations. Returns how many deliveries were added.
     async fn plan_change(
         &self,
-        change: &IncidentChange,
+        change: &OutboxChange,
         deliveries: &[NewDelivery],
         cancel_escalations: bool,
         now: DateTime<Utc>,

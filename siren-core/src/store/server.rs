@@ -42,9 +42,10 @@ pub struct AgentStatus {
     pub last_seen: DateTime<Utc>,
 }
 
-/// An incident that changed, from the change feed.
+/// An incident that changed, as the change feed ([`ServerStore::incidents_changed_since`])
+/// reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncidentChange {
+pub struct FeedChange {
     /// Tenant.
     pub tenant: TenantId,
     /// Incident.
@@ -152,7 +153,7 @@ pub trait ServerStore: Send + Sync {
         &self,
         since: i64,
         limit: u32,
-    ) -> Result<Vec<IncidentChange>, StoreError>;
+    ) -> Result<Vec<FeedChange>, StoreError>;
     /// A page of an incident's alerts, oldest first: the first `limit`, or those after the
     /// cursor a previous page handed back (an unknown incident has none).
     async fn incident_alerts(

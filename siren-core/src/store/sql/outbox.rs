@@ -13,7 +13,7 @@ use crate::event::TenantId;
 use crate::incident::IncidentId;
 use crate::store::{
     ChangeKind, Delivery, DeliveryFilter, DeliveryKind, DeliveryOutcome, DeliveryState,
-    IncidentChange, NewDelivery, Outbox, StoreError,
+    NewDelivery, Outbox, OutboxChange, StoreError,
 };
 
 const PENDING_CHANGES: &str = "SELECT id, tenant, incident_id, kind, alert_count, status, at \
@@ -70,10 +70,10 @@ fn corrupt(what: &str, text: &str) -> StoreError {
     StoreError::Corrupt(format!("unknown {what} '{text}'"))
 }
 
-fn decode_change<B: Backend>(row: &B::Row) -> Result<IncidentChange, StoreError> {
+fn decode_change<B: Backend>(row: &B::Row) -> Result<OutboxChange, StoreError> {
     let count: i64 = row.try_get("alert_count")?;
     let kind: String = row.try_get("kind")?;
-    Ok(IncidentChange {
+    Ok(OutboxChange {
         id: row.try_get("id")?,
         tenant: parse_tenant(&row.try_get::<String, _>("tenant")?)?,
         incident_id: IncidentId(row.try_get("incident_id")?),
@@ -187,7 +187,7 @@ impl<B: Backend> Outbox for SqlStore<B> {
         &self,
         tenant: Option<&TenantId>,
         limit: u32,
-    ) -> Result<Vec<IncidentChange>, StoreError> {
+    ) -> Result<Vec<OutboxChange>, StoreError> {
         let rows = sqlx::query(PENDING_CHANGES)
             .bind(tenant.map(TenantId::as_str))
             .bind(i64::from(limit))
@@ -198,7 +198,7 @@ impl<B: Backend> Outbox for SqlStore<B> {
 
     async fn plan_change(
         &self,
-        change: &IncidentChange,
+        change: &OutboxChange,
         deliveries: &[NewDelivery],
         cancel_escalations: bool,
         now: DateTime<Utc>,

@@ -10,7 +10,7 @@ use super::{Backend, SqlStore};
 use crate::event::TenantId;
 use crate::incident::{IncidentId, Severity, Status};
 use crate::store::server::{
-    AgentHeartbeat, AgentStatus, AlertPage, CountAt, DashboardStats, IncidentChange, NamedCount,
+    AgentHeartbeat, AgentStatus, AlertPage, CountAt, DashboardStats, FeedChange, NamedCount,
     StoredAlert,
 };
 use crate::store::{ServerStore, StoreError};
@@ -208,7 +208,7 @@ impl<B: Backend> ServerStore for SqlStore<B> {
         &self,
         since: i64,
         limit: u32,
-    ) -> Result<Vec<IncidentChange>, StoreError> {
+    ) -> Result<Vec<FeedChange>, StoreError> {
         let rows = sqlx::query(CHANGED)
             .bind(since)
             .bind(i64::from(limit))
@@ -217,7 +217,7 @@ impl<B: Backend> ServerStore for SqlStore<B> {
         rows.iter()
             .map(|row| {
                 let tenant: String = row.try_get("tenant")?;
-                Ok(IncidentChange {
+                Ok(FeedChange {
                     tenant: parse_tenant(&tenant)?,
                     id: IncidentId(row.try_get("id")?),
                     created_at: row.try_get("created_at")?,
