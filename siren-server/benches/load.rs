@@ -178,7 +178,7 @@ fn main() {
         let token_hash = siren_server::auth::token_hash(&secret);
         store
             .create_token(
-                &siren_core::store::server::NewToken {
+                &siren_core::store::NewToken {
                     tenant: &tenant,
                     name: "bench agent",
                     role: Role::Agent,

@@ -97,7 +97,7 @@ async fn main() {
     let secret = siren_server::auth::new_token_secret().unwrap();
     store
         .create_token(
-            &siren_core::store::server::NewToken {
+            &siren_core::store::NewToken {
                 tenant: &tenant,
                 name: "bench agent",
                 role: Role::Agent,

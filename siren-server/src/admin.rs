@@ -8,7 +8,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use siren_core::store::server::NewToken;
+use siren_core::store::NewToken;
 use siren_core::user::Role;
 
 use crate::AppState;

@@ -40,9 +40,9 @@ const POLL_LIMIT: u32 = 1000;
 /// How often an open stream checks its credential in the store again.
 pub const CREDENTIAL_CHECK: Duration = Duration::from_secs(2);
 
-/// One change, as sent to subscribers.
+/// A change to an incident, as the live stream sends it to its subscribers.
 #[derive(Debug, Clone)]
-pub struct IncidentChanged {
+pub struct LiveChange {
     /// Owner.
     pub tenant: TenantId,
     /// `created` or `updated`.
@@ -53,7 +53,7 @@ pub struct IncidentChanged {
 
 /// The broadcast of incident changes and the poller's wake-up call.
 pub struct ChangeFeed {
-    sender: broadcast::Sender<IncidentChanged>,
+    sender: broadcast::Sender<LiveChange>,
     wake: Notify,
     /// Turns true when the server shuts down: open streams end so the drain can finish.
     closing: tokio::sync::watch::Sender<bool>,
@@ -96,7 +96,7 @@ impl ChangeFeed {
     }
 
     /// A new subscription.
-    pub fn subscribe(&self) -> broadcast::Receiver<IncidentChanged> {
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveChange> {
         self.sender.subscribe()
     }
 }
@@ -152,7 +152,7 @@ pub async fn run_change_feed(state: AppState, mut stop: tokio::sync::watch::Rece
                 "updated"
             };
             // No subscriber is not an error.
-            let _ = state.changes().sender.send(IncidentChanged {
+            let _ = state.changes().sender.send(LiveChange {
                 tenant: change.tenant,
                 kind,
                 incident: Arc::new(incident),

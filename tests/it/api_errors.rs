@@ -237,7 +237,7 @@ async fn a_token_named_like_a_user_may_disable_that_user() {
     server
         .store
         .create_token(
-            &siren_core::store::server::NewToken {
+            &siren_core::store::NewToken {
                 tenant: &tenant,
                 name: "ops",
                 role: Role::Admin,

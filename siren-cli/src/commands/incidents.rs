@@ -2,7 +2,7 @@
 
 use serde_json::json;
 use siren_core::incident::{Incident, IncidentFilter, IncidentId, Resolution, Severity, Status};
-use siren_core::store::Store;
+use siren_core::store::IncidentStore;
 
 use crate::Context;
 use crate::exit::{CommandResult, Exit, Failure};
@@ -273,7 +273,12 @@ fn summary_table(incident: &Incident) -> Vec<(String, String)> {
     table
 }
 
-async fn show(context: &Context, store: &dyn Store, id: IncidentId, events: u32) -> CommandResult {
+async fn show(
+    context: &Context,
+    store: &dyn IncidentStore,
+    id: IncidentId,
+    events: u32,
+) -> CommandResult {
     let tenant = &context.tenant;
     let incident = store.get_incident(tenant, id).await.map_err(refused)?;
     let timeline = store.incident_timeline(tenant, id).await.map_err(refused)?;

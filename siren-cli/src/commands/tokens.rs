@@ -3,7 +3,7 @@
 //! it is stored.
 
 use serde_json::json;
-use siren_core::store::server::{ApiToken, NewToken};
+use siren_core::store::{ApiToken, NewToken};
 use siren_core::user::Role;
 
 use crate::Context;

@@ -13,13 +13,14 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{CORRELATION_STATE, IngestError, IngestOptions, IngestSummary, Matched, alerts_for};
+use super::alerts::{CORRELATION_STATE, Matched, alerts_for};
+use super::{IngestError, IngestOptions, IngestSummary};
 use crate::correlation::{Correlator, CorrelatorConfig};
 use crate::event::{Event, Fields, TenantId};
 use crate::incident::Alert;
 use crate::normalize::flatten::flatten;
 use crate::rules::RuleSet;
-use crate::store::{EventRow, Store, StoreError};
+use crate::store::{CorrelationState, EventRow, EventStore, Store, StoreError};
 
 /// How a [`Pipeline`] behaves.
 #[derive(Debug, Clone)]
@@ -96,8 +97,11 @@ struct TenantState {
 
 /// Stores, detects, correlates and opens incidents for batches of events, one tenant's
 /// batches at a time (so correlation sees them in a consistent order), many tenants at once.
-pub struct Pipeline {
-    store: Arc<dyn Store>,
+///
+/// Of its store `S` it uses events ([`EventStore`], which also groups a batch's alerts into
+/// incidents) and the correlator's saved state ([`CorrelationState`]).
+pub struct Pipeline<S: ?Sized = dyn Store> {
+    store: Arc<S>,
     rules: Option<Arc<RuleSet>>,
     options: PipelineOptions,
     tenants: std::sync::Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<TenantState>>>>,
@@ -106,13 +110,9 @@ pub struct Pipeline {
     single_writer: Option<tokio::sync::Mutex<()>>,
 }
 
-impl Pipeline {
+impl<S: EventStore + CorrelationState + ?Sized> Pipeline<S> {
     /// A pipeline storing into `store`, detecting with `rules` (none: store only).
-    pub fn new(
-        store: Arc<dyn Store>,
-        rules: Option<Arc<RuleSet>>,
-        options: PipelineOptions,
-    ) -> Self {
+    pub fn new(store: Arc<S>, rules: Option<Arc<RuleSet>>, options: PipelineOptions) -> Self {
         let single_writer = (store.backend() == "sqlite").then(|| tokio::sync::Mutex::new(()));
         Self {
             store,
@@ -129,7 +129,7 @@ impl Pipeline {
     }
 
     /// The store it writes to.
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<S> {
         &self.store
     }
 

@@ -19,7 +19,7 @@ use crate::event::TenantId;
 use crate::incident::{Incident, IncidentId, Status};
 use crate::store::{
     ChangeKind, Delivery, DeliveryFilter, DeliveryKind, DeliveryOutcome, DeliveryState,
-    IncidentChange, NewDelivery, Store, StoreError,
+    IncidentStore, NewDelivery, Outbox, OutboxChange, Store, StoreError,
 };
 
 /// Changes planned per store round trip.
@@ -82,8 +82,8 @@ pub fn rule_tags_of(rules: &crate::rules::RuleSet) -> Box<RuleTags> {
     Box::new(move |rule| tags.get(rule).cloned().unwrap_or_default())
 }
 
-struct Inner {
-    store: Arc<dyn Store>,
+struct Inner<S: ?Sized> {
+    store: Arc<S>,
     config: NotifyConfig,
     notifier: Notifier,
     clock: Arc<dyn Clock>,
@@ -97,6 +97,9 @@ struct Inner {
 
 /// The notification dispatcher. Cheap to clone; clones share their state.
 ///
+/// Of its store `S` it uses the outbox ([`Outbox`]) and the incidents its messages are about
+/// ([`IncidentStore`]).
+///
 /// ```no_run
 /// # async fn demo(store: std::sync::Arc<dyn siren_core::store::Store>,
 /// #               config: siren_core::notify::NotifyConfig) -> Result<(), siren_core::notify::NotifyError> {
@@ -107,12 +110,19 @@ struct Inner {
 /// tokio::spawn(dispatcher.run(async { let _ = tokio::signal::ctrl_c().await; }));
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
-pub struct Dispatcher {
-    inner: Arc<Inner>,
+pub struct Dispatcher<S: ?Sized = dyn Store> {
+    inner: Arc<Inner<S>>,
 }
 
-impl std::fmt::Debug for Dispatcher {
+impl<S: ?Sized> Clone for Dispatcher<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S: ?Sized> std::fmt::Debug for Dispatcher<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Dispatcher")
             .field("owner", &self.inner.owner)
@@ -121,11 +131,11 @@ impl std::fmt::Debug for Dispatcher {
     }
 }
 
-impl Dispatcher {
+impl<S: Outbox + IncidentStore + ?Sized + 'static> Dispatcher<S> {
     /// A dispatcher over `store` with the channels and policies of `config` (secrets resolved),
     /// taking time from `clock`.
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<S>,
         config: NotifyConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, NotifyError> {
@@ -174,7 +184,7 @@ impl Dispatcher {
         })
     }
 
-    fn inner_mut(&mut self) -> &mut Inner {
+    fn inner_mut(&mut self) -> &mut Inner<S> {
         Arc::get_mut(&mut self.inner).unwrap_or_else(|| {
             unreachable!("builder methods are called before the dispatcher is cloned")
         })
@@ -337,7 +347,7 @@ impl Dispatcher {
     /// The deliveries a change calls for, and whether it cancels pending escalations.
     async fn plan_change(
         &self,
-        change: &IncidentChange,
+        change: &OutboxChange,
         now: DateTime<Utc>,
     ) -> Result<(Vec<NewDelivery>, bool), NotifyError> {
         let inner = &self.inner;

@@ -7,7 +7,7 @@
 //! - [`message`] — what a message says, worded by minijinja templates (`templates/notify/`).
 //! - [`Notifier`] — sends one message on one channel.
 //! - [`Dispatcher`] — the outbox's worker. The store records every incident change in the
-//!   transaction that makes it ([`crate::store::OutboxStore`]); the dispatcher turns changes
+//!   transaction that makes it ([`crate::store::Outbox`]); the dispatcher turns changes
 //!   into per-channel deliveries by the policies (idempotently), claims due deliveries with a
 //!   lease (so several servers sharing a database do not send twice), sends them, and retries
 //!   failures with exponential backoff. Nothing is lost while an endpoint is down or SIREN

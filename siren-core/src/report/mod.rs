@@ -32,7 +32,7 @@ pub use template::CustomTemplate;
 use crate::event::TenantId;
 use crate::incident::IncidentId;
 use crate::store::report::ReportRange;
-use crate::store::{Store, StoreError};
+use crate::store::{IncidentStore, ReportSource, StoreError};
 use model::{ReportIncident, Summary, SummaryBuilder, parse_status_change};
 use redact::Redactor;
 use source::Source;
@@ -229,7 +229,7 @@ impl ReportError {
 /// Renders a report to bytes (what `GET /api/v1/reports/…` sends, with
 /// [`ReportFormat::content_type`]).
 pub async fn render(
-    store: Arc<dyn Store>,
+    store: Arc<dyn ReportSource>,
     tenant: &TenantId,
     request: &ReportRequest,
 ) -> Result<Vec<u8>, ReportError> {
@@ -239,7 +239,7 @@ pub async fn render(
 /// Renders a report into `out` and gives it back. On error, `out` may hold part of the
 /// report: write to a temporary file and rename it into place on success.
 pub async fn render_to<W: Write + Send + 'static>(
-    store: Arc<dyn Store>,
+    store: Arc<dyn ReportSource>,
     tenant: &TenantId,
     request: &ReportRequest,
     out: W,
@@ -370,7 +370,7 @@ fn default_title(request: &ReportRequest, incident_report: bool) -> String {
 
 /// An incident with its status history, timeline, notes and triggering events.
 async fn detailed_incident(
-    store: &dyn Store,
+    store: &dyn IncidentStore,
     tenant: &TenantId,
     id: IncidentId,
 ) -> Result<ReportIncident, ReportError> {

@@ -11,14 +11,14 @@ use super::redact::Redactor;
 use crate::event::TenantId;
 use crate::incident::IncidentId;
 use crate::store::report::{MAX_IDS_PER_CALL, ReportRange};
-use crate::store::{Store, StoreError};
+use crate::store::{ReportSource, StoreError};
 
 /// Incidents read per page (and status-change query).
 pub const PAGE: u32 = MAX_IDS_PER_CALL as u32;
 
 /// A page of incidents with their acknowledgement and resolution times, and the next cursor.
 pub async fn page(
-    store: &dyn Store,
+    store: &dyn ReportSource,
     tenant: &TenantId,
     range: &ReportRange,
     cursor: Option<&str>,
@@ -50,7 +50,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The incidents of one report, for any number of passes.
 pub struct Source {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ReportSource>,
     tenant: TenantId,
     range: ReportRange,
     detailed: Option<Vec<ReportIncident>>,
@@ -74,7 +74,7 @@ impl Source {
     /// A source over the store (`detailed` is `None`) or over the given incidents. Must be
     /// iterated off the async runtime's worker threads (in `spawn_blocking`).
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn ReportSource>,
         tenant: TenantId,
         range: ReportRange,
         detailed: Option<Vec<ReportIncident>>,

@@ -1,0 +1,50 @@
+//! [`StoreError`]: what can go wrong in the store.
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The URL names no backend this build has.
+    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    /// The database could not be opened or reached.
+    #[error("cannot open database '{url}': {source}")]
+    Connect {
+        /// The URL, with any password removed.
+        url: String,
+        /// Why.
+        source: sqlx::Error,
+    },
+    /// The schema migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    /// A stored value could not be decoded.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// What was asked for does not exist (for this tenant).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The change is not allowed (an invalid status move, an unknown user…).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl StoreError {
+    /// Whether retrying later may succeed (the database was busy or unreachable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Connect { source, .. } | StoreError::Query(source) => {
+                matches!(
+                    source,
+                    sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed
+                ) || source
+                    .as_database_error()
+                    .is_some_and(|e| e.message().contains("database is locked"))
+            }
+            _ => false,
+        }
+    }
+}
