@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::event::Event;
-use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadOptions};
+use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadObserver, ReadOptions};
 use crate::rules::{Level, RuleSet};
 
 /// How a hunt behaves.
@@ -81,14 +81,6 @@ pub struct Hit<'a> {
     pub file: &'a Arc<str>,
 }
 
-/// Told about the hunt as it goes. Called from reader threads.
-pub trait HuntObserver: Send + Sync {
-    /// `bytes` more input were consumed.
-    fn progress(&self, _bytes: u64) {}
-    /// A record or file was skipped.
-    fn diagnostic(&self, _diagnostic: &Diagnostic) {}
-}
-
 /// What a hunt did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct HuntSummary {
@@ -132,7 +124,7 @@ pub fn hunt(
     inputs: &[Input],
     rules: &RuleSet,
     options: &HuntOptions,
-    observer: &dyn HuntObserver,
+    observer: &dyn ReadObserver,
     on_detection: impl FnMut(Detection),
     on_diagnostic: impl FnMut(Diagnostic),
 ) -> HuntSummary {
@@ -158,7 +150,7 @@ pub fn hunt_rendered<T: Send>(
     inputs: &[Input],
     rules: &RuleSet,
     options: &HuntOptions,
-    observer: &dyn HuntObserver,
+    observer: &dyn ReadObserver,
     render: &(dyn Fn(Hit<'_>) -> T + Sync),
     mut on_detection: impl FnMut(T),
     mut on_diagnostic: impl FnMut(Diagnostic),
@@ -262,7 +254,7 @@ struct MatchSink<'a, T> {
     events: u64,
     strict: bool,
     stop: &'a AtomicBool,
-    observer: &'a dyn HuntObserver,
+    observer: &'a dyn ReadObserver,
 }
 
 impl<T> MatchSink<'_, T> {

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::correlation::{CorrelationHit, Correlator, CorrelatorConfig};
 use crate::event::Event;
 use crate::incident::{Alert, default_investigation, raised};
-use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadOptions};
+use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadObserver, ReadOptions};
 use crate::rules::{Rule, RuleSet};
 use crate::store::{EventRow, Store, StoreError};
 
@@ -178,18 +178,6 @@ impl From<&Diagnostic> for DiagnosticRecord {
     }
 }
 
-/// Told about the run as it goes (progress bars, warnings). Called from reader threads.
-pub trait IngestObserver: Send + Sync {
-    /// `bytes` more input were consumed.
-    fn progress(&self, _bytes: u64) {}
-    /// A record or file was skipped.
-    fn diagnostic(&self, _diagnostic: &Diagnostic) {}
-}
-
-/// An observer that ignores everything.
-pub struct Quiet;
-impl IngestObserver for Quiet {}
-
 /// Why an ingest run failed as a whole. Batches stored before the failure stay stored.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -233,7 +221,7 @@ pub async fn ingest(
     store: Arc<dyn Store>,
     inputs: Vec<Input>,
     options: IngestOptions,
-    observer: Arc<dyn IngestObserver>,
+    observer: Arc<dyn ReadObserver>,
 ) -> Result<IngestSummary, IngestError> {
     let started = Instant::now();
     let threads = match options.threads {
@@ -448,7 +436,7 @@ struct RowSink<'a> {
     batch: Vec<EventRow>,
     batch_size: usize,
     strict: bool,
-    observer: &'a dyn IngestObserver,
+    observer: &'a dyn ReadObserver,
     stop: &'a AtomicBool,
 }
 

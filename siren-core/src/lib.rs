@@ -26,9 +26,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod correlation;
 pub mod csv_safe;
 pub mod event;
+pub mod exit;
 pub mod hunt;
 pub mod incident;
 #[cfg(feature = "store")]
@@ -40,6 +42,7 @@ pub mod owner_only;
 #[cfg(feature = "report")]
 pub mod report;
 pub mod rules;
+pub mod secret;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod user;

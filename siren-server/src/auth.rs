@@ -26,8 +26,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
-use serde_json::json;
 use siren_core::TenantId;
+use siren_core::api::{Me, MeUser};
 use siren_core::user::{Actor, Role};
 
 use crate::AppState;
@@ -119,17 +119,21 @@ impl Principal {
     }
 
     /// The JSON body of `/auth/login` and `/auth/me`.
-    pub fn me(&self) -> serde_json::Value {
-        let csrf = match &self.credential {
+    pub fn me(&self) -> Me {
+        let csrf_token = match &self.credential {
             Credential::Session(secret) => Some(csrf_token(secret)),
             Credential::Token(_) => None,
         };
-        json!({
-            "user": {"name": self.name, "role": self.role.as_str(), "tenant": self.home_tenant.as_str(),
-                     "global": self.global},
-            "tenant": self.tenant.as_str(),
-            "csrf_token": csrf,
-        })
+        Me {
+            user: MeUser {
+                name: self.name.clone(),
+                role: self.role.as_str().to_owned(),
+                tenant: self.home_tenant.as_str().to_owned(),
+                global: self.global,
+            },
+            tenant: self.tenant.as_str().to_owned(),
+            csrf_token,
+        }
     }
 }
 
@@ -559,7 +563,7 @@ async fn logout(State(state): State<AppState>, access: Access<Anyone>) -> ApiRes
     Ok(response)
 }
 
-async fn me(access: Access<Anyone>) -> Json<serde_json::Value> {
+async fn me(access: Access<Anyone>) -> Json<Me> {
     Json(access.me())
 }
 
