@@ -8,9 +8,10 @@
 //! - the CSRF token is a keyed hash of the session secret: it is only known to whoever holds
 //!   the cookie's value (the page, through `/auth/me`), and every state-changing request
 //!   authenticated by the cookie must echo it in `X-CSRF-Token`;
-//! - every handler takes an [`Access`] extractor naming what it needs ([`Read`], [`Work`],
-//!   [`SendEvents`], [`Heartbeat`], [`Administer`]); its tenant is the caller's own, unless the
-//!   caller is a global admin naming another with `X-Siren-Tenant` (or `?tenant=`);
+//! - every handler takes an [`Access`] extractor naming what it needs ([`Read`],
+//!   [`ChangeIncidents`], [`SendEvents`], [`Heartbeat`], [`Administer`]); its tenant is the
+//!   caller's own, unless the caller is a global admin naming another with `X-Siren-Tenant`
+//!   (or `?tenant=`);
 //! - a session is looked up together with its user: disabling a user ends their sessions;
 //! - a long-lived response (the live stream) checks its caller again with [`still_valid`]
 //!   while it lasts, so a revoked, expired or changed credential ends it.
@@ -146,7 +147,7 @@ pub trait Requirement: Send + Sync + 'static {
 /// Reading incidents, events, rules, stats, agents, the stream: admin, analyst, viewer.
 pub struct Read;
 /// Changing incidents: admin, analyst.
-pub struct Work;
+pub struct ChangeIncidents;
 /// Sending events: admin, analyst, agent.
 pub struct SendEvents;
 /// Agent heartbeats: agent, admin.
@@ -161,7 +162,7 @@ impl Requirement for Read {
         role.can_read()
     }
 }
-impl Requirement for Work {
+impl Requirement for ChangeIncidents {
     fn allows(role: Role) -> bool {
         role.can_work_incidents()
     }

@@ -17,7 +17,7 @@ use siren_core::store::server::{AlertPage, StoredAlert};
 use siren_core::store::{EventPage, StoredEvent};
 
 use crate::AppState;
-use crate::auth::{Access, Read, Work};
+use crate::auth::{Access, ChangeIncidents, Read};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 
@@ -300,7 +300,7 @@ struct AssignRequest {
 
 async fn assign(
     State(state): State<AppState>,
-    access: Access<Work>,
+    access: Access<ChangeIncidents>,
     PathParams(id): PathParams<String>,
     JsonBody(request): JsonBody<AssignRequest>,
 ) -> ApiResult<Json<Incident>> {
@@ -324,7 +324,7 @@ struct StatusRequest {
 
 async fn status(
     State(state): State<AppState>,
-    access: Access<Work>,
+    access: Access<ChangeIncidents>,
     PathParams(id): PathParams<String>,
     JsonBody(request): JsonBody<StatusRequest>,
 ) -> ApiResult<Json<Incident>> {
@@ -365,7 +365,7 @@ const MAX_NOTE: usize = 20_000;
 
 async fn note(
     State(state): State<AppState>,
-    access: Access<Work>,
+    access: Access<ChangeIncidents>,
     PathParams(id): PathParams<String>,
     JsonBody(request): JsonBody<NoteRequest>,
 ) -> ApiResult<Json<Incident>> {

@@ -108,7 +108,7 @@ mod value;
 pub use builder::RuleSetBuilder;
 pub use builtin::builtin;
 pub use error::{LogSourceError, RuleDiagnostic, RuleError};
-pub use logsource::{DEFAULT_MAPPING, LogSourceEntry, LogSourceMap, Source};
+pub use logsource::{DEFAULT_MAPPING, EventSelector, LogSourceEntry, LogSourceMap};
 pub use model::{
     CompareOp, Correlation, CorrelationCondition, CorrelationType, Filter, Level, LogSource, Rule,
     RuleId, RuleKind, RuleTests, SirenExtension, Status,
