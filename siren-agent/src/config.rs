@@ -431,21 +431,8 @@ impl Config {
 
     /// The bearer token, resolved from `env:` / `file:` if so written.
     pub fn token(&self) -> anyhow::Result<String> {
-        resolve_secret(&self.server.token).context("server.token")
-    }
-}
-
-/// Resolves `env:NAME`, `file:PATH`, or returns the literal.
-pub fn resolve_secret(value: &str) -> anyhow::Result<String> {
-    if let Some(name) = value.strip_prefix("env:") {
-        let v = std::env::var(name)
-            .with_context(|| format!("environment variable {name} is not set"))?;
-        Ok(v.trim().to_owned())
-    } else if let Some(path) = value.strip_prefix("file:") {
-        let v = std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?;
-        Ok(v.trim().to_owned())
-    } else {
-        Ok(value.to_owned())
+        siren_core::secret::resolve(&self.server.token, |name| std::env::var(name).ok())
+            .context("server.token")
     }
 }
 

@@ -1,24 +1,7 @@
-//! The exit codes of `siren-agent`, one enum for every command (documented in `--help`).
+//! How `siren-agent` commands end: the exit code table (shared with `siren`, in
+//! `siren_core::exit`), its meaning for the agent in `--help`, and the error that carries a code.
 
-/// How a `siren-agent` command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Success.
-    Ok = 0,
-    /// Input data was bad: records were unreadable or the server rejected events.
-    DataError = 65,
-    /// An input named on the command line does not exist.
-    NoInput = 66,
-    /// The agent is not running (status).
-    Unavailable = 69,
-    /// The agent's own failure (spool unusable, a thread could not start).
-    Software = 70,
-    /// Temporary failure: the server could not be reached in time; the events wait in the
-    /// spool and the next run sends them.
-    TempFail = 75,
-    /// Bad configuration (including a token the server refuses).
-    Config = 78,
-}
+pub use siren_core::exit::Exit;
 
 /// The exit codes, for `--help`.
 pub const EXIT_CODES_HELP: &str = "\

@@ -66,14 +66,14 @@ fn main() -> ExitCode {
         Command::Service(service) => commands::service::run(&args.config, service),
     };
     match result {
-        Ok(exit) => ExitCode::from(exit as u8),
+        Ok(exit) => ExitCode::from(exit.code()),
         Err(Failure { exit, error }) => {
             tracing::error!(error = %format!("{error:#}"), "siren-agent failed");
             #[allow(clippy::print_stderr)]
             {
                 eprintln!("siren-agent: {error:#}");
             }
-            ExitCode::from(exit as u8)
+            ExitCode::from(exit.code())
         }
     }
 }

@@ -14,8 +14,8 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
-use serde::Deserialize;
 use serde_json::Value;
+use siren_core::api::{AgentHeartbeat, BatchOutcome};
 
 use crate::config::{BatchConfig, Config, RetryConfig};
 use crate::spool::{Spool, SpoolRecord};
@@ -63,23 +63,6 @@ pub fn client(config: &Config) -> anyhow::Result<reqwest::blocking::Client> {
         builder = builder.identity(identity);
     }
     builder.build().context("cannot set up the HTTPS client")
-}
-
-/// The server's answer to `POST /events`.
-#[derive(Debug, Deserialize)]
-struct IngestAnswer {
-    #[serde(default)]
-    stored: u64,
-    #[serde(default)]
-    duplicates: u64,
-    #[serde(default)]
-    rejected: Vec<RejectedItem>,
-}
-
-#[derive(Debug, Deserialize)]
-struct RejectedItem {
-    index: usize,
-    error: String,
 }
 
 /// Why a request failed.
@@ -356,7 +339,7 @@ impl Shipper {
         !self.stop.load(Ordering::Relaxed)
     }
 
-    fn post(&self, events: &[&(u64, SpoolRecord)]) -> Result<IngestAnswer, Failure> {
+    fn post(&self, events: &[&(u64, SpoolRecord)]) -> Result<BatchOutcome, Failure> {
         let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
         for (_, record) in events {
             if let Some(event) = &record.event {
@@ -447,13 +430,13 @@ pub fn heartbeat(
     queue_depth: u64,
 ) {
     let snapshot = status.snapshot();
-    let body = serde_json::json!({
-        "agent": snapshot.agent_id,
-        "hostname": gethostname::gethostname().to_string_lossy(),
-        "version": snapshot.version,
-        "queue_depth": queue_depth,
-        "last_error": snapshot.last_error,
-    });
+    let body = AgentHeartbeat {
+        agent: snapshot.agent_id,
+        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+        version: snapshot.version,
+        queue_depth: i64::try_from(queue_depth).unwrap_or(i64::MAX),
+        last_error: snapshot.last_error,
+    };
     match client
         .post(url.clone())
         .bearer_auth(token)

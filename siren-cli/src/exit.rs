@@ -1,37 +1,9 @@
-//! The exit codes of `siren`, one enum for every command (documented in `--help`).
+//! How `siren` commands end: the exit code table (shared with the agent, in `siren_core::exit`),
+//! its meaning for `siren` in `--help`, and the error that carries a code.
 
 use std::fmt;
 
-/// How a `siren` command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Success.
-    Ok = 0,
-    /// The command ran and found a failure it reports (failed rule tests, invalid rules).
-    Findings = 1,
-    /// Bad command line (clap exits with this itself).
-    #[allow(dead_code)]
-    Usage = 2,
-    /// Input data was bad: records or files were skipped.
-    DataError = 65,
-    /// An input named on the command line does not exist.
-    NoInput = 66,
-    /// An internal error.
-    Software = 70,
-    /// A service SIREN needs (the database) is unavailable.
-    Unavailable = 69,
-    /// A temporary failure (database busy): retry later.
-    TempFail = 75,
-    /// Bad configuration.
-    Config = 78,
-}
-
-impl Exit {
-    /// The process exit code.
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-}
+pub use siren_core::exit::Exit;
 
 /// The exit codes, for `--help`.
 pub const EXIT_CODES_HELP: &str = "\

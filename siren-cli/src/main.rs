@@ -2,7 +2,6 @@
 //! and for scripts and cron jobs (machine formats, exit codes, no prompts).
 
 mod commands;
-mod config;
 mod exit;
 mod output;
 mod time_arg;
@@ -13,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use siren_server::config_file::{ConfigFile, resolve_secret};
 
 use crate::exit::{CommandResult, EXIT_CODES_HELP, Exit, Failure};
 use crate::output::{FormatFlag, OutputFormat, Printer};
@@ -151,14 +151,16 @@ pub struct Context {
 
 impl Cli {
     fn context(&self) -> Result<Context, Failure> {
-        let config = config::Config::load(self.config.as_deref())
-            .map_err(|e| Failure::new(Exit::Config, e))?;
+        let config =
+            ConfigFile::load(self.config.as_deref()).map_err(|e| Failure::new(Exit::Config, e))?;
         let database = match (&self.db, &config.database) {
             (Some(url), _) => url.clone(),
-            (None, Some(url)) => config::resolve_secret(url, |name| std::env::var(name).ok())
-                .map_err(|e| {
-                    Failure::new(Exit::Config, e.context("configuration key 'database'"))
-                })?,
+            (None, Some(url)) => resolve_secret(url).map_err(|e| {
+                Failure::new(
+                    Exit::Config,
+                    anyhow::Error::new(e).context("configuration key 'database'"),
+                )
+            })?,
             (None, None) => siren_core::store::DEFAULT_DATABASE_URL.to_owned(),
         };
         let tenant_name = self

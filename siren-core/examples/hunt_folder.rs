@@ -7,13 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use siren_core::hunt::{HuntObserver, HuntOptions, hunt};
-use siren_core::normalize::expand_inputs;
+use siren_core::hunt::{HuntOptions, hunt};
+use siren_core::normalize::{Quiet, expand_inputs};
 use siren_core::rules::{LoadOptions, RuleSet};
-
-/// Wants no progress reports (skipped records come to the hunt's `on_diagnostic` below).
-struct Silent;
-impl HuntObserver for Silent {}
 
 fn main() {
     // The workspace root, where `rules/` and `tests/fixtures/` sit.
@@ -31,7 +27,7 @@ fn main() {
         &inputs,
         &rules,
         &HuntOptions::default(),
-        &Silent,
+        &Quiet,
         |detection| {
             let rule = &rules.rules()[detection.rule];
             let event = &detection.event;

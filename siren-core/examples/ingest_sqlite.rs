@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use siren_core::TenantId;
 use siren_core::incident::IncidentFilter;
-use siren_core::ingest::{IngestOptions, Quiet, ingest};
+use siren_core::ingest::{IngestOptions, ingest};
+use siren_core::normalize::Quiet;
 use siren_core::normalize::expand_inputs;
 use siren_core::rules::{LoadOptions, RuleSet};
 use siren_core::store;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::event::Event;
-use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadOptions};
+use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadObserver, ReadOptions};
 use crate::rules::{Level, RuleSet};
 
 /// How a hunt behaves.
@@ -81,14 +81,6 @@ pub struct Hit<'a> {
     pub file: &'a Arc<str>,
 }
 
-/// Told about the hunt as it goes. Called from reader threads.
-pub trait HuntObserver: Send + Sync {
-    /// `bytes` more input were consumed.
-    fn progress(&self, _bytes: u64) {}
-    /// A record or file was skipped.
-    fn diagnostic(&self, _diagnostic: &Diagnostic) {}
-}
-
 /// What a hunt did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct HuntSummary {
@@ -130,8 +122,8 @@ enum Message<T> {
 /// detection and `on_diagnostic` for each skipped record or file, on the calling thread.
 ///
 /// ```
-/// use siren_core::hunt::{HuntObserver, HuntOptions, hunt};
-/// use siren_core::normalize::expand_inputs;
+/// use siren_core::hunt::{HuntOptions, hunt};
+/// use siren_core::normalize::{Quiet, expand_inputs};
 /// use siren_core::rules::{LoadOptions, RuleSet};
 ///
 /// let rule = r#"
@@ -154,14 +146,12 @@ enum Message<T> {
 /// )?;
 /// let (inputs, _missing) = expand_inputs(&[dir.path()]);
 ///
-/// struct Silent;
-/// impl HuntObserver for Silent {}
 /// let (mut hosts, mut skipped) = (Vec::new(), Vec::new());
 /// let summary = hunt(
 ///     &inputs,
 ///     &rules,
 ///     &HuntOptions::default(),
-///     &Silent,
+///     &Quiet,
 ///     |detection| hosts.push(detection.event.host),
 ///     |diagnostic| skipped.push(diagnostic.to_string()),
 /// );
@@ -174,7 +164,7 @@ pub fn hunt(
     inputs: &[Input],
     rules: &RuleSet,
     options: &HuntOptions,
-    observer: &dyn HuntObserver,
+    observer: &dyn ReadObserver,
     on_detection: impl FnMut(Detection),
     on_diagnostic: impl FnMut(Diagnostic),
 ) -> HuntSummary {
@@ -200,7 +190,7 @@ pub fn hunt_rendered<T: Send>(
     inputs: &[Input],
     rules: &RuleSet,
     options: &HuntOptions,
-    observer: &dyn HuntObserver,
+    observer: &dyn ReadObserver,
     render: &(dyn Fn(Hit<'_>) -> T + Sync),
     mut on_detection: impl FnMut(T),
     mut on_diagnostic: impl FnMut(Diagnostic),
@@ -304,7 +294,7 @@ struct MatchSink<'a, T> {
     events: u64,
     strict: bool,
     stop: &'a AtomicBool,
-    observer: &'a dyn HuntObserver,
+    observer: &'a dyn ReadObserver,
 }
 
 impl<T> MatchSink<'_, T> {

@@ -62,7 +62,8 @@
 //!
 //! use siren_core::TenantId;
 //! use siren_core::incident::IncidentFilter;
-//! use siren_core::ingest::{IngestOptions, Quiet, ingest};
+//! use siren_core::ingest::{IngestOptions, ingest};
+//! use siren_core::normalize::Quiet;
 //! use siren_core::normalize::Input;
 //! use siren_core::rules::{LoadOptions, RuleSet};
 //! use siren_core::store;
@@ -106,9 +107,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod correlation;
 pub mod csv_safe;
 pub mod event;
+pub mod exit;
 pub mod hunt;
 pub mod incident;
 #[cfg(feature = "store")]
@@ -120,6 +123,7 @@ pub mod owner_only;
 #[cfg(feature = "report")]
 pub mod report;
 pub mod rules;
+pub mod secret;
 #[cfg(feature = "store")]
 pub mod store;
 pub mod user;

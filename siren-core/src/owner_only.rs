@@ -28,10 +28,14 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
 /// Open options that create a file only its owner can read and write (a file that exists
 /// keeps its mode). Add `read`, `write`, `append`, `create`… as usual.
 pub fn options() -> OpenOptions {
-    let mut options = OpenOptions::new();
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
-    options
+    {
+        let mut options = OpenOptions::new();
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+        options
+    }
+    #[cfg(not(unix))]
+    OpenOptions::new()
 }
 
 /// Writes `contents` to a new file at `path` (replacing one that is there), readable by its

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use siren_core::api::{TokenAnswer, TokenList, UserAnswer, UserList};
 use siren_core::store::NewToken;
 use siren_core::user::Role;
 
@@ -37,10 +37,10 @@ fn role(text: &str) -> Result<Role, ApiError> {
 async fn list_users(
     State(state): State<AppState>,
     access: Access<Administer>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserList>> {
     let mut users = state.store().list_users(&access.tenant).await?;
     users.retain(|user| access.global || !user.global);
-    Ok(Json(json!({ "users": users })))
+    Ok(Json(UserList { users }))
 }
 
 #[derive(Deserialize)]
@@ -56,7 +56,7 @@ async fn add_user(
     State(state): State<AppState>,
     access: Access<Administer>,
     JsonBody(request): JsonBody<NewUser>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserAnswer>> {
     let role = role(&request.role)?;
     if !role.is_for_people() {
         return Err(ApiError::BadRequest(
@@ -89,7 +89,10 @@ async fn add_user(
             .set_user_global(&access.tenant, &user.name, true, &actor)
             .await?;
     }
-    Ok(Json(json!({ "user": user, "global": request.global })))
+    Ok(Json(UserAnswer {
+        user,
+        global: Some(request.global),
+    }))
 }
 
 async fn set_disabled(
@@ -97,7 +100,7 @@ async fn set_disabled(
     access: Access<Administer>,
     name: String,
     disabled: bool,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserAnswer>> {
     if !access.global {
         // A global admin is not the tenant admin's to see or change.
         let users = state.store().list_users(&access.tenant).await?;
@@ -116,14 +119,14 @@ async fn set_disabled(
         .await?;
     // Open streams of a disabled user end now.
     state.changes().principals_changed();
-    Ok(Json(json!({ "user": user })))
+    Ok(Json(UserAnswer { user, global: None }))
 }
 
 async fn disable_user(
     State(state): State<AppState>,
     access: Access<Administer>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserAnswer>> {
     set_disabled(state, access, name, true).await
 }
 
@@ -131,17 +134,17 @@ async fn enable_user(
     State(state): State<AppState>,
     access: Access<Administer>,
     PathParams(name): PathParams<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserAnswer>> {
     set_disabled(state, access, name, false).await
 }
 
 async fn list_tokens(
     State(state): State<AppState>,
     access: Access<Administer>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TokenList>> {
     let mut tokens = state.store().list_tokens(&access.tenant).await?;
     tokens.retain(|token| access.global || !token.global);
-    Ok(Json(json!({ "tokens": tokens })))
+    Ok(Json(TokenList { tokens }))
 }
 
 #[derive(Deserialize)]
@@ -204,7 +207,7 @@ async fn create_token(
     State(state): State<AppState>,
     access: Access<Administer>,
     JsonBody(request): JsonBody<TokenRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TokenAnswer>> {
     let role = role(&request.role)?;
     if request.global && !access.global {
         return Err(ApiError::Forbidden(
@@ -232,14 +235,17 @@ async fn create_token(
             &access.actor(),
         )
         .await?;
-    Ok(Json(json!({ "token": token, "secret": secret })))
+    Ok(Json(TokenAnswer {
+        token,
+        secret: Some(secret),
+    }))
 }
 
 async fn revoke_token(
     State(state): State<AppState>,
     access: Access<Administer>,
     PathParams(id): PathParams<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TokenAnswer>> {
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::NotFound(format!("token {id} not found")))?;
@@ -256,7 +262,10 @@ async fn revoke_token(
         .await?;
     // Open streams of the revoked token end now.
     state.changes().principals_changed();
-    Ok(Json(json!({ "token": token })))
+    Ok(Json(TokenAnswer {
+        token,
+        secret: None,
+    }))
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
-use siren_core::store::server::AgentHeartbeat;
+use siren_core::api::{AgentHeartbeat, AgentList};
 
 use crate::AppState;
 use crate::auth::{Access, Heartbeat, Read};
@@ -50,7 +49,7 @@ async fn heartbeat(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list(State(state): State<AppState>, access: Access<Read>) -> ApiResult<Json<Value>> {
+async fn list(State(state): State<AppState>, access: Access<Read>) -> ApiResult<Json<AgentList>> {
     let agents = state.store().list_agents(&access.tenant).await?;
-    Ok(Json(json!({ "agents": agents })))
+    Ok(Json(AgentList { agents }))
 }

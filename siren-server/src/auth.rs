@@ -8,9 +8,10 @@
 //! - the CSRF token is a keyed hash of the session secret: it is only known to whoever holds
 //!   the cookie's value (the page, through `/auth/me`), and every state-changing request
 //!   authenticated by the cookie must echo it in `X-CSRF-Token`;
-//! - every handler takes an [`Access`] extractor naming what it needs ([`Read`], [`Work`],
-//!   [`SendEvents`], [`Heartbeat`], [`Administer`]); its tenant is the caller's own, unless the
-//!   caller is a global admin naming another with `X-Siren-Tenant` (or `?tenant=`);
+//! - every handler takes an [`Access`] extractor naming what it needs ([`Read`],
+//!   [`ChangeIncidents`], [`SendEvents`], [`Heartbeat`], [`Administer`]); its tenant is the
+//!   caller's own, unless the caller is a global admin naming another with `X-Siren-Tenant`
+//!   (or `?tenant=`);
 //! - a session is looked up together with its user: disabling a user ends their sessions;
 //! - a long-lived response (the live stream) checks its caller again with [`still_valid`]
 //!   while it lasts, so a revoked, expired or changed credential ends it.
@@ -26,8 +27,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use serde::Deserialize;
-use serde_json::json;
 use siren_core::TenantId;
+use siren_core::api::{Me, MeUser};
 use siren_core::user::{Actor, Role};
 
 use crate::AppState;
@@ -119,17 +120,21 @@ impl Principal {
     }
 
     /// The JSON body of `/auth/login` and `/auth/me`.
-    pub fn me(&self) -> serde_json::Value {
-        let csrf = match &self.credential {
+    pub fn me(&self) -> Me {
+        let csrf_token = match &self.credential {
             Credential::Session(secret) => Some(csrf_token(secret)),
             Credential::Token(_) => None,
         };
-        json!({
-            "user": {"name": self.name, "role": self.role.as_str(), "tenant": self.home_tenant.as_str(),
-                     "global": self.global},
-            "tenant": self.tenant.as_str(),
-            "csrf_token": csrf,
-        })
+        Me {
+            user: MeUser {
+                name: self.name.clone(),
+                role: self.role.as_str().to_owned(),
+                tenant: self.home_tenant.as_str().to_owned(),
+                global: self.global,
+            },
+            tenant: self.tenant.as_str().to_owned(),
+            csrf_token,
+        }
     }
 }
 
@@ -142,7 +147,7 @@ pub trait Requirement: Send + Sync + 'static {
 /// Reading incidents, events, rules, stats, agents, the stream: admin, analyst, viewer.
 pub struct Read;
 /// Changing incidents: admin, analyst.
-pub struct Work;
+pub struct ChangeIncidents;
 /// Sending events: admin, analyst, agent.
 pub struct SendEvents;
 /// Agent heartbeats: agent, admin.
@@ -157,7 +162,7 @@ impl Requirement for Read {
         role.can_read()
     }
 }
-impl Requirement for Work {
+impl Requirement for ChangeIncidents {
     fn allows(role: Role) -> bool {
         role.can_work_incidents()
     }
@@ -559,7 +564,7 @@ async fn logout(State(state): State<AppState>, access: Access<Anyone>) -> ApiRes
     Ok(response)
 }
 
-async fn me(access: Access<Anyone>) -> Json<serde_json::Value> {
+async fn me(access: Access<Anyone>) -> Json<Me> {
     Json(access.me())
 }
 

@@ -6,6 +6,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use siren_core::api::ErrorBody;
 use siren_core::store::StoreError;
 
 /// A request that failed, and how to tell the client.
@@ -129,8 +130,7 @@ impl IntoResponse for ApiError {
             ApiError::Busy(_) => "the server is busy; retry later".to_owned(),
             other => other.to_string(),
         };
-        let mut response =
-            (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+        let mut response = (status, axum::Json(ErrorBody { error: message })).into_response();
         if let ApiError::TooMany(seconds) | ApiError::Busy(seconds) = self {
             if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

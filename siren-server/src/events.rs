@@ -15,7 +15,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use siren_core::api::BatchOutcome;
 use siren_core::event::Fields;
 use siren_core::normalize::flatten::flatten_json_slice;
 use siren_core::store::{EventQuery, StoredEvent};
@@ -252,7 +252,7 @@ async fn post_events(
     access: Access<SendEvents>,
     headers: HeaderMap,
     body: Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BatchOutcome>> {
     let Ok(_slot) = state.ingest_slots().clone().try_acquire_owned() else {
         state.metrics().busy();
         return Err(ApiError::Busy(1));
@@ -288,7 +288,7 @@ async fn post_events(
         stored = outcome.stored, duplicates = outcome.duplicates, rejected = outcome.rejected.len(),
         incidents_created = outcome.incidents_created, "events ingested"
     );
-    Ok(Json(json!(outcome)))
+    Ok(Json(outcome))
 }
 
 #[derive(Debug, Deserialize)]
@@ -409,7 +409,7 @@ mod tests {
             let text = nested(depth);
             assert_eq!(nesting_depth(text.as_bytes()), depth);
             assert_eq!(
-                serde_json::from_str::<Value>(&text).is_ok(),
+                serde_json::from_str::<serde_json::Value>(&text).is_ok(),
                 depth <= MAX_DEPTH
             );
             assert_eq!(

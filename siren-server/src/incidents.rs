@@ -8,16 +8,16 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use siren_core::api::Timeline;
 use siren_core::incident::{
-    Incident, IncidentFilter, IncidentId, Resolution, Severity, Status, TimelineEntry,
-    TimelineQuery,
+    Incident, IncidentFilter, IncidentId, IncidentPage, Resolution, Severity, Status,
+    TimelineEntry, TimelineQuery,
 };
-use siren_core::store::StoredEvent;
-use siren_core::store::server::StoredAlert;
+use siren_core::store::server::{AlertPage, StoredAlert};
+use siren_core::store::{EventPage, StoredEvent};
 
 use crate::AppState;
-use crate::auth::{Access, Read, Work};
+use crate::auth::{Access, ChangeIncidents, Read};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, PathParams, QueryParams};
 
@@ -139,7 +139,11 @@ async fn list(
         filter.cursor = next.clone();
     }
     found.truncate(wanted);
-    Ok(Json(json!({ "incidents": found, "next_cursor": next })).into_response())
+    Ok(Json(IncidentPage {
+        incidents: found,
+        next_cursor: next,
+    })
+    .into_response())
 }
 
 async fn detail(
@@ -226,7 +230,7 @@ async fn timeline(
     access: Access<Read>,
     PathParams(id): PathParams<String>,
     QueryParams(params): QueryParams<TimelineParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Timeline>> {
     let id = incident_id(&id)?;
     let store = state.store();
     // Another tenant's incident is not found.
@@ -242,9 +246,7 @@ async fn timeline(
             },
         )
         .await?;
-    Ok(Json(
-        json!({ "timeline": page.entries, "total": page.total, "before": page.before }),
-    ))
+    Ok(Json(page.into()))
 }
 
 /// The incident's alerts, oldest first, page by page.
@@ -253,7 +255,7 @@ async fn alerts(
     access: Access<Read>,
     PathParams(id): PathParams<String>,
     QueryParams(params): QueryParams<AfterParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlertPage>> {
     let id = incident_id(&id)?;
     let store = state.store();
     store.get_incident(&access.tenant, id).await?;
@@ -266,7 +268,7 @@ async fn alerts(
             params.limit.unwrap_or(DETAIL_ALERTS).clamp(1, MAX_PAGE),
         )
         .await?;
-    Ok(Json(json!({ "alerts": page.alerts, "after": page.after })))
+    Ok(Json(page))
 }
 
 /// The events that triggered the incident's alerts, in alert order, page by page.
@@ -275,7 +277,7 @@ async fn events(
     access: Access<Read>,
     PathParams(id): PathParams<String>,
     QueryParams(params): QueryParams<AfterParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EventPage>> {
     let id = incident_id(&id)?;
     let store = state.store();
     store.get_incident(&access.tenant, id).await?;
@@ -288,7 +290,7 @@ async fn events(
             params.limit.unwrap_or(DETAIL_EVENTS).clamp(1, MAX_PAGE),
         )
         .await?;
-    Ok(Json(json!({ "events": page.events, "after": page.after })))
+    Ok(Json(page))
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,17 +300,17 @@ struct AssignRequest {
 
 async fn assign(
     State(state): State<AppState>,
-    access: Access<Work>,
+    access: Access<ChangeIncidents>,
     PathParams(id): PathParams<String>,
     JsonBody(request): JsonBody<AssignRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Incident>> {
     let id = incident_id(&id)?;
     let incident = state
         .store()
         .assign_incident(&access.tenant, id, request.assignee.trim(), &access.actor())
         .await?;
     state.changes().wake();
-    Ok(Json(json!(incident)))
+    Ok(Json(incident))
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,10 +324,10 @@ struct StatusRequest {
 
 async fn status(
     State(state): State<AppState>,
-    access: Access<Work>,
+    access: Access<ChangeIncidents>,
     PathParams(id): PathParams<String>,
     JsonBody(request): JsonBody<StatusRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Incident>> {
     let id = incident_id(&id)?;
     let to = Status::parse(&request.status)
         .ok_or_else(|| ApiError::BadRequest(format!("unknown status '{}'", request.status)))?;
@@ -350,7 +352,7 @@ async fn status(
         )
         .await?;
     state.changes().wake();
-    Ok(Json(json!(incident)))
+    Ok(Json(incident))
 }
 
 #[derive(Debug, Deserialize)]
@@ -363,10 +365,10 @@ const MAX_NOTE: usize = 20_000;
 
 async fn note(
     State(state): State<AppState>,
-    access: Access<Work>,
+    access: Access<ChangeIncidents>,
     PathParams(id): PathParams<String>,
     JsonBody(request): JsonBody<NoteRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Incident>> {
     let id = incident_id(&id)?;
     if request.text.chars().count() > MAX_NOTE {
         return Err(ApiError::BadRequest(format!(
@@ -378,5 +380,5 @@ async fn note(
         .add_note(&access.tenant, id, &request.text, &access.actor())
         .await?;
     state.changes().wake();
-    Ok(Json(json!(incident)))
+    Ok(Json(incident))
 }

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod agents;
 pub mod auth;
 pub mod config;
+pub mod config_file;
 mod dashboard;
 pub mod error;
 pub mod events;

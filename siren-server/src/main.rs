@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use serde::Deserialize;
-use siren_server::{AppState, ServerConfig};
+use siren_server::AppState;
+use siren_server::config_file::{ConfigFile, resolve_secret};
 
 /// mimalloc instead of the system allocator, as in `siren`: ingest allocates and frees many
 /// small strings and maps per event on several threads at once, where glibc's allocator took
@@ -36,69 +36,6 @@ struct Args {
     no_detect: bool,
 }
 
-/// The parts of the configuration file the server reads (the `siren` command checks the rest):
-/// the database, rules, `server:` and `notify:`.
-#[derive(Debug, Default, Deserialize)]
-struct FileConfig {
-    database: Option<String>,
-    #[serde(default)]
-    rules: Vec<PathBuf>,
-    logsources: Option<PathBuf>,
-    server: Option<ServerConfig>,
-    notify: Option<siren_core::notify::NotifyConfig>,
-}
-
-fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
-    let path = match path {
-        Some(path) => path.to_owned(),
-        None if std::path::Path::new("siren.yaml").is_file() => PathBuf::from("siren.yaml"),
-        None => return Ok(FileConfig::default()),
-    };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read configuration file {}", path.display()))?;
-    if text.trim().is_empty() {
-        return Ok(FileConfig::default());
-    }
-    let config: FileConfig = serde_yaml::from_str(&text)
-        .with_context(|| format!("invalid configuration file {}", path.display()))?;
-    // Secrets written literally in a file others can read.
-    let mut secrets = config
-        .notify
-        .as_ref()
-        .map_or_else(Vec::new, |n| n.literal_secrets());
-    if let Some(url) = &config.database
-        && !(url.starts_with("env:") || url.starts_with("file:"))
-        && siren_core::notify::config::url_has_password(url)
-    {
-        secrets.insert(0, "database".to_owned());
-    }
-    if !secrets.is_empty()
-        && let Some(mode) = siren_core::owner_only::readable_by_others(&path)
-    {
-        tracing::warn!(
-            file = %path.display(),
-            mode = format!("{mode:03o}"),
-            secrets = secrets.join(", "),
-            "the configuration file holds secrets written literally and others can read it: \
-             chmod 600 it, or write them as env:NAME or file:PATH"
-        );
-    }
-    Ok(config)
-}
-
-fn resolve_secret(value: &str) -> anyhow::Result<String> {
-    if let Some(name) = value.strip_prefix("env:") {
-        return std::env::var(name)
-            .with_context(|| format!("environment variable {name} is not set"));
-    }
-    if let Some(path) = value.strip_prefix("file:") {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read secret file {path}"))?;
-        return Ok(text.trim_end_matches(['\r', '\n']).to_owned());
-    }
-    Ok(value.to_owned())
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -109,7 +46,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    let file = load_config(args.config.as_deref())?;
+    let file = ConfigFile::load(args.config.as_deref())?;
+    if let Some(warning) = file.exposure_warning() {
+        tracing::warn!("{warning}");
+    }
     let database = match (&args.db, &file.database) {
         (Some(url), _) => url.clone(),
         (None, Some(url)) => resolve_secret(url).context("configuration key 'database'")?,
@@ -143,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     let mut state = AppState::new(store, rules, config);
     if let Some(mut notify) = file.notify.filter(|n| n.routes_anything()) {
         notify
-            .resolve_secrets(|spec| resolve_secret(spec).map_err(|e| format!("{e:#}")))
+            .resolve_secrets(|spec| resolve_secret(spec).map_err(|e| e.to_string()))
             .context("configuration section 'notify'")?;
         state = state
             .with_notifications(notify)

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use siren_core::TenantId;
+use siren_core::api::Overview;
 use siren_core::store::server::DashboardStats;
 
 use crate::AppState;
@@ -137,28 +138,7 @@ pub async fn tenant_stats(state: &AppState, tenant: &TenantId) -> ApiResult<Arc<
     }
 }
 
-async fn stats(
-    State(state): State<AppState>,
-    access: Access<Read>,
-) -> ApiResult<Json<serde_json::Value>> {
+async fn stats(State(state): State<AppState>, access: Access<Read>) -> ApiResult<Json<Overview>> {
     let stats = tenant_stats(&state, &access.tenant).await?;
-    let mut body =
-        serde_json::to_value(&*stats).map_err(|e| crate::ApiError::Internal(e.to_string()))?;
-    // The contract names the top lists' fields after what they count.
-    if let Some(object) = body.as_object_mut() {
-        let rules: Vec<_> = stats
-            .top_rules
-            .iter()
-            .map(|r| serde_json::json!({"rule_id": r.name, "title": r.title, "count": r.count}))
-            .collect();
-        let hosts: Vec<_> = stats
-            .top_hosts
-            .iter()
-            .map(|h| serde_json::json!({"host": h.name, "count": h.count}))
-            .collect();
-        object.insert("top_rules".into(), rules.into());
-        object.insert("top_hosts".into(), hosts.into());
-        object.insert("tenant".into(), access.tenant.as_str().into());
-    }
-    Ok(Json(body))
+    Ok(Json(Overview::new(access.tenant.as_str(), &stats)))
 }

@@ -24,6 +24,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use futures_util::stream::Stream;
 use siren_core::TenantId;
+use siren_core::api::IncidentEvent;
 use siren_core::incident::Incident;
 use tokio::sync::{Notify, broadcast};
 use tokio_stream::StreamExt as _;
@@ -204,10 +205,19 @@ async fn stream(
         if change.tenant != tenant {
             return None;
         }
-        let data = serde_json::json!({"kind": change.kind, "incident": &*change.incident});
-        Some(Ok(Event::default()
-            .event("incident")
-            .data(data.to_string())))
+        let data = IncidentEvent {
+            kind: change.kind,
+            incident: &change.incident,
+        };
+        Some(
+            Event::default()
+                .event("incident")
+                .json_data(data)
+                .or_else(|error| {
+                    tracing::error!(%error, "cannot encode a live change");
+                    Ok(Event::default().comment("skipped"))
+                }),
+        )
     });
     let hello = tokio_stream::once(Ok(Event::default().comment("connected")));
     let closed = state.changes().closed();

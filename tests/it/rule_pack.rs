@@ -7,8 +7,9 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use siren_core::correlation::{CorrelationHit, Correlator};
-use siren_core::hunt::{self, HuntObserver, HuntOptions};
+use siren_core::hunt::{self, HuntOptions};
 use siren_core::normalize;
+use siren_core::normalize::ReadObserver;
 use siren_core::rules::{Level, LoadOptions, RuleKind, RuleSet};
 use siren_core::{Event, TenantId};
 
@@ -297,7 +298,7 @@ fn unusual_outbound_volume() {
 }
 
 struct Quiet;
-impl HuntObserver for Quiet {}
+impl ReadObserver for Quiet {}
 
 /// What the pack finds on the corpus.
 struct CorpusRun {

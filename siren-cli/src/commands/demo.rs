@@ -9,7 +9,8 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use siren_core::ingest::{IngestOptions, Quiet};
+use siren_core::ingest::IngestOptions;
+use siren_core::normalize::Quiet;
 use siren_core::normalize::{Input, ReadOptions};
 use siren_core::user::{Actor, Role, hash_password};
 

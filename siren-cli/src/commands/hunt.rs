@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use indicatif::ProgressBar;
-use siren_core::hunt::{HuntObserver, HuntOptions};
+use siren_core::hunt::HuntOptions;
+use siren_core::normalize::ReadObserver;
 use siren_core::normalize::{self, Diagnostic, ReadOptions};
 use siren_core::rules::Level;
 
@@ -51,7 +52,7 @@ struct Observer {
     warnings: AtomicU64,
 }
 
-impl HuntObserver for Observer {
+impl ReadObserver for Observer {
     fn progress(&self, bytes: u64) {
         self.bar.inc(bytes);
     }

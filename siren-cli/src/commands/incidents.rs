@@ -138,22 +138,6 @@ fn flat(incident: &Incident) -> serde_json::Value {
     value
 }
 
-/// Who is acting: the operating-system user running the command.
-fn actor() -> siren_core::user::Actor {
-    siren_core::user::Actor {
-        name: super::os_user(),
-        origin: "cli".to_owned(),
-    }
-}
-
-fn refused(error: siren_core::store::StoreError) -> Failure {
-    use siren_core::store::StoreError;
-    match error {
-        StoreError::Refused(_) | StoreError::NotFound(_) => Failure::new(Exit::Findings, error),
-        other => Failure::from(other),
-    }
-}
-
 /// Runs `siren incidents …`.
 pub async fn run(context: &Context, command: IncidentsCommand) -> CommandResult {
     let store = super::open_store(context).await?;
@@ -178,7 +162,7 @@ pub async fn run(context: &Context, command: IncidentsCommand) -> CommandResult 
             let page = store
                 .list_incidents(tenant, &filter)
                 .await
-                .map_err(refused)?;
+                .map_err(super::refused_is_finding)?;
             let rows = match context.printer.format {
                 OutputFormat::Json | OutputFormat::Jsonl => {
                     page.incidents.iter().map(incident_json).collect()
@@ -202,9 +186,9 @@ pub async fn run(context: &Context, command: IncidentsCommand) -> CommandResult 
         IncidentsCommand::Show { id, events } => show(context, &*store, id, events).await,
         IncidentsCommand::Assign { id, user } => {
             let incident = store
-                .assign_incident(tenant, id, &user, &actor())
+                .assign_incident(tenant, id, &user, &super::cli_actor())
                 .await
-                .map_err(refused)?;
+                .map_err(super::refused_is_finding)?;
             print_one(context, &incident)
         }
         IncidentsCommand::Status {
@@ -214,16 +198,23 @@ pub async fn run(context: &Context, command: IncidentsCommand) -> CommandResult 
             note,
         } => {
             let incident = store
-                .change_status(tenant, id, status, resolution, note.as_deref(), &actor())
+                .change_status(
+                    tenant,
+                    id,
+                    status,
+                    resolution,
+                    note.as_deref(),
+                    &super::cli_actor(),
+                )
                 .await
-                .map_err(refused)?;
+                .map_err(super::refused_is_finding)?;
             print_one(context, &incident)
         }
         IncidentsCommand::Note { id, text } => {
             let incident = store
-                .add_note(tenant, id, &text, &actor())
+                .add_note(tenant, id, &text, &super::cli_actor())
                 .await
-                .map_err(refused)?;
+                .map_err(super::refused_is_finding)?;
             print_one(context, &incident)
         }
     }
@@ -280,12 +271,18 @@ async fn show(
     events: u32,
 ) -> CommandResult {
     let tenant = &context.tenant;
-    let incident = store.get_incident(tenant, id).await.map_err(refused)?;
-    let timeline = store.incident_timeline(tenant, id).await.map_err(refused)?;
+    let incident = store
+        .get_incident(tenant, id)
+        .await
+        .map_err(super::refused_is_finding)?;
+    let timeline = store
+        .incident_timeline(tenant, id)
+        .await
+        .map_err(super::refused_is_finding)?;
     let triggering = store
         .incident_events(tenant, id, events)
         .await
-        .map_err(refused)?;
+        .map_err(super::refused_is_finding)?;
     let io = |e: std::io::Error| Failure::new(Exit::Software, e);
     let time =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use indicatif::ProgressBar;
 use serde_json::json;
-use siren_core::ingest::{IngestObserver, IngestOptions, IngestSummary};
+use siren_core::ingest::{IngestOptions, IngestSummary};
+use siren_core::normalize::ReadObserver;
 use siren_core::normalize::{self, Diagnostic, ReadOptions};
 
 use crate::Context;
@@ -54,7 +55,7 @@ struct Observer {
     warnings: AtomicU64,
 }
 
-impl IngestObserver for Observer {
+impl ReadObserver for Observer {
     fn progress(&self, bytes: u64) {
         self.bar.inc(bytes);
     }

@@ -34,10 +34,6 @@ pub struct RuleSource {
     pub logsources: Option<std::path::PathBuf>,
 }
 
-/// SIREN's own rule pack (`rules/` at the root), built into the binary.
-static BUILTIN_RULES: include_dir::Dir<'_> =
-    include_dir::include_dir!("$CARGO_MANIFEST_DIR/../rules");
-
 /// Loads SIREN's built-in rule pack (and the mapping `logsources` names, if any).
 pub fn load_builtin_rules(
     logsources: Option<&std::path::Path>,
@@ -48,44 +44,14 @@ pub fn load_builtin_rules(
     ),
     Failure,
 > {
-    use siren_core::rules::{LoadOptions, LogSourceMap, RuleSet};
+    use siren_core::rules::{LoadOptions, LogSourceMap};
     let mut options = LoadOptions::default();
     if let Some(file) = logsources {
         let map =
             LogSourceMap::load(file).map_err(|e| Failure::new(crate::exit::Exit::Config, e))?;
         options = options.with_logsources(map);
     }
-    let mut builder = RuleSet::builder(&options);
-    let mut files = Vec::new();
-    collect_yaml(&BUILTIN_RULES, &mut files);
-    files.sort_by_key(|f| f.path());
-    for file in files {
-        if let Some(text) = file.contents_utf8() {
-            builder.add_yaml(&format!("rules/{}", file.path().display()), text);
-        }
-    }
-    Ok(builder.build())
-}
-
-fn collect_yaml<'a>(dir: &'a include_dir::Dir<'a>, out: &mut Vec<&'a include_dir::File<'a>>) {
-    for file in dir.files() {
-        let yaml = file
-            .path()
-            .extension()
-            .is_some_and(|e| e == "yml" || e == "yaml");
-        // The log-source mapping sits beside the rules but is not one.
-        if yaml
-            && file
-                .path()
-                .file_name()
-                .is_some_and(|n| n != "logsources.yml")
-        {
-            out.push(file);
-        }
-    }
-    for sub in dir.dirs() {
-        collect_yaml(sub, out);
-    }
+    Ok(siren_core::rules::builtin(&options))
 }
 
 /// Loads rules; per-rule problems are returned, not fatal. A missing path or a bad mapping is.
@@ -189,4 +155,24 @@ pub fn os_user() -> String {
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
         .unwrap_or_else(|| "cli".to_owned())
+}
+
+/// The operating-system user as the actor of a change made from the command line.
+pub fn cli_actor() -> siren_core::user::Actor {
+    siren_core::user::Actor {
+        name: os_user(),
+        origin: "cli".to_owned(),
+    }
+}
+
+/// A store error as a command's failure: a refused change or an unknown name is a finding
+/// (exit 1), the rest as any store error.
+pub fn refused_is_finding(error: siren_core::store::StoreError) -> Failure {
+    use siren_core::store::StoreError;
+    match error {
+        StoreError::Refused(_) | StoreError::NotFound(_) => {
+            Failure::new(crate::exit::Exit::Findings, error)
+        }
+        other => Failure::from(other),
+    }
 }

@@ -58,8 +58,7 @@ pub fn resolved_config(context: &Context) -> Result<NotifyConfig, Failure> {
     let mut config = context.notify.clone();
     config
         .resolve_secrets(|spec| {
-            crate::config::resolve_secret(spec, |name| std::env::var(name).ok())
-                .map_err(|e| format!("{e:#}"))
+            siren_server::config_file::resolve_secret(spec).map_err(|e| e.to_string())
         })
         .map_err(|e| Failure::new(Exit::Config, e))?;
     Ok(config)

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use serde_json::json;
-use siren_core::hunt::{HuntObserver, HuntOptions};
+use siren_core::hunt::HuntOptions;
+use siren_core::normalize::ReadObserver;
 use siren_core::normalize::{self, ReadOptions};
 use siren_core::rules::RuleKind;
 
@@ -188,7 +189,7 @@ fn list(context: &Context, source: &RuleSource) -> CommandResult {
 }
 
 struct Silent;
-impl HuntObserver for Silent {}
+impl ReadObserver for Silent {}
 
 fn test(context: &Context, source: RuleSource, events: &[PathBuf]) -> CommandResult {
     let (rules, problems) = load_rules(context, &source)?;

@@ -81,16 +81,8 @@ fn read_password(from_stdin: bool) -> Result<String, Failure> {
 pub async fn run(context: &Context, command: UsersCommand) -> CommandResult {
     let store = super::open_store(context).await?;
     let tenant = &context.tenant;
-    let actor = siren_core::user::Actor {
-        name: super::os_user(),
-        origin: "cli".to_owned(),
-    };
-    let refused = |e: siren_core::store::StoreError| match e {
-        siren_core::store::StoreError::Refused(_) | siren_core::store::StoreError::NotFound(_) => {
-            Failure::new(Exit::Findings, e)
-        }
-        other => Failure::from(other),
-    };
+    let actor = super::cli_actor();
+    let refused = super::refused_is_finding;
     let io = |e: std::io::Error| Failure::new(Exit::Software, e);
     let users = match command {
         UsersCommand::Add {

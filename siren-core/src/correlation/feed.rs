@@ -5,7 +5,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::correlator::{Plan, PlanState};
-use super::key::{GroupKey, Source};
+use super::key::{GroupKey, KeyInput};
 use super::window::{self, Entry, minus, plus};
 use super::{CorrelationHit, Correlator, EventRef};
 use crate::event::Event;
@@ -37,7 +37,7 @@ impl Correlator {
                 return hits;
             }
         };
-        self.feed(rule, time, &Source::Event(event, key), &mut hits);
+        self.feed(rule, time, &KeyInput::Event(event, key), &mut hits);
         // Chains: each hit is a match of its correlation rule for the correlations that
         // refer to it.
         let mut next = 0;
@@ -53,7 +53,7 @@ impl Correlator {
                 self.stats.chain_depth_exceeded += 1;
                 continue;
             }
-            self.feed(hit.rule, hit.last_seen, &Source::Hit(&hit), &mut hits);
+            self.feed(hit.rule, hit.last_seen, &KeyInput::Hit(&hit), &mut hits);
             depth_of.resize(hits.len(), depth + 1);
         }
         hits
@@ -105,7 +105,7 @@ impl Correlator {
         &mut self,
         rule: usize,
         time: DateTime<Utc>,
-        source: &Source<'_>,
+        source: &KeyInput<'_>,
         hits: &mut Vec<CorrelationHit>,
     ) {
         let lateness = TimeDelta::from_std(self.config.lateness).unwrap_or(TimeDelta::MAX);
@@ -119,13 +119,13 @@ impl Correlator {
             self.watermark = Some(time);
         }
         let refs: Vec<EventRef> = match source {
-            Source::Event(event, key) => vec![EventRef {
+            KeyInput::Event(event, key) => vec![EventRef {
                 time,
                 host: event.host.clone(),
                 record_id: event.record_id,
                 key: key.map(str::to_owned),
             }],
-            Source::Hit(hit) => hit.events.clone(),
+            KeyInput::Hit(hit) => hit.events.clone(),
         };
         let routes = self.routes.get(rule).cloned().unwrap_or_default();
         for route in routes {

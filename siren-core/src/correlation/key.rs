@@ -8,16 +8,16 @@ use crate::event::Event;
 pub(super) type GroupKey = Vec<Option<String>>;
 
 /// What a match is read from: an event, or a hit of a correlation that another refers to.
-pub(super) enum Source<'a> {
+pub(super) enum KeyInput<'a> {
     Event(&'a Event, Option<&'a str>),
     Hit(&'a CorrelationHit),
 }
 
-impl Source<'_> {
+impl KeyInput<'_> {
     pub(super) fn field(&self, name: &str) -> Option<String> {
         match self {
-            Source::Event(event, _) => event.get_str(name).map(|v| v.into_owned()),
-            Source::Hit(hit) => hit.group_value(name).map(str::to_owned),
+            KeyInput::Event(event, _) => event.get_str(name).map(|v| v.into_owned()),
+            KeyInput::Hit(hit) => hit.group_value(name).map(str::to_owned),
         }
     }
 }

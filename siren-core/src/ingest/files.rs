@@ -13,21 +13,9 @@ use super::alerts::{CORRELATION_STATE, Matched, alerts_for};
 use super::{DiagnosticRecord, IngestError, IngestOptions, IngestSummary};
 use crate::correlation::Correlator;
 use crate::event::Event;
-use crate::normalize::{self, Diagnostic, EventSink, Format, Input};
+use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadObserver};
 use crate::rules::RuleSet;
 use crate::store::{CorrelationState, EventRow, EventStore, IncidentStore};
-
-/// Told about the run as it goes (progress bars, warnings). Called from reader threads.
-pub trait IngestObserver: Send + Sync {
-    /// `bytes` more input were consumed.
-    fn progress(&self, _bytes: u64) {}
-    /// A record or file was skipped.
-    fn diagnostic(&self, _diagnostic: &Diagnostic) {}
-}
-
-/// An observer that ignores everything.
-pub struct Quiet;
-impl IngestObserver for Quiet {}
 
 /// What reader threads send to the writer.
 enum Message {
@@ -44,7 +32,7 @@ pub async fn ingest<S>(
     store: Arc<S>,
     inputs: Vec<Input>,
     options: IngestOptions,
-    observer: Arc<dyn IngestObserver>,
+    observer: Arc<dyn ReadObserver>,
 ) -> Result<IngestSummary, IngestError>
 where
     S: EventStore + IncidentStore + CorrelationState + ?Sized,
@@ -262,7 +250,7 @@ struct RowSink<'a> {
     batch: Vec<EventRow>,
     batch_size: usize,
     strict: bool,
-    observer: &'a dyn IngestObserver,
+    observer: &'a dyn ReadObserver,
     stop: &'a AtomicBool,
 }
 

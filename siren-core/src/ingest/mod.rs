@@ -13,7 +13,7 @@ mod options;
 mod pipeline;
 mod summary;
 
-pub use files::{IngestObserver, Quiet, ingest};
+pub use files::ingest;
 pub use options::IngestOptions;
 pub use pipeline::{BatchOutcome, Pipeline, PipelineOptions, Rejected, is_transient};
 pub use summary::{DiagnosticRecord, IngestError, IngestSummary};

@@ -10,7 +10,6 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::alerts::{CORRELATION_STATE, Matched, alerts_for};
@@ -47,33 +46,7 @@ impl Default for PipelineOptions {
     }
 }
 
-/// An item of a batch that was not stored, with its position in the batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Rejected {
-    /// Position in the batch (0-based).
-    pub index: usize,
-    /// Why.
-    pub error: String,
-}
-
-/// What a batch did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct BatchOutcome {
-    /// Items in the batch.
-    pub received: u64,
-    /// Events stored that were not stored before.
-    pub stored: u64,
-    /// Events already stored (or repeated within the batch).
-    pub duplicates: u64,
-    /// Items that are not events, with why.
-    pub rejected: Vec<Rejected>,
-    /// Alerts raised by the new events.
-    pub alerts: u64,
-    /// Incidents opened.
-    pub incidents_created: u64,
-    /// Open incidents that received alerts.
-    pub incidents_updated: u64,
-}
+pub use crate::api::{BatchOutcome, Rejected};
 
 /// A batch normalised, prepared and matched: CPU work only.
 struct Prepared {

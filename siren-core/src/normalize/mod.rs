@@ -14,6 +14,7 @@ mod flatten_stream;
 mod fuzz_tests;
 mod json;
 mod lines;
+mod observer;
 mod syslog;
 mod xml;
 
@@ -23,6 +24,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use crate::event::{Event, TenantId};
+
+pub use observer::{Quiet, ReadObserver};
 
 /// The input formats SIREN reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

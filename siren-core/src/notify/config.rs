@@ -313,7 +313,7 @@ impl Secret {
 
     /// Whether the value is written literally (not `env:NAME` or `file:PATH`).
     pub fn is_literal(&self) -> bool {
-        !(self.0.starts_with("env:") || self.0.starts_with("file:"))
+        !crate::secret::is_reference(&self.0)
     }
 
     fn resolve(

@@ -59,7 +59,7 @@ struct SourceShape {
 
 /// One place events of a log source come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Source {
+pub struct EventSelector {
     /// Channels (compared case-insensitively with the event's `Channel`); none means the
     /// events that have no channel (syslog, CSV, flat JSON…).
     pub channels: Vec<String>,
@@ -73,7 +73,7 @@ pub struct Source {
     pub fields: Vec<(String, String)>,
 }
 
-impl Source {
+impl EventSelector {
     /// The event's field name for a rule's field name.
     pub fn field<'a>(&'a self, rule_field: &'a str) -> &'a str {
         self.fields
@@ -94,7 +94,7 @@ pub struct LogSourceEntry {
     /// `service`, likewise.
     pub service: Option<String>,
     /// Where its events come from.
-    pub sources: Vec<Source>,
+    pub sources: Vec<EventSelector>,
 }
 
 /// A whole log-source mapping.
@@ -156,7 +156,7 @@ impl LogSourceMap {
                         }
                     }
                 }
-                sources.push(Source {
+                sources.push(EventSelector {
                     channels: s.channel.map(OneOrMany::into_vec).unwrap_or_default(),
                     providers: s.provider.map(OneOrMany::into_vec).unwrap_or_default(),
                     event_ids: s.event_ids,
@@ -189,7 +189,7 @@ impl LogSourceMap {
     }
 
     /// The sources a rule's log source designates, or `None` when the mapping does not know it.
-    pub fn resolve(&self, logsource: &LogSource) -> Option<Vec<&Source>> {
+    pub fn resolve(&self, logsource: &LogSource) -> Option<Vec<&EventSelector>> {
         let same = |a: &Option<String>, b: &Option<String>| match (a, b) {
             (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
             (None, None) => true,
@@ -222,7 +222,7 @@ impl LogSourceMap {
                     .iter()
                     .flat_map(|s| s.channels.iter().cloned())
                     .collect();
-                let narrowed: Vec<&Source> = by_category
+                let narrowed: Vec<&EventSelector> = by_category
                     .into_iter()
                     .filter(|s| {
                         channels.is_empty()

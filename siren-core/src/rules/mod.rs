@@ -90,6 +90,7 @@
 // matched; `cache.rs` keeps parsed rule files, `memo.rs` shared automata and regexes.
 
 mod builder;
+mod builtin;
 mod cache;
 mod condition;
 mod error;
@@ -105,8 +106,9 @@ mod subject;
 mod value;
 
 pub use builder::RuleSetBuilder;
+pub use builtin::builtin;
 pub use error::{LogSourceError, RuleDiagnostic, RuleError};
-pub use logsource::{DEFAULT_MAPPING, LogSourceEntry, LogSourceMap, Source};
+pub use logsource::{DEFAULT_MAPPING, EventSelector, LogSourceEntry, LogSourceMap};
 pub use model::{
     CompareOp, Correlation, CorrelationCondition, CorrelationType, Filter, Level, LogSource, Rule,
     RuleId, RuleKind, RuleTests, SirenExtension, Status,

@@ -9,24 +9,7 @@ use super::StoreError;
 use crate::event::TenantId;
 use crate::incident::{IncidentId, Severity};
 
-/// What an agent reports about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct AgentHeartbeat {
-    /// The agent's id.
-    pub agent: String,
-    /// The host it runs on.
-    #[serde(default)]
-    pub hostname: String,
-    /// Its version.
-    #[serde(default)]
-    pub version: String,
-    /// Events waiting in its spool.
-    #[serde(default)]
-    pub queue_depth: i64,
-    /// Its latest error, if any.
-    #[serde(default)]
-    pub last_error: Option<String>,
-}
+pub use crate::api::AgentHeartbeat;
 
 /// An agent as it last reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

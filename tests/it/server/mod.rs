@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use siren_core::TenantId;
-use siren_core::store::Store;
 use siren_core::store::NewToken;
+use siren_core::store::Store;
 use siren_core::user::{Actor, Role};
 use siren_server::{AppState, ServerConfig};
 

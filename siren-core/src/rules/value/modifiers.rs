@@ -21,22 +21,22 @@ pub(super) const MAX_VARIANTS: usize = 10_000;
 
 /// A value on its way through the transforming modifiers: text tokens or raw bytes.
 #[derive(Debug, Clone)]
-enum Work {
+enum Transformed {
     Toks(Vec<Tok>),
     Bytes(Vec<u8>),
 }
 
-impl Work {
+impl Transformed {
     fn into_toks(self) -> Vec<Tok> {
         match self {
-            Work::Toks(t) => t,
-            Work::Bytes(b) => vec![Tok::Lit(String::from_utf8_lossy(&b).into_owned())],
+            Transformed::Toks(t) => t,
+            Transformed::Bytes(b) => vec![Tok::Lit(String::from_utf8_lossy(&b).into_owned())],
         }
     }
     fn bytes(self, field: &str, modifier: &str) -> Result<Vec<u8>, RuleError> {
         match self {
-            Work::Bytes(b) => Ok(b),
-            Work::Toks(t) => Ok(plain_text(&t, field, modifier)?.into_bytes()),
+            Transformed::Bytes(b) => Ok(b),
+            Transformed::Toks(t) => Ok(plain_text(&t, field, modifier)?.into_bytes()),
         }
     }
 }
@@ -387,34 +387,38 @@ fn transform(
     key: &str,
     placeholders: &std::collections::HashMap<String, Vec<String>>,
 ) -> Result<Vec<Vec<Tok>>, RuleError> {
-    let mut work = vec![Work::Toks(value.toks())];
+    let mut work = vec![Transformed::Toks(value.toks())];
     for &t in &m.transforms {
         let mut next = Vec::new();
         for w in work {
             match t {
                 "utf16le" | "utf16be" | "utf16" => {
                     let text = plain_text(&w.into_toks(), key, t)?;
-                    next.push(Work::Bytes(utf16(&text, t == "utf16be", t == "utf16")));
+                    next.push(Transformed::Bytes(utf16(
+                        &text,
+                        t == "utf16be",
+                        t == "utf16",
+                    )));
                 }
                 "base64" => {
                     let bytes = w.bytes(key, t)?;
                     let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-                    next.push(Work::Toks(vec![Tok::Lit(encoded)]));
+                    next.push(Transformed::Toks(vec![Tok::Lit(encoded)]));
                 }
                 "base64offset" => {
                     let bytes = w.bytes(key, t)?;
                     for encoded in base64_offsets(&bytes) {
-                        next.push(Work::Toks(vec![Tok::Lit(encoded)]));
+                        next.push(Transformed::Toks(vec![Tok::Lit(encoded)]));
                     }
                 }
                 "windash" => {
                     for v in expand_dashes(windash(w.into_toks())) {
-                        next.push(Work::Toks(v));
+                        next.push(Transformed::Toks(v));
                     }
                 }
                 _ => {
                     for v in expand_placeholders(w.into_toks(), placeholders, key)? {
-                        next.push(Work::Toks(v));
+                        next.push(Transformed::Toks(v));
                     }
                 }
             }

@@ -1,15 +1,16 @@
-//! The configuration file (`--config FILE`, `SIREN_CONFIG`, else `./siren.yaml` if present).
-//! Flags and `SIREN_…` variables win over it; unknown keys are an error naming the key and line.
+//! The configuration file, `siren.yaml`, read the same way by `siren` and `siren-server`
+//! (`--config FILE`, `SIREN_CONFIG`, else `./siren.yaml` if present). Flags and `SIREN_…`
+//! variables win over it; unknown keys are an error naming the key and line.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde::Deserialize;
 
 /// The file's shape. Sections not used yet by this build are accepted as they are.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
+pub struct ConfigFile {
     /// Database URL (`sqlite://…`, `postgres://…`), or `env:NAME` / `file:PATH`.
     pub database: Option<String>,
     /// Tenant name.
@@ -20,7 +21,7 @@ pub struct Config {
     /// Log-source mapping file.
     pub logsources: Option<PathBuf>,
     /// Server settings (`siren serve`), typed: unknown keys are refused.
-    pub server: Option<siren_server::ServerConfig>,
+    pub server: Option<crate::ServerConfig>,
     /// Notification channels and policies (secrets resolved when a command notifies).
     pub notify: Option<siren_core::notify::NotifyConfig>,
     /// Report settings.
@@ -39,7 +40,7 @@ pub struct ReportConfig {
     pub templates: Option<PathBuf>,
 }
 
-impl Config {
+impl ConfigFile {
     /// Loads the file named by `path`, else `./siren.yaml` when it exists, else defaults.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let path = match path {
@@ -62,7 +63,7 @@ impl Config {
     pub fn literal_secrets(&self) -> Vec<String> {
         let mut found = Vec::new();
         if let Some(url) = &self.database
-            && !(url.starts_with("env:") || url.starts_with("file:"))
+            && !siren_core::secret::is_reference(url)
             && siren_core::notify::config::url_has_password(url)
         {
             found.push("database".to_owned());
@@ -90,23 +91,10 @@ impl Config {
     }
 }
 
-/// Resolves a secret given as `env:NAME`, `file:PATH` or literally.
-pub fn resolve_secret(
-    value: &str,
-    lookup_env: impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<String> {
-    if let Some(name) = value.strip_prefix("env:") {
-        return match lookup_env(name) {
-            Some(v) => Ok(v),
-            None => bail!("environment variable {name} is not set"),
-        };
-    }
-    if let Some(path) = value.strip_prefix("file:") {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read secret file {path}"))?;
-        return Ok(text.trim_end_matches(['\r', '\n']).to_owned());
-    }
-    Ok(value.to_owned())
+/// The secret `value` stands for (`env:NAME`, `file:PATH` or literal), read from this
+/// process's environment.
+pub fn resolve_secret(value: &str) -> Result<String, siren_core::secret::SecretError> {
+    siren_core::secret::resolve(value, |name| std::env::var(name).ok())
 }
 
 #[cfg(test)]
@@ -115,7 +103,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_name_the_key_and_line() {
-        let error = serde_yaml::from_str::<Config>("tenant: a\ndatabse: x\n")
+        let error = serde_yaml::from_str::<ConfigFile>("tenant: a\ndatabse: x\n")
             .unwrap_err()
             .to_string();
         assert!(
@@ -123,11 +111,11 @@ mod tests {
             "{error}"
         );
         let error =
-            serde_yaml::from_str::<Config>("server:\n  listen: 127.0.0.1:1\n  tls_crt: a\n")
+            serde_yaml::from_str::<ConfigFile>("server:\n  listen: 127.0.0.1:1\n  tls_crt: a\n")
                 .unwrap_err()
                 .to_string();
         assert!(error.contains("tls_crt"), "{error}");
-        let config: Config =
+        let config: ConfigFile =
             serde_yaml::from_str("server:\n  listen: 0.0.0.0:9443\n  body_limit: 1048576\n")
                 .unwrap();
         let server = config.server.unwrap();
@@ -137,26 +125,15 @@ mod tests {
 
     #[test]
     fn the_notify_section_is_typed() {
-        let config: Config = serde_yaml::from_str(
+        let config: ConfigFile = serde_yaml::from_str(
             "notify:\n  channels:\n    - { name: hook, type: webhook, url: \"env:HOOK_URL\" }\n  policies:\n    - { channels: [hook], min_severity: high }\n",
         )
         .unwrap();
         let notify = config.notify.unwrap();
         assert_eq!(notify.channels[0].name(), "hook");
-        let error = serde_yaml::from_str::<Config>("notify:\n  chanels: []\n")
+        let error = serde_yaml::from_str::<ConfigFile>("notify:\n  chanels: []\n")
             .unwrap_err()
             .to_string();
         assert!(error.contains("chanels"), "{error}");
-    }
-
-    #[test]
-    fn secrets_from_env_and_literal() {
-        let env = |name: &str| (name == "DB").then(|| "postgres://x".to_owned());
-        assert_eq!(resolve_secret("env:DB", env).unwrap(), "postgres://x");
-        assert!(resolve_secret("env:NOPE", env).is_err());
-        assert_eq!(
-            resolve_secret("sqlite://a.db", env).unwrap(),
-            "sqlite://a.db"
-        );
     }
 }
