@@ -4,7 +4,7 @@
 //! Each batch is normalised (the JSON reader's flattening), prepared into rows and matched
 //! against the rules off the async threads; then, under the tenant's lock, stored, correlated
 //! and grouped into incidents with the same code as file ingest, all in one transaction
-//! ([`Store::store_batch`]): a batch's events and the incidents they open are committed
+//! ([`EventStore::store_batch`]): a batch's events and the incidents they open are committed
 //! together or not at all. The call returns only once they are committed.
 
 use std::collections::{HashMap, HashSet};

@@ -49,40 +49,61 @@ impl RowsAffected for sqlx::postgres::PgQueryResult {
     }
 }
 
-/// A database SIREN stores into: its dialect, and the sqlx bounds the generic SQL of
-/// [`SqlStore`] needs of it.
-///
-/// The bounds are the supertraits: sqlx's generic API asks, at each call, that the backend's
-/// arguments bind (`IntoArguments`), that the pool and a transaction's connection execute
-/// queries (`Executor`), that each Rust type bound or read is encoded or decoded by the
-/// backend (`Encode`, `Decode`, `Type`), and that rows are read by column name or position
-/// (`ColumnIndex`). Bounds on the backend's own types are associated-type bounds on
-/// `Database`; bounds on other types take the form [`Implied`] explains. Either way they
-/// hold in every generic function and impl that names `B: Backend`.
-pub(crate) trait Backend:
-    Database<QueryResult: RowsAffected>
-    + for<'q> Database<Arguments<'q>: IntoArguments<'q, Self>>
+/// The pool and a transaction's connection run queries (`&Pool<B>` executes through its
+/// connections).
+pub(crate) trait Executes:
+    Database
     + for<'c> Implied<
         &'c mut <Self as Database>::Connection,
         Ty = &'c mut <Self as Database>::Connection,
         Ty: Executor<'c, Database = Self>,
-    > + Implied<i64, Ty = i64, Ty: for<'q> Encode<'q, Self> + for<'r> Decode<'r, Self> + Type<Self>>
+    >
+{
+}
+
+/// The Rust values the SQL binds, each encoded by the backend.
+pub(crate) trait Binds:
+    Database
+    + Implied<i64, Ty = i64, Ty: for<'q> Encode<'q, Self> + Type<Self>>
     + Implied<Option<i64>, Ty = Option<i64>, Ty: for<'q> Encode<'q, Self>>
-    + Implied<
-        String,
-        Ty = String,
-        Ty: for<'q> Encode<'q, Self> + for<'r> Decode<'r, Self> + Type<Self>,
-    > + for<'q> Implied<
-        &'q str,
-        Ty = &'q str,
-        Ty: Encode<'q, Self> + Type<Self> + ColumnIndex<<Self as Database>::Row>,
-    > + for<'q> Implied<Option<&'q str>, Ty = Option<&'q str>, Ty: Encode<'q, Self>>
+    + Implied<String, Ty = String, Ty: for<'q> Encode<'q, Self> + Type<Self>>
+    + for<'q> Implied<&'q str, Ty = &'q str, Ty: Encode<'q, Self> + Type<Self>>
+    + for<'q> Implied<Option<&'q str>, Ty = Option<&'q str>, Ty: Encode<'q, Self>>
     + for<'q> Implied<Cow<'q, str>, Ty = Cow<'q, str>, Ty: Encode<'q, Self> + Type<Self>>
     + for<'q> Implied<Option<Cow<'q, str>>, Ty = Option<Cow<'q, str>>, Ty: Encode<'q, Self>>
     + for<'q> Implied<&'q [u8], Ty = &'q [u8], Ty: Encode<'q, Self> + Type<Self>>
     + for<'q> Implied<Option<&'q [u8]>, Ty = Option<&'q [u8]>, Ty: Encode<'q, Self>>
+{
+}
+
+/// The Rust values the SQL reads, each decoded by the backend, by column name or position.
+pub(crate) trait Reads:
+    Database
+    + Implied<i64, Ty = i64, Ty: for<'r> Decode<'r, Self> + Type<Self>>
+    + Implied<String, Ty = String, Ty: for<'r> Decode<'r, Self> + Type<Self>>
     + Implied<Vec<u8>, Ty = Vec<u8>, Ty: for<'r> Decode<'r, Self> + Type<Self>>
+    + for<'a> Implied<&'a str, Ty = &'a str, Ty: ColumnIndex<<Self as Database>::Row>>
     + Implied<usize, Ty = usize, Ty: ColumnIndex<<Self as Database>::Row>>
+{
+}
+
+/// A database SIREN stores into: its dialect, and the sqlx bounds the generic SQL of
+/// [`SqlStore`] needs of it.
+///
+/// sqlx's generic API asks at each call that the backend's arguments bind
+/// (`IntoArguments`), that the pool and a transaction's connection run queries
+/// ([`Executes`]), that each Rust value bound or read is encoded or decoded by the backend
+/// ([`Binds`], [`Reads`]), and, here, that a statement tells how many rows it changed
+/// ([`RowsAffected`]). They are the supertraits: bounds on the backend's own types as
+/// associated-type bounds on `Database`, bounds on other types in the form [`Implied`]
+/// explains. So they hold in every generic function and impl that names `B: Backend`; each
+/// backend's empty impls of [`Executes`], [`Binds`] and [`Reads`] check them.
+pub(crate) trait Backend:
+    Database<QueryResult: RowsAffected>
+    + for<'q> Database<Arguments<'q>: IntoArguments<'q, Self>>
+    + Executes
+    + Binds
+    + Reads
 {
     /// The backend's name (`sqlite`, `postgres`).
     const BACKEND: &'static str;

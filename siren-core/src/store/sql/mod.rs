@@ -32,7 +32,7 @@ mod statement;
 
 use sqlx::Pool;
 
-pub(crate) use backend::{Backend, RowsAffected};
+pub(crate) use backend::{Backend, Binds, Executes, Reads, RowsAffected};
 
 /// SIREN's data in a database of backend `B`.
 pub(crate) struct SqlStore<B: Backend> {

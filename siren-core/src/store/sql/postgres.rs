@@ -10,7 +10,7 @@ use sqlx::postgres::{PgArguments, PgPoolOptions};
 use sqlx::types::Json;
 
 use super::statement::Statement;
-use super::{Backend, SqlStore};
+use super::{Backend, Binds, Executes, Reads, SqlStore};
 use crate::event::Fields;
 use crate::store::{StoreError, redact_url};
 
@@ -105,3 +105,8 @@ fn replace_nul(value: &mut serde_json::Value) {
         _ => {}
     }
 }
+
+/// The bounds [`Backend`] states hold for Postgres.
+impl Executes for Postgres {}
+impl Binds for Postgres {}
+impl Reads for Postgres {}

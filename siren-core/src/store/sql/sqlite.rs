@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 };
 
 use super::statement::Statement;
-use super::{Backend, SqlStore};
+use super::{Backend, Binds, Executes, Reads, SqlStore};
 use crate::event::Fields;
 use crate::store::StoreError;
 
@@ -141,3 +141,8 @@ fn create_private(path: &std::path::Path) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// The bounds [`Backend`] states hold for Sqlite.
+impl Executes for Sqlite {}
+impl Binds for Sqlite {}
+impl Reads for Sqlite {}
