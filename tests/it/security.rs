@@ -58,9 +58,13 @@ async fn ends_without_delivering(
     }
 }
 
-/// Posts an event that opens a new incident on `host`.
-async fn new_incident(server: &TestServer, agent: &str, host: &str) {
-    let response = reqwest::Client::new()
+/// Posts an event that opens a new incident on `host`, and returns once the server's change
+/// feed has broadcast it (seen by `watcher`'s own stream), so a stream opened afterwards cannot
+/// receive it late.
+async fn new_incident(server: &TestServer, agent: &str, watcher: &str, host: &str) {
+    let http = reqwest::Client::new();
+    let mut watch = open_stream(http.get(server.at("/api/v1/stream")).bearer_auth(watcher)).await;
+    let response = http
         .post(server.at("/api/v1/events"))
         .bearer_auth(agent)
         .json(&json!([log_cleared(host, 1)]))
@@ -68,6 +72,17 @@ async fn new_incident(server: &TestServer, agent: &str, host: &str) {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = String::new();
+    while !seen.contains(&format!("\"{host}\"")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, watch.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("the incident on {host} was never broadcast"))
+            .unwrap()
+            .expect("the watcher's stream ended");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
 }
 
 async fn token_id(server: &TestServer, tenant: &str) -> i64 {
@@ -102,7 +117,7 @@ async fn revoked_token_ends_open_stream() {
             .await
             .unwrap();
         assert_eq!(revoked.status(), 200);
-        new_incident(&server, &agent, "dc-revoked").await;
+        new_incident(&server, &agent, &admin, "dc-revoked").await;
         let ended = ends_without_delivering(&mut stream, Duration::from_secs(5)).await;
         assert!(ended.is_ok(), "{url}: {ended:?}");
 
@@ -141,7 +156,7 @@ async fn disabled_user_session_ends_open_stream() {
             .await
             .unwrap();
         assert_eq!(disabled.status(), 200);
-        new_incident(&server, &agent, "dc-disabled").await;
+        new_incident(&server, &agent, &admin, "dc-disabled").await;
         let ended = ends_without_delivering(&mut stream, Duration::from_secs(5)).await;
         assert!(ended.is_ok(), "{url}: {ended:?}");
 
@@ -436,7 +451,7 @@ async fn oversized_note_is_a_413() {
     let server = start(&url, Some(dir), config()).await;
     let analyst = add_token(&server.store, "default", Role::Analyst, false).await;
     let agent = add_token(&server.store, "default", Role::Agent, false).await;
-    new_incident(&server, &agent, "dc-note").await;
+    new_incident(&server, &agent, &analyst, "dc-note").await;
     let incident = server
         .store
         .list_incidents(
