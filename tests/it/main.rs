@@ -20,6 +20,7 @@ mod incidents;
 mod ingest;
 mod normalize_corpus;
 mod notify;
+mod null_semantics;
 mod report;
 mod rule_pack;
 mod security;

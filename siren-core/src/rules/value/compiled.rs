@@ -52,9 +52,9 @@ pub(crate) enum ValueTest {
     Not(Box<ValueTest>),
     /// Text patterns.
     Str(StringSet),
-    /// The field is missing, null or empty.
+    /// The field is missing or JSON null (Sigma's `null`; a present empty string is not null).
     Null,
-    /// The field is the empty string (or null).
+    /// The field is the empty string (Sigma's `''`; a missing or null field is not empty).
     Empty,
     /// The field is present (with a non-null value) or not.
     Exists(bool),
@@ -175,16 +175,14 @@ impl ValueTest {
             ValueTest::Or(ts) => ts.iter().any(|t| t.eval(value, fields)),
             ValueTest::And(ts) => ts.iter().all(|t| t.eval(value, fields)),
             ValueTest::Not(t) => !t.eval(value, fields),
-            ValueTest::Null => match value {
-                None | Some(Value::Null) => true,
+            ValueTest::Null => matches!(value, None | Some(Value::Null)),
+            ValueTest::Empty => match value {
                 Some(Value::String(s)) => s.is_empty(),
-                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .any(|item| matches!(item, Value::String(s) if s.is_empty())),
                 _ => false,
             },
-            ValueTest::Empty => {
-                matches!(value, Some(Value::Null))
-                    || matches!(value, Some(Value::String(s)) if s.is_empty())
-            }
             ValueTest::Exists(want) => {
                 let present = !matches!(value, None | Some(Value::Null));
                 present == *want

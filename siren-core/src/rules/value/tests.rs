@@ -283,11 +283,20 @@ fn numbers_and_null() {
     let null = item("F", &[Scalar::Null]).unwrap();
     assert!(null.eval(None, &fields));
     assert!(null.eval(Some(&json!(null)), &fields));
-    assert!(null.eval(Some(&json!("")), &fields));
+    // Sigma's `null` and `''` are two values: a present empty string is not null…
+    assert!(!null.eval(Some(&json!("")), &fields));
+    assert!(!null.eval(Some(&json!([])), &fields));
     assert!(!null.eval(Some(&json!("x")), &fields));
+    // …and a missing or null field is not empty.
     let empty = item("F", &[s("")]).unwrap();
     assert!(empty.eval(Some(&json!("")), &fields));
+    assert!(empty.eval(Some(&json!(["x", ""])), &fields));
     assert!(!empty.eval(None, &fields));
+    assert!(!empty.eval(Some(&json!(null)), &fields));
+    let either = item("F", &[Scalar::Null, s("")]).unwrap();
+    assert!(either.eval(None, &fields));
+    assert!(either.eval(Some(&json!("")), &fields));
+    assert!(!either.eval(Some(&json!("x")), &fields));
     assert!(!empty.eval(Some(&json!("x")), &fields));
     assert!(hit("F", &[Scalar::Bool(true)], json!(true)));
     assert!(hit("F", &[s("x")], json!(["a", "X"])));
