@@ -1,12 +1,14 @@
 //! The Sigma engine against reality: SigmaHQ's regression cases, the load rate over SigmaHQ's
-//! rule folders, and the detection count over the EVTX corpus.
+//! rule folders, and the exact detections over the EVTX corpus — all through the production
+//! matcher ([`RuleSet::for_each_match`], which `rule_matches` runs too).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use siren_core::normalize::{self, Diagnostic, EventSink, Input, ReadOptions};
+use siren_core::hunt::{HuntOptions, hunt};
+use siren_core::normalize::{self, Diagnostic, EventSink, Input, Quiet, ReadOptions};
 use siren_core::rules::{LoadOptions, RuleKind, RuleSet};
 use siren_core::{Event, Fields, TenantId};
 
@@ -263,49 +265,93 @@ fn sigma_rule_folders_load() {
     assert!(rate >= 0.995, "load rate {:.2}% below 99.5%", 100.0 * rate);
 }
 
+/// The reviewed detections of SigmaHQ's Windows rules over the EVTX corpus: one
+/// `rule id<TAB>file under corpus/evtx<TAB>record id` per line, sorted.
+const EXPECTED_CORPUS_KEYS: &str = "tests/expected/sigma-windows-evtx.keys";
+
+/// `siren hunt corpus/evtx --rules corpus/sigma/rules/windows` through the library call the CLI
+/// makes (the production matcher: log-source buckets, prefilter, channel fallback), pinned to
+/// the exact set of (rule, file, record) keys in [`EXPECTED_CORPUS_KEYS`]. A change shows as the
+/// keys added and removed; `SIREN_BLESS=1` writes the new set, to be reviewed and explained in
+/// the commit that changes it.
 #[test]
 fn sigma_windows_rules_over_the_evtx_corpus() {
     let Some(shared) = shared_dir("sigma_windows_rules_over_the_evtx_corpus") else {
         return;
     };
     let corpus = shared.join("corpus");
+    let evtx = corpus.join("evtx");
     let (set, diagnostics) = RuleSet::load(
         &[corpus.join("sigma/rules/windows")],
         &LoadOptions::default(),
     );
-    let (inputs, _) = normalize::expand_inputs(&[corpus.join("evtx")]);
+    let (inputs, _) = normalize::expand_inputs(std::slice::from_ref(&evtx));
     let started = Instant::now();
-    let mut all = Vec::new();
-    for input in inputs
-        .iter()
-        .filter(|i| matches!(i, Input::File(p) if p.extension().is_some_and(|e| e == "evtx")))
-    {
-        let mut sink = Collect::default();
-        normalize::read_input(input, &ReadOptions::default(), &mut sink);
-        all.extend(sink.events);
-    }
-    let parse = started.elapsed();
-    let started = Instant::now();
-    let mut detections = 0usize;
-    let mut events_hit = 0usize;
-    for event in &all {
-        let before = detections;
-        set.for_each_match(event, |_| detections += 1);
-        if detections > before {
-            events_hit += 1;
-        }
-    }
-    let matching = started.elapsed();
+    let mut keys = BTreeSet::new();
+    let mut events_hit = HashSet::new();
+    let summary = hunt(
+        &inputs,
+        &set,
+        &HuntOptions::default(),
+        &Quiet,
+        |detection| {
+            let rule = &set.rules()[detection.rule];
+            let file = Path::new(&*detection.file)
+                .strip_prefix(&evtx)
+                .expect("a file of the corpus")
+                .to_string_lossy()
+                .replace('\\', "/");
+            let record = detection.event.record_id.unwrap_or(-1);
+            let id = rule
+                .id
+                .as_ref()
+                .map_or(rule.title.as_str(), |id| id.as_str());
+            events_hit.insert((file.clone(), record));
+            keys.insert(format!("{id}\t{file}\t{record}"));
+        },
+        |_| {},
+    );
     println!(
-        "sigma hunt (rules/windows: {} loaded, {} not): {detections} detections on {events_hit} \
-         of {} events (Chainsaw 2.16: 4,697 detections on 4,439 events); reading {parse:.2?}, \
-         matching {matching:.2?} ({:.0} events/s)",
+        "sigma hunt (rules/windows: {} loaded, {} not): {} detections on {} of {} events \
+         (Chainsaw 2.16: 4,697 detections on 4,439 events) in {:.2?}",
         set.len(),
         diagnostics.len(),
-        all.len(),
-        all.len() as f64 / matching.as_secs_f64()
+        keys.len(),
+        events_hit.len(),
+        summary.events,
+        started.elapsed(),
     );
-    assert!(detections > 0);
+    let expected_path = crate::support::workspace_root().join(EXPECTED_CORPUS_KEYS);
+    if std::env::var_os("SIREN_BLESS").is_some() {
+        let text: String = keys.iter().map(|key| format!("{key}\n")).collect();
+        std::fs::write(&expected_path, text).unwrap();
+        println!("wrote {} keys to {EXPECTED_CORPUS_KEYS}", keys.len());
+        return;
+    }
+    let expected_text = std::fs::read_to_string(&expected_path)
+        .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
+    let expected: BTreeSet<String> = expected_text.lines().map(str::to_owned).collect();
+    let added: Vec<&String> = keys.difference(&expected).collect();
+    let removed: Vec<&String> = expected.difference(&keys).collect();
+    let show = |keys: &[&String]| -> String {
+        let mut text: String = keys.iter().take(40).map(|k| format!("\n    {k}")).collect();
+        if keys.len() > 40 {
+            text.push_str(&format!("\n    … and {} more", keys.len() - 40));
+        }
+        text
+    };
+    assert!(
+        added.is_empty() && removed.is_empty(),
+        "the corpus detections differ from {EXPECTED_CORPUS_KEYS} ({} expected, {} found):\n  \
+         added {}:{}\n  removed {}:{}\nIf the change is intended, run the test with \
+         SIREN_BLESS=1 and explain it in the commit.",
+        expected.len(),
+        keys.len(),
+        added.len(),
+        show(&added),
+        removed.len(),
+        show(&removed),
+    );
 }
 
 #[test]

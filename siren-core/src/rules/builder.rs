@@ -166,7 +166,6 @@ impl<'o> RuleSetBuilder<'o> {
             set.rules.retain(|_| k.next().unwrap_or(true));
             detections.retain(|_| k2.next().unwrap_or(true));
         }
-        set.per_rule = vec![Vec::new(); set.rules.len()];
         // Filters: (referenced rule names, detection).
         let filters: Vec<(Vec<String>, &Detection)> = set
             .rules
@@ -231,7 +230,6 @@ impl<'o> RuleSetBuilder<'o> {
                     for (source, compiled, required_ids) in per_source {
                         let at = set.compiled.len() as u32;
                         set.compiled.push(compiled);
-                        set.per_rule[index].push(at);
                         if source.channels.is_empty() {
                             set.generic.push(at);
                         }
@@ -258,7 +256,6 @@ impl<'o> RuleSetBuilder<'o> {
                 Err(compiled) => {
                     let at = set.compiled.len() as u32;
                     set.compiled.push(compiled);
-                    set.per_rule[index].push(at);
                     let windows = set.rules[index]
                         .logsource
                         .product

@@ -40,8 +40,6 @@ pub(super) struct ChannelBucket {
 pub struct RuleSet {
     pub(super) rules: Vec<Rule>,
     pub(super) compiled: Vec<Compiled>,
-    /// Compiled entries per rule (for [`RuleSet::rule_matches`]).
-    pub(super) per_rule: Vec<Vec<u32>>,
     /// Keyed by lower-case channel.
     pub(super) by_channel: foldhash::HashMap<String, ChannelBucket>,
     /// Windows rules without a mapped log source: every event with a channel.
@@ -270,43 +268,13 @@ impl RuleSet {
         hits.into_iter().map(move |i| &self.rules[i])
     }
 
-    /// Whether the rule at `index` matches `event` (respecting its log source).
+    /// Whether the rule at `index` matches `event` (respecting its log source). It runs the
+    /// same path as [`RuleSet::for_each_match`] — log-source buckets, prefilter, channel
+    /// fallback — so a test of one rule tests what hunt, ingest and the server do.
     pub fn rule_matches(&self, index: usize, event: &Event) -> bool {
         let mut hit = false;
-        self.for_each_match_of(index, event, &mut hit);
+        self.for_each_match(event, |rule| hit |= rule == index);
         hit
-    }
-
-    fn for_each_match_of(&self, index: usize, event: &Event, hit: &mut bool) {
-        let Some(list) = self.per_rule.get(index) else {
-            return;
-        };
-        let fields = &event.fields;
-        let channel = match fields.get("Channel") {
-            Some(Value::String(c)) => Some(c.to_lowercase()),
-            _ => None,
-        };
-        for &at in list {
-            let in_bucket = match &channel {
-                Some(channel) => {
-                    self.windows_any.contains(at)
-                        || self.by_channel.get(channel).is_some_and(|b| {
-                            b.any_event_id.contains(at)
-                                || match event.event_id {
-                                    Some(id) => {
-                                        b.by_event_id.get(&id).is_some_and(|l| l.contains(at))
-                                    }
-                                    None => b.without_event_id.contains(at),
-                                }
-                        })
-                }
-                None => self.generic.contains(at),
-            };
-            if in_bucket && self.compiled[at as usize].matches(&Subject::new(fields)) {
-                *hit = true;
-                return;
-            }
-        }
     }
 
     /// Runs the test cases embedded in the rule at `index` (`siren: tests:`): the events of
