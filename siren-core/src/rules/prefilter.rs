@@ -81,6 +81,11 @@ impl Candidates {
         self.members.push(at);
     }
 
+    #[cfg(test)]
+    pub(super) fn contains(&self, at: u32) -> bool {
+        self.members.binary_search(&at).is_ok()
+    }
+
     pub(super) fn finish(&mut self, needs: &[Option<parse::Need>]) {
         self.members.sort_unstable();
         self.members.dedup();
