@@ -126,6 +126,8 @@ pub mod rules;
 pub mod secret;
 #[cfg(feature = "store")]
 pub mod store;
+#[cfg(test)]
+mod test_corpus;
 pub mod user;
 
 pub use event::{Event, Fields, TenantId};

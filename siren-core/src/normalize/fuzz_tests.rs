@@ -43,15 +43,6 @@ pub(super) fn read_bytes(
     (result, sink)
 }
 
-/// Where the shared corpus is, if it is there.
-pub(super) fn shared_dir() -> Option<PathBuf> {
-    let dir = match std::env::var_os("SIREN_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"),
-    };
-    dir.join("corpus/evtx").is_dir().then_some(dir)
-}
-
 /// Reads `bytes` as the file `name`, checking what every reader promises whatever the input:
 /// no panic (the test fails on one), and a reason for every diagnostic and failure.
 fn read_checked(name: &str, bytes: &[u8], options: &ReadOptions) -> Collect {
@@ -189,8 +180,7 @@ fn fuzz_options() -> ReadOptions {
 fn corpus_evtx() -> Option<&'static [u8]> {
     static EVTX: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
     EVTX.get_or_init(|| {
-        let path = shared_dir()?.join("corpus/evtx/DeepBlueCLI/new-user-security.evtx");
-        std::fs::read(path).ok()
+        crate::test_corpus::corpus_file("the EVTX tests", "evtx/DeepBlueCLI/new-user-security.evtx")
     })
     .as_deref()
 }
@@ -266,16 +256,13 @@ proptest! {
 }
 
 #[test]
-#[allow(clippy::print_stderr)] // The notice when the corpus is absent.
-fn the_corpus_evtx_is_there_or_the_skip_is_said() {
-    match corpus_evtx() {
-        Some(evtx) => {
-            let sink = read_checked("whole.evtx", evtx, &fuzz_options());
-            assert!(!sink.events.is_empty());
-            assert!(sink.diagnostics.is_empty(), "{:?}", sink.diagnostics);
-        }
-        None => eprintln!("shared corpus not found: the EVTX property tests ran on nothing"),
-    }
+fn the_corpus_evtx_reads_whole() {
+    let Some(evtx) = corpus_evtx() else {
+        return;
+    };
+    let sink = read_checked("whole.evtx", evtx, &fuzz_options());
+    assert!(!sink.events.is_empty());
+    assert!(sink.diagnostics.is_empty(), "{:?}", sink.diagnostics);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::super::fuzz_tests::{Collect, read_bytes, shared_dir};
+use super::super::fuzz_tests::{Collect, read_bytes};
 use super::super::{Format, Input, Location, ReadOptions};
 
 const LOGON_FAILURE: &str = r#"<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event">
@@ -214,18 +214,17 @@ fn text_of(value: &serde_json::Value) -> String {
 }
 
 #[test]
-#[allow(clippy::print_stderr)] // The notice when the corpus is absent.
 fn real_records_give_the_same_fields_as_the_evtx_path() {
-    let Some(shared) = shared_dir() else {
-        eprintln!("shared corpus not found: skipping the XML/EVTX comparison");
+    let Some(shared) = crate::test_corpus::shared_dir("the XML/EVTX comparison") else {
         return;
     };
     let corpus = shared.join("corpus/evtx");
     // Every DeepBlueCLI log, and samples with unnamed `<Data>`, UserData, an attributed
     // `EventData`, escaped XML in a value, and Sysmon's typed values.
     let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(corpus.join("DeepBlueCLI"))
-        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
+        .expect("the corpus has DeepBlueCLI's logs")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     files.retain(|p| p.extension().is_some_and(|e| e == "evtx"));
     files.sort();
     for sample in [
@@ -240,10 +239,7 @@ fn real_records_give_the_same_fields_as_the_evtx_path() {
     let mut compared = 0;
     for file in &files {
         let path = std::path::PathBuf::from(&file);
-        if !path.is_file() {
-            eprintln!("{file} not in the corpus: skipped");
-            continue;
-        }
+        assert!(path.is_file(), "{file} is not in the corpus");
         // The EVTX path.
         let mut from_evtx = Collect::default();
         super::super::read_input(
