@@ -662,3 +662,57 @@ async fn former_dedup_keys_are_migrated_to_keys_by_time() {
         );
     }
 }
+
+/// Runs `sql` on the database at `url` with a connection of its own, past the store.
+async fn execute_directly(url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await?;
+        let result = sqlx::query(sql).execute(&pool).await.map(|_| ());
+        pool.close().await;
+        result
+    } else {
+        let pool = sqlx::PgPool::connect(url).await?;
+        let result = sqlx::query(sql).execute(&pool).await.map(|_| ());
+        pool.close().await;
+        result
+    }
+}
+
+/// The audit log cannot be edited or emptied, whoever holds the database: the schema's
+/// triggers refuse an UPDATE and a DELETE on both backends, and the entry stays as written.
+#[tokio::test]
+async fn audit_log_is_append_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!(
+        "sqlite://{}",
+        dir.path().join("audit.db").display()
+    )];
+    if let Some(pg) = crate::support::fresh_postgres_database().await {
+        urls.push(pg);
+    }
+    let acme = TenantId::parse("acme").unwrap();
+    let actor = siren_core::user::Actor {
+        name: "alice".into(),
+        origin: "test".into(),
+    };
+    for url in urls {
+        let store = store::open(&url).await.unwrap();
+        store
+            .record_audit(&acme, &actor, "login.lockout", "user:bob", "5 failures")
+            .await
+            .unwrap();
+        let before = store.audit_log(&acme, 10).await.unwrap();
+        assert_eq!(before.len(), 1, "{url}");
+        for sql in [
+            "UPDATE audit_log SET action = 'nothing.happened'",
+            "DELETE FROM audit_log",
+        ] {
+            let error = execute_directly(&url, sql).await.expect_err(sql).to_string();
+            assert!(error.contains("append-only"), "{url}: {sql}: {error}");
+        }
+        let after = store.audit_log(&acme, 10).await.unwrap();
+        assert_eq!(after.len(), 1, "{url}");
+        assert_eq!(after[0].action, "login.lockout", "{url}");
+        assert_eq!(after[0].detail, before[0].detail, "{url}");
+    }
+}
