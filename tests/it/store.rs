@@ -707,7 +707,10 @@ async fn audit_log_is_append_only() {
             "UPDATE audit_log SET action = 'nothing.happened'",
             "DELETE FROM audit_log",
         ] {
-            let error = execute_directly(&url, sql).await.expect_err(sql).to_string();
+            let error = execute_directly(&url, sql)
+                .await
+                .expect_err(sql)
+                .to_string();
             assert!(error.contains("append-only"), "{url}: {sql}: {error}");
         }
         let after = store.audit_log(&acme, 10).await.unwrap();

@@ -377,6 +377,36 @@ mod tests {
         assert!(accepts("2030-01-01T00:00:00Z", Duration::MAX));
     }
 
+    /// Per starting severity: after the 99th alert, the 100th, and the 250th (the raise
+    /// happens once).
+    #[test]
+    fn the_hundredth_alert_raises_each_severity_once() {
+        use Severity::*;
+        for (start, at_100) in [
+            (Informational, Low),
+            (Low, Medium),
+            (Medium, High),
+            (High, Critical),
+            (Critical, Critical),
+        ] {
+            let mut first = alert("r1", "dc01", "2024-05-01T10:00:00Z");
+            first.severity = start;
+            let mut grouped = open("k", &first);
+            let mut next = first.clone();
+            next.time = at("2024-05-01T10:01:00Z");
+            while grouped.incident.alert_count < REPEATS_RAISE - 1 {
+                grouped.add(&next);
+            }
+            assert_eq!(grouped.incident.severity, start, "99 alerts of {start:?}");
+            grouped.add(&next);
+            assert_eq!(grouped.incident.severity, at_100, "100 alerts of {start:?}");
+            while grouped.incident.alert_count < 250 {
+                grouped.add(&next);
+            }
+            assert_eq!(grouped.incident.severity, at_100, "250 alerts of {start:?}");
+        }
+    }
+
     #[test]
     fn adding_merges_assets_keeps_the_highest_severity_and_raises_repeats() {
         let mut grouped = open("k", &alert("r1", "dc01", "2024-05-01T10:00:00Z"));

@@ -200,6 +200,51 @@ mod tests {
             "reopen"
         );
         assert_eq!(Status::parse("In-Progress"), Some(Status::InProgress));
+    }
+
+    /// The moves the README documents, written out here (not taken from `Status::next`):
+    /// a row per current status, `x` where the column's status may follow.
+    const MOVES: &str = "
+        from          new ack in_progress escalated resolved closed
+        new            .   x       x          x        x       .
+        acknowledged   .   .       x          x        x       .
+        in_progress    .   .       .          x        x       .
+        escalated      .   .       x          .        x       .
+        resolved       .   .       x          .        .       x
+        closed         .   .       .          .        .       .
+    ";
+
+    #[test]
+    fn every_status_pair_is_allowed_or_refused_as_documented() {
+        let rows: Vec<Vec<&str>> = MOVES
+            .lines()
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|cells| !cells.is_empty())
+            .skip(1)
+            .collect();
+        assert_eq!(rows.len(), Status::ALL.len());
+        let mut pairs = 0;
+        for (from, row) in Status::ALL.into_iter().zip(&rows) {
+            assert_eq!(row[0], from.as_str());
+            for (to, cell) in Status::ALL.into_iter().zip(&row[1..]) {
+                let allowed = *cell == "x";
+                for resolution in [None, Some(Resolution::FalsePositive)] {
+                    pairs += 1;
+                    let result = from.check_transition(to, resolution);
+                    let expected = if !allowed {
+                        Err(TransitionError::NotAllowed { from, to })
+                    } else {
+                        match (to, resolution) {
+                            (Status::Resolved, None) => Err(TransitionError::ResolutionRequired),
+                            (Status::Resolved, Some(_)) | (_, None) => Ok(()),
+                            (_, Some(_)) => Err(TransitionError::ResolutionOnlyOnResolve),
+                        }
+                    };
+                    assert_eq!(result, expected, "{from} → {to} with {resolution:?}");
+                }
+            }
+        }
+        assert_eq!(pairs, 72);
         assert_eq!(
             Resolution::parse("false-positive"),
             Some(Resolution::FalsePositive)
