@@ -732,3 +732,107 @@ async fn the_server_offers_the_same_reports_for_download() {
         );
     }
 }
+
+/// A report without what differs between two databases of the same data: ids and the times
+/// of writing (not of the events).
+fn comparable(report: &Value) -> Value {
+    let mut report = report.clone();
+    for key in ["generated_at", "since", "title"] {
+        report[key] = Value::Null;
+    }
+    if let Some(incidents) = report["incidents"].as_array_mut() {
+        for incident in incidents.iter_mut() {
+            for key in ["id", "created_at", "updated_at"] {
+                incident[key] = Value::Null;
+            }
+            if let Some(timeline) = incident["timeline"].as_array_mut() {
+                for entry in timeline.iter_mut() {
+                    entry["at"] = Value::Null;
+                }
+            }
+        }
+        incidents.sort_by_key(|incident| incident.to_string());
+    }
+    report
+}
+
+/// The same corpus ingested into PostgreSQL gives the same reports as on SQLite: the period
+/// summary (counts and every incident), and an incident report after the same analyst work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_are_the_same_on_postgresql() {
+    let Some(sqlite) = corpus_db() else { return };
+    let Some(postgres) = crate::support::fresh_postgres_database().await else {
+        return;
+    };
+    let shared = shared_dir("reports on PostgreSQL").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sqlite = copy_db(d).unwrap_or(sqlite);
+    let output = siren(d)
+        .args(["--db", &postgres, "ingest", "--quiet", "--format", "json"])
+        .arg(shared.join("corpus/evtx"))
+        .output()
+        .unwrap();
+    assert!(
+        matches!(output.status.code(), Some(0 | 65)),
+        "ingest into PostgreSQL failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let postgres = PathBuf::from(postgres);
+    let period = |db: &Path| -> Value {
+        serde_json::from_slice(&export(d, db, &["--format", "json", "--since", "3650d"])).unwrap()
+    };
+    let (on_sqlite, on_postgres) = (period(&sqlite), period(&postgres));
+    validate(&schema(), &on_postgres);
+    assert!(on_postgres["incidents"].as_array().unwrap().len() >= 20);
+    assert_eq!(comparable(&on_postgres), comparable(&on_sqlite));
+
+    // The same work on the same incident (found by its title and key), then its report.
+    let first = &on_sqlite["incidents"][0];
+    let id_in = |report: &Value| -> String {
+        report["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["title"] == first["title"] && i["group_key"] == first["group_key"])
+            .expect("the incident is in both")["id"]
+            .to_string()
+    };
+    let mut reports = Vec::new();
+    for (db, id) in [
+        (&sqlite, id_in(&on_sqlite)),
+        (&postgres, id_in(&on_postgres)),
+    ] {
+        for args in [
+            vec![
+                "incidents",
+                "note",
+                &id,
+                "Looked at <the host> & its logons",
+            ],
+            vec!["incidents", "status", &id, "acknowledged"],
+            vec![
+                "incidents",
+                "status",
+                &id,
+                "resolved",
+                "--resolution",
+                "benign",
+            ],
+        ] {
+            let output = siren(d).arg("--db").arg(db).args(&args).output().unwrap();
+            assert!(
+                output.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let report: Value =
+            serde_json::from_slice(&export(d, db, &["--format", "json", "--incident", &id]))
+                .unwrap();
+        validate(&schema(), &report);
+        reports.push(comparable(&report));
+    }
+    assert_eq!(reports[0]["incidents"][0]["status"], "resolved");
+    assert_eq!(reports[0], reports[1]);
+}
