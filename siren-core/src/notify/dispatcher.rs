@@ -93,6 +93,8 @@ struct Inner<S: ?Sized> {
     quiet: Vec<Option<QuietWindow>>,
     lease: chrono::Duration,
     wake: Arc<Notify>,
+    /// How often `run` looks for work unwoken.
+    poll: Duration,
 }
 
 /// The notification dispatcher. Cheap to clone; clones share their state.
@@ -180,6 +182,7 @@ impl<S: Outbox + IncidentStore + ?Sized + 'static> Dispatcher<S> {
                 quiet,
                 lease,
                 wake: Arc::new(Notify::new()),
+                poll: POLL_INTERVAL,
             }),
         })
     }
@@ -209,6 +212,13 @@ impl<S: Outbox + IncidentStore + ?Sized + 'static> Dispatcher<S> {
         self
     }
 
+    /// How often [`Dispatcher::run`] looks for work when nobody wakes it (default
+    /// [`POLL_INTERVAL`]). Call before cloning.
+    pub fn with_poll_interval(mut self, poll: Duration) -> Self {
+        self.inner_mut().poll = poll;
+        self
+    }
+
     /// The notifier (for `siren notify test`).
     pub fn notifier(&self) -> &Notifier {
         &self.inner.notifier
@@ -234,7 +244,7 @@ impl<S: Outbox + IncidentStore + ?Sized + 'static> Dispatcher<S> {
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = self.inner.wake.notified() => {}
-                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = tokio::time::sleep(self.inner.poll) => {}
             }
         }
     }

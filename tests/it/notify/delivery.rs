@@ -200,8 +200,9 @@ async fn notify_test_reports_the_result_with_its_exit_code() {
     assert!(stderr.contains("SIREN_TEST_HOOK_URL"), "{stderr}");
 }
 
-/// The server delivers too: an agent's batch that opens a high incident is announced at once
-/// (the dispatcher is woken by the ingest, not only by its one-second poll), exactly once.
+/// The server delivers too: an agent's batch that opens a high incident is announced at once,
+/// exactly once. The dispatcher's poll is set to a minute here, so only the wake-up by the
+/// ingest can deliver within the half second each announcement is allowed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_notifies_as_soon_as_an_agent_batch_opens_an_incident() {
     use siren_core::user::Role;
@@ -224,7 +225,8 @@ policies:
             config,
             Arc::new(siren_core::notify::SystemClock),
         )
-        .unwrap();
+        .unwrap()
+        .with_poll_interval(Duration::from_secs(60));
         state.with_dispatcher(dispatcher)
     })
     .await;
@@ -262,4 +264,10 @@ policies:
     let hooks = receiver.on("hook");
     assert_eq!(ids(&hooks), [1, 2, 3]);
     eprintln!("event batch sent → webhook received: {latencies:?}");
+    for latency in &latencies {
+        assert!(
+            *latency < Duration::from_millis(500),
+            "announced {latency:?} after the batch was sent: {latencies:?}"
+        );
+    }
 }
