@@ -144,3 +144,72 @@ policies:
 "#
     ))
 }
+
+/// Mail over STARTTLS and over TLS from the first byte, to a real SMTP server with its own
+/// certificate (trusted through the channel's `ca_file`): the server saw a TLS session and the
+/// login inside it; a channel that does not trust the certificate sends nothing and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_starttls_and_implicit_tls() {
+    if !python_has("aiosmtpd") {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert_path, key_path) = (certs.path().join("smtp.pem"), certs.path().join("smtp.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    for (scheme, tls, implicit) in [("smtp", "starttls", false), ("smtps", "tls", true)] {
+        let smtp = SmtpServer::start_with(
+            free_port(),
+            Some(("siren", "s3cret-smtp")),
+            Some((&cert_path, &key_path, implicit)),
+        );
+        let channel = |name: &str, ca: &str| {
+            format!(
+                "  - {{ name: {name}, type: email, smtp: \"{scheme}://127.0.0.1:{}\", tls: {tls}, \
+                 username: siren, password: s3cret-smtp, from: siren@example.org, \
+                 to: [soc@example.org], timeout: 5s{ca} }}\n",
+                smtp.port
+            )
+        };
+        let (store, _dir) = sqlite().await;
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let config = config(&format!(
+            "public_url: https://siren.example.org/\nchannels:\n{}{}policies:\n  - {{ channels: [trusting, untrusting], min_severity: high }}\n",
+            channel(
+                "trusting",
+                &format!(", ca_file: \"{}\"", cert_path.display())
+            ),
+            channel("untrusting", ""),
+        ));
+        open(
+            &store,
+            &clock,
+            &[alert("brute-force", "dc01", Severity::High, start_time())],
+        )
+        .await;
+        let dispatcher = Dispatcher::new(store.clone(), config, clock.clone()).unwrap();
+        let report = dispatcher.tick(None).await.unwrap();
+        assert_eq!(report.sent, 1, "{tls}: {report:?}");
+        let messages = smtp.messages();
+        assert_eq!(messages.len(), 1, "{tls}");
+        let text = String::from_utf8_lossy(&messages[0]);
+        assert!(text.contains("X-Test-Tls: yes"), "{tls}: {text}");
+        assert!(text.contains("X-Test-Auth-User: siren"), "{tls}: {text}");
+        let failed = store
+            .list_deliveries(
+                &acme(),
+                &DeliveryFilter {
+                    channel: Some("untrusting".to_owned()),
+                    limit: 10,
+                    ..DeliveryFilter::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1, "{tls}");
+        assert_ne!(failed[0].state, DeliveryState::Sent, "{tls}");
+        let error = failed[0].last_error.clone().unwrap_or_default();
+        assert!(error.contains("certificate"), "{tls}: {error}");
+    }
+}

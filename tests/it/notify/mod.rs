@@ -71,6 +71,16 @@ struct SmtpServer {
 
 impl SmtpServer {
     fn start(port: u16, auth: Option<(&str, &str)>) -> Self {
+        Self::start_with(port, auth, None)
+    }
+
+    /// With `tls`: the certificate and key files, and whether TLS starts with the first byte
+    /// (else the server requires STARTTLS before anything else, authentication included).
+    fn start_with(
+        port: u16,
+        auth: Option<(&str, &str)>,
+        tls: Option<(&Path, &Path, bool)>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new("python3");
         command
@@ -81,6 +91,12 @@ impl SmtpServer {
             .stderr(Stdio::inherit());
         if let Some((user, password)) = auth {
             command.args(["--user", user, "--password", password]);
+        }
+        if let Some((cert, key, implicit)) = tls {
+            command.arg("--cert").arg(cert).arg("--key").arg(key);
+            if implicit {
+                command.arg("--implicit-tls");
+            }
         }
         let mut child = command.spawn().expect("start the SMTP server");
         let mut line = String::new();
