@@ -154,8 +154,14 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
                 let http = reqwest::Client::new();
                 for batch in 0..10_000i64 {
                     let host = format!("kill-{sender}");
-                    let events: Vec<Value> =
-                        (0..100).map(|i| logon(&host, batch * 100 + i)).collect();
+                    // Each batch's first event raises an alert that opens or grows the
+                    // host's incident; the rest are harmless logons.
+                    let events: Vec<Value> = (0..100)
+                        .map(|i| match i {
+                            0 => log_cleared(&host, batch * 100),
+                            _ => logon(&host, batch * 100 + i),
+                        })
+                        .collect();
                     match http
                         .post(format!("{base}/api/v1/events"))
                         .bearer_auth(&token)
@@ -222,9 +228,60 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
             missing.len(),
             missing.first()
         );
+        // Every acknowledged event that raised an alert is an event of an incident.
+        let incidents = store
+            .list_incidents(
+                &tenant,
+                &siren_core::incident::IncidentFilter {
+                    limit: 1000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let mut alerted = std::collections::HashSet::new();
+        for incident in &incidents.incidents {
+            for event in store
+                .incident_events(&tenant, incident.id, 1_000_000)
+                .await
+                .unwrap()
+            {
+                alerted.insert((event.host.clone().unwrap(), event.record_id.unwrap()));
+            }
+        }
+        let should_alert: Vec<_> = acknowledged
+            .iter()
+            .filter(|(_, record)| record % 100 == 0)
+            .collect();
+        let unalerted: Vec<_> = should_alert
+            .iter()
+            .filter(|e| !alerted.contains(**e))
+            .collect();
+        assert!(
+            unalerted.is_empty(),
+            "{} acknowledged alerting events have no alert, e.g. {:?}",
+            unalerted.len(),
+            unalerted.first()
+        );
+        let hosts: std::collections::HashSet<&str> =
+            should_alert.iter().map(|(host, _)| host.as_str()).collect();
+        for host in hosts {
+            let of_host: Vec<_> = incidents
+                .incidents
+                .iter()
+                .filter(|i| i.hosts.iter().any(|h| h == host))
+                .collect();
+            assert_eq!(
+                of_host.len(),
+                1,
+                "{host}: one incident, grown by every batch"
+            );
+        }
         eprintln!(
-            "{url}: {} events acknowledged before SIGKILL, all stored",
-            acknowledged.len()
+            "{url}: {} events acknowledged before SIGKILL, all stored; {} alerts on {} incidents",
+            acknowledged.len(),
+            should_alert.len(),
+            incidents.incidents.len()
         );
         child.kill().unwrap();
         child.wait().unwrap();
