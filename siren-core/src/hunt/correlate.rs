@@ -181,3 +181,99 @@ pub(super) fn correlate(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::correlation::CorrelatorConfig;
+    use crate::event::TenantId;
+    use crate::rules::{LoadOptions, RuleSet};
+
+    const RULES: &str = r#"
+title: Failed logon
+name: failed
+logsource: {product: windows, service: security}
+detection:
+  selection: {EventID: 4625}
+  condition: selection
+---
+title: Guessing
+correlation:
+  type: event_count
+  rules: [failed]
+  group-by: [TargetUserName]
+  timespan: 1m
+  condition: {gte: 3}
+"#;
+
+    fn event(record: i64, second: u32) -> Event {
+        let fields = serde_json::json!({"EventID": 4625, "Channel": "Security",
+            "Computer": "dc01", "EventRecordID": record, "TargetUserName": "bob",
+            "IpAddress": "10.0.0.1", "TimeCreated": format!("2024-01-01T10:00:{second:02}Z")});
+        let fields = fields.as_object().unwrap().clone().into_iter().collect();
+        Event::from_fields(fields, TenantId::default())
+    }
+
+    /// Kept matches of the `files`' events, each `(file, [(record, second)])`, in that order.
+    fn kept(
+        rules: &RuleSet,
+        correlator: &Correlator,
+        files: &[(&str, &[(i64, u32)])],
+    ) -> Vec<Kept> {
+        let feeds = Feeds::new(correlator, rules.len());
+        let mut kept = Vec::new();
+        for (file, events) in files {
+            let file: Arc<str> = Arc::from(*file);
+            for (index, (record, second)) in events.iter().enumerate() {
+                let event = event(*record, *second);
+                let mut matched = Vec::new();
+                rules.for_each_match(&event, |r| matched.push(r));
+                assert!(matched.iter().all(|&r| feeds.is_fed(r)));
+                kept.push(feeds.keep(&event, matched, &file, index as u64 + 1));
+            }
+        }
+        kept
+    }
+
+    fn hits(files: &[(&str, &[(i64, u32)])]) -> Vec<HuntCorrelation> {
+        let (rules, problems) = RuleSet::from_yaml("rules.yml", RULES, &LoadOptions::default());
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut correlator = Correlator::with_config(&rules, CorrelatorConfig::for_files());
+        let kept = kept(&rules, &correlator, files);
+        let mut hits = Vec::new();
+        correlate(&mut correlator, kept, |h| hits.push(h));
+        hits
+    }
+
+    #[test]
+    fn kept_events_hold_only_the_fields_correlations_read() {
+        let (rules, _) = RuleSet::from_yaml("rules.yml", RULES, &LoadOptions::default());
+        let correlator = Correlator::new(&rules);
+        let kept = kept(&rules, &correlator, &[("a", &[(1, 0)])]);
+        let fields: Vec<&String> = kept[0].event.fields.keys().collect();
+        assert_eq!(fields, ["TargetUserName"]);
+        assert_eq!(kept[0].event.record_id, Some(1));
+    }
+
+    #[test]
+    fn hits_do_not_depend_on_the_order_of_the_inputs_and_count_a_record_once() {
+        let a: &[(i64, u32)] = &[(1, 0), (4, 30)];
+        let b: &[(i64, u32)] = &[(2, 10), (3, 20)];
+        let forward = hits(&[("a", a), ("b", b)]);
+        assert_eq!(forward.len(), 1);
+        let hit = &forward[0];
+        assert_eq!((hit.hit.value, hit.hit.matches), (3.0, 3));
+        let at: Vec<(&str, Option<i64>, u64)> = hit
+            .records
+            .iter()
+            .map(|r| (&*r.file, r.record_id, r.index))
+            .collect();
+        assert_eq!(
+            at,
+            [("a", Some(1), 1), ("b", Some(2), 1), ("b", Some(3), 2)]
+        );
+        assert_eq!(hits(&[("b", b), ("a", a)]), forward);
+        // `b` read twice (a copy named `c`): its records count once, named by the first file.
+        assert_eq!(hits(&[("c", b), ("a", a), ("b", b)])[0].hit.matches, 3);
+    }
+}
