@@ -2,6 +2,7 @@
 //! and for scripts and cron jobs (machine formats, exit codes, no prompts).
 
 mod commands;
+mod correlation_line;
 mod exit;
 mod output;
 mod time_arg;

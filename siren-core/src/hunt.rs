@@ -3,12 +3,24 @@
 //! Reader threads (one per core, each taking the next input) parse and match in parallel;
 //! detections are handed to the caller on the calling thread, in no particular order (the
 //! caller sorts them, e.g. into a timeline).
+//!
+//! With [`HuntOptions::correlation`] set, the rule set's correlation rules are evaluated too:
+//! the matches of the rules they refer to are kept, and once every input has been read they
+//! are fed to a [`Correlator`] in event-time order across all inputs (`correlate.rs`); the
+//! hits follow the detections. A rule whose correlations all say `generate: false` (the
+//! Sigma default) then reports no detections of its own.
+
+mod correlate;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub use correlate::{HuntCorrelation, HuntRecord};
+
+use self::correlate::{Feeds, Kept};
+use crate::correlation::{Correlator, CorrelatorConfig, CorrelatorStats};
 use crate::event::Event;
 use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadObserver, ReadOptions};
 use crate::rules::{Level, RuleSet};
@@ -24,6 +36,10 @@ pub struct HuntOptions {
     pub threads: usize,
     /// Stop at the first skipped record or file.
     pub strict: bool,
+    /// Evaluate the rule set's correlation rules with this configuration (none: report
+    /// every rule's detections and evaluate no correlation). Only [`hunt_rendered`] hands
+    /// over the hits.
+    pub correlation: Option<CorrelatorConfig>,
 }
 
 impl HuntOptions {
@@ -44,6 +60,22 @@ impl HuntOptions {
         self.threads = threads;
         self
     }
+
+    /// Evaluates correlation rules with `config` (`None`: none).
+    pub fn with_correlation(mut self, config: Option<CorrelatorConfig>) -> Self {
+        self.correlation = config;
+        self
+    }
+}
+
+/// What [`hunt_rendered`] hands its caller.
+#[derive(Debug)]
+pub enum Found<T> {
+    /// A detection, rendered on a reader thread; detections come as they are found.
+    Detection(T),
+    /// A correlation hit; hits come after every input has been read, in the order the
+    /// correlator raised them (event time).
+    Correlation(HuntCorrelation),
 }
 
 /// One rule matching one event.
@@ -96,6 +128,10 @@ pub struct HuntSummary {
     pub records_skipped: u64,
     /// Detections reported.
     pub detections: u64,
+    /// Correlation hits reported.
+    pub correlation_hits: u64,
+    /// The correlator's counters, when correlation rules were evaluated.
+    pub correlation: Option<CorrelatorStats>,
     /// Whether `strict` ended the hunt early.
     pub stopped_early: bool,
     /// Wall-clock time.
@@ -113,6 +149,7 @@ const BATCH: usize = 256;
 
 enum Message<T> {
     Detections(Vec<T>),
+    Kept(Vec<Kept>),
     Diagnostic(Diagnostic),
     Ignored,
     FileDone { format: Option<Format>, events: u64 },
@@ -120,6 +157,8 @@ enum Message<T> {
 
 /// Reads `inputs`, matching every event against `rules`; calls `on_detection` for each
 /// detection and `on_diagnostic` for each skipped record or file, on the calling thread.
+/// Every rule reports its own detections: correlation rules are left to [`hunt_rendered`]
+/// (`options.correlation` is not read here).
 ///
 /// ```
 /// use siren_core::hunt::{HuntOptions, hunt};
@@ -165,34 +204,41 @@ pub fn hunt(
     rules: &RuleSet,
     options: &HuntOptions,
     observer: &dyn ReadObserver,
-    on_detection: impl FnMut(Detection),
+    mut on_detection: impl FnMut(Detection),
     on_diagnostic: impl FnMut(Diagnostic),
 ) -> HuntSummary {
+    let options = options.clone().with_correlation(None);
     hunt_rendered(
         inputs,
         rules,
-        options,
+        &options,
         observer,
         &|hit: Hit<'_>| Detection {
             rule: hit.rule,
             event: hit.event.clone(),
             file: hit.file.clone(),
         },
-        on_detection,
+        |found| {
+            if let Found::Detection(detection) = found {
+                on_detection(detection);
+            }
+        },
         on_diagnostic,
     )
 }
 
 /// Like [`hunt`], with each detection first turned into `T` by `render` on the reader
 /// threads (in parallel), so that only the rendered form crosses to the calling thread and
-/// no event is copied.
+/// no event is copied; and with the correlation rules evaluated when
+/// [`HuntOptions::correlation`] is set, their hits handed to `on_found` after every
+/// detection.
 pub fn hunt_rendered<T: Send>(
     inputs: &[Input],
     rules: &RuleSet,
     options: &HuntOptions,
     observer: &dyn ReadObserver,
     render: &(dyn Fn(Hit<'_>) -> T + Sync),
-    mut on_detection: impl FnMut(T),
+    mut on_found: impl FnMut(Found<T>),
     mut on_diagnostic: impl FnMut(Diagnostic),
 ) -> HuntSummary {
     let started = Instant::now();
@@ -205,16 +251,26 @@ pub fn hunt_rendered<T: Send>(
     if threads > 1 {
         read.evtx_threads = 1;
     }
-    // Which rules may report: detection rules at or above the minimum level.
+    let mut correlator = options
+        .correlation
+        .as_ref()
+        .map(|config| Correlator::with_config(rules, config.clone()))
+        .filter(|c| !c.is_empty());
+    let feeds = correlator.as_ref().map(|c| Feeds::new(c, rules.len()));
+    // Which rules may report: detection rules at or above the minimum level whose matches
+    // are alerts in their own right (not only building blocks of correlations).
     let reporting: Vec<bool> = rules
         .rules()
         .iter()
-        .map(|r| {
+        .enumerate()
+        .map(|(index, r)| {
             options
                 .min_level
                 .is_none_or(|min| r.level.is_some_and(|l| l >= min))
+                && correlator.as_ref().is_none_or(|c| c.is_reported(index))
         })
         .collect();
+    let mut kept: Vec<Kept> = Vec::new();
     // Largest inputs first, so that no thread is left alone on a big file at the end.
     let mut order: Vec<usize> = (0..inputs.len()).collect();
     order.sort_by_cached_key(|&i| std::cmp::Reverse(inputs[i].size().unwrap_or(0)));
@@ -226,6 +282,7 @@ pub fn hunt_rendered<T: Send>(
         for _ in 0..threads {
             let tx = tx.clone();
             let (next, stop, read, reporting, order) = (&next, &stop, &read, &reporting, &order);
+            let feeds = feeds.as_ref();
             scope.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     let at = order.get(next.fetch_add(1, Ordering::Relaxed));
@@ -237,9 +294,11 @@ pub fn hunt_rendered<T: Send>(
                         rules,
                         render,
                         reporting,
+                        feeds,
                         file,
                         tx: &tx,
                         batch: Vec::new(),
+                        kept: Vec::new(),
                         events: 0,
                         strict: options.strict,
                         stop,
@@ -260,8 +319,11 @@ pub fn hunt_rendered<T: Send>(
             match message {
                 Message::Detections(detections) => {
                     summary.detections += detections.len() as u64;
-                    detections.into_iter().for_each(&mut on_detection);
+                    for detection in detections {
+                        on_found(Found::Detection(detection));
+                    }
                 }
+                Message::Kept(more) => kept.extend(more),
                 Message::Diagnostic(diagnostic) => {
                     if diagnostic.is_file_level() {
                         summary.files_skipped += 1;
@@ -278,6 +340,15 @@ pub fn hunt_rendered<T: Send>(
             }
         }
     });
+    if let Some(correlator) = correlator.as_mut() {
+        correlate::correlate(correlator, kept, |found| {
+            if reporting.get(found.hit.rule).copied().unwrap_or(false) {
+                summary.correlation_hits += 1;
+                on_found(Found::Correlation(found));
+            }
+        });
+        summary.correlation = Some(correlator.stats().clone());
+    }
     summary.stopped_early = stop.load(Ordering::Relaxed);
     summary.elapsed = started.elapsed();
     summary
@@ -287,10 +358,14 @@ struct MatchSink<'a, T> {
     rules: &'a RuleSet,
     render: &'a (dyn Fn(Hit<'_>) -> T + Sync),
     reporting: &'a [bool],
+    /// What to keep of the matches of rules correlations refer to, when correlating.
+    feeds: Option<&'a Feeds>,
     file: Arc<str>,
     tx: &'a crossbeam_channel::Sender<Message<T>>,
     /// Detections not yet handed over.
     batch: Vec<T>,
+    /// Matches kept for the correlator, not yet handed over.
+    kept: Vec<Kept>,
     events: u64,
     strict: bool,
     stop: &'a AtomicBool,
@@ -300,6 +375,12 @@ struct MatchSink<'a, T> {
 impl<T> MatchSink<'_, T> {
     /// Hands the collected detections over; `Break` when the calling thread is gone.
     fn flush(&mut self) -> ControlFlow<()> {
+        if !self.kept.is_empty() {
+            let kept = std::mem::take(&mut self.kept);
+            if self.tx.send(Message::Kept(kept)).is_err() {
+                return ControlFlow::Break(());
+            }
+        }
         if self.batch.is_empty() {
             return ControlFlow::Continue(());
         }
@@ -315,11 +396,22 @@ impl<T> EventSink for MatchSink<'_, T> {
     fn event(&mut self, event: Event) -> ControlFlow<()> {
         self.events += 1;
         let mut matched: Vec<usize> = Vec::new();
+        let mut fed: Vec<usize> = Vec::new();
         self.rules.for_each_match(&event, |rule| {
             if self.reporting.get(rule).copied().unwrap_or(false) {
                 matched.push(rule);
             }
+            if self.feeds.is_some_and(|f| f.is_fed(rule)) {
+                fed.push(rule);
+            }
         });
+        if let Some(feeds) = self.feeds
+            && !fed.is_empty()
+        {
+            fed.sort_unstable();
+            self.kept
+                .push(feeds.keep(&event, fed, &self.file, self.events));
+        }
         for &rule in &matched {
             self.batch.push((self.render)(Hit {
                 rule,
@@ -327,7 +419,7 @@ impl<T> EventSink for MatchSink<'_, T> {
                 file: &self.file,
             }));
         }
-        if self.batch.len() >= BATCH && self.flush().is_break() {
+        if (self.batch.len() >= BATCH || self.kept.len() >= BATCH) && self.flush().is_break() {
             return ControlFlow::Break(());
         }
         if self.stop.load(Ordering::Relaxed) {

@@ -16,6 +16,7 @@ mod dashboard;
 #[cfg(unix)]
 mod file_modes;
 mod hunt;
+mod hunt_correlation;
 mod incidents;
 mod ingest;
 mod normalize_corpus;

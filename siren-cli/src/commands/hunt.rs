@@ -1,4 +1,5 @@
-//! `siren hunt`: scan logs with Sigma rules, no database — a detection timeline.
+//! `siren hunt`: scan logs with Sigma rules, no database — a timeline of detections and
+//! correlation hits.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -6,7 +7,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use indicatif::ProgressBar;
-use siren_core::hunt::HuntOptions;
+use siren_core::correlation::CorrelatorConfig;
+use siren_core::hunt::{Found, HuntOptions};
 use siren_core::normalize::ReadObserver;
 use siren_core::normalize::{self, Diagnostic, ReadOptions};
 use siren_core::rules::Level;
@@ -38,6 +40,10 @@ pub struct Args {
     /// Reader threads (0 = one per core).
     #[arg(long, default_value_t = 0, value_name = "N")]
     threads: usize,
+    /// Evaluate no correlation rule: every detection rule reports its own matches, also
+    /// those that correlations use as building blocks (`generate: false`).
+    #[arg(long)]
+    no_correlations: bool,
 }
 
 fn parse_level(text: &str) -> Result<Level, String> {
@@ -95,6 +101,10 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         strict: args.strict,
         ..options
     };
+    // Correlation rules are evaluated unless turned off; the table and CSV forms then have a
+    // `correlation` column (and only then, so that other hunts print what they always did).
+    let correlating = !args.no_correlations && rules.correlations().next().is_some();
+    let options = options.with_correlation(correlating.then(CorrelatorConfig::for_files));
     let format = printer.format;
     let mut timeline = Timeline::new();
     let mut by_level: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -115,8 +125,17 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
             &options,
             &observer,
             &render,
-            |(level, time, line)| {
-                *by_level.entry(level).or_default() += 1;
+            |found| {
+                let (time, line) = match found {
+                    Found::Detection((level, time, line)) => {
+                        *by_level.entry(level).or_default() += 1;
+                        (time, line)
+                    }
+                    Found::Correlation(hit) => (
+                        hit.hit.last_seen.timestamp_micros(),
+                        crate::correlation_line::to_json(&rules, &hit),
+                    ),
+                };
                 if let Err(e) = timeline.push(time, line) {
                     write_error.get_or_insert(e);
                 }
@@ -131,7 +150,7 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
             anyhow::Error::from(e).context("cannot spill the timeline to a temporary file"),
         ));
     }
-    write_timeline(timeline, format, args.output.as_deref())?;
+    write_timeline(timeline, format, correlating, args.output.as_deref())?;
 
     if !printer.quiet {
         let levels = by_level
@@ -143,10 +162,15 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(
             err,
-            "hunt: {} files, {} events, {} detections ({levels}); rules: {} loaded in {:.2} s, {} not loaded{}; {:.2} s, {:.0} events/s",
+            "hunt: {} files, {} events, {} detections ({levels}){}; rules: {} loaded in {:.2} s, {} not loaded{}; {:.2} s, {:.0} events/s",
             summary.files,
             summary.events,
             summary.detections,
+            if correlating {
+                format!(", {} correlation hits", summary.correlation_hits)
+            } else {
+                String::new()
+            },
             rules.len(),
             load_time.as_secs_f64(),
             rule_problems.len(),
@@ -191,9 +215,13 @@ const COLUMNS: [&str; 9] = [
     "file",
 ];
 
+/// Events of a correlation hit the table lists in its `correlation` cell (CSV lists all).
+const TABLE_CORRELATION_EVENTS: usize = 5;
+
 fn write_timeline(
     timeline: Timeline,
     format: OutputFormat,
+    correlating: bool,
     output: Option<&std::path::Path>,
 ) -> Result<(), Failure> {
     let sink: Box<dyn Write + Send> = match output {
@@ -234,7 +262,12 @@ fn write_timeline(
         }
         OutputFormat::Csv => {
             let mut csv = siren_core::csv_safe::writer(&mut out);
-            let header = COLUMNS.iter().copied().chain(["tags"]);
+            let extra: &[&str] = if correlating { &["correlation"] } else { &[] };
+            let header = COLUMNS
+                .iter()
+                .copied()
+                .chain(["tags"])
+                .chain(extra.iter().copied());
             let mut result = csv.write_record(header).map_err(std::io::Error::from);
             if result.is_ok() {
                 result = timeline.finish(|line| {
@@ -244,7 +277,15 @@ fn write_timeline(
                         .map(|t| t.iter().map(cell).collect::<Vec<_>>().join(" "))
                         .unwrap_or_default();
                     let tags = siren_core::csv_safe::neutralise(&tags).into_owned();
-                    let row = COLUMNS.iter().map(|c| csv_cell(&value[*c])).chain([tags]);
+                    let correlation = correlating.then(|| {
+                        let text = crate::correlation_line::cell(&value, None);
+                        siren_core::csv_safe::neutralise(&text).into_owned()
+                    });
+                    let row = COLUMNS
+                        .iter()
+                        .map(|c| csv_cell(&value[*c]))
+                        .chain([tags])
+                        .chain(correlation);
                     csv.write_record(row).map_err(std::io::Error::from)
                 });
             }
@@ -255,10 +296,22 @@ fn write_timeline(
             table
                 .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
                 .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-                .set_header(&COLUMNS[..7]);
+                .set_header(
+                    COLUMNS[..7]
+                        .iter()
+                        .copied()
+                        .chain(correlating.then_some("correlation")),
+                );
             let result = timeline.finish(|line| {
                 let value: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
-                table.add_row(COLUMNS[..7].iter().map(|c| cell(&value[*c])));
+                let correlation = correlating
+                    .then(|| crate::correlation_line::cell(&value, Some(TABLE_CORRELATION_EVENTS)));
+                table.add_row(
+                    COLUMNS[..7]
+                        .iter()
+                        .map(|c| cell(&value[*c]))
+                        .chain(correlation),
+                );
                 Ok(())
             });
             result.and_then(|()| writeln!(out, "{table}"))

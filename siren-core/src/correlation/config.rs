@@ -39,6 +39,17 @@ impl Default for CorrelatorConfig {
 }
 
 impl CorrelatorConfig {
+    /// The configuration for logs read from files (`siren ingest`, `siren hunt`): archives
+    /// of any age in any order. Matches up to ten years behind the latest are placed; each
+    /// group keeps its own clock with 10 minutes of lateness, so windows stay as small as the
+    /// timespan needs however far apart the files' clocks are; at most 2,000 matches a group.
+    pub fn for_files() -> Self {
+        Self::default()
+            .with_lateness(Duration::from_secs(10 * 365 * 86_400))
+            .with_group_clock(Duration::from_secs(600))
+            .with_max_entries(2_000)
+    }
+
     /// Sets the allowed lateness.
     pub fn with_lateness(mut self, lateness: Duration) -> Self {
         self.lateness = lateness;

@@ -230,6 +230,22 @@ impl Correlator {
         self.routes.get(rule).is_some_and(|r| !r.is_empty())
     }
 
+    /// The fields of an event that the correlations referring to the rule at `rule` read
+    /// from its matches (their `group-by` fields and aggregated fields, aliases resolved),
+    /// each once: a caller that keeps matches for later may keep only these.
+    pub fn fields_read(&self, rule: usize) -> Vec<&str> {
+        let mut fields: Vec<&str> = Vec::new();
+        for route in self.routes.get(rule).into_iter().flatten() {
+            let read = route.group_fields.iter().chain(&route.value_field);
+            for field in read {
+                if !fields.contains(&field.as_str()) {
+                    fields.push(field);
+                }
+            }
+        }
+        fields
+    }
+
     /// The counters.
     pub fn stats(&self) -> &CorrelatorStats {
         &self.stats

@@ -40,10 +40,7 @@ impl Default for IngestOptions {
             threads: 0,
             rules: None,
             grouping_window: chrono::Duration::hours(24),
-            correlation: CorrelatorConfig::default()
-                .with_lateness(std::time::Duration::from_secs(10 * 365 * 86_400))
-                .with_group_clock(std::time::Duration::from_secs(600))
-                .with_max_entries(2_000),
+            correlation: CorrelatorConfig::for_files(),
         }
     }
 }
