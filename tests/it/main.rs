@@ -20,6 +20,7 @@ mod incidents;
 mod ingest;
 mod normalize_corpus;
 mod notify;
+mod pipelines;
 mod report;
 mod rule_pack;
 mod security;

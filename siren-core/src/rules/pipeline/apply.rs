@@ -565,9 +565,7 @@ fn replace_strings(
             let replaced = if skip_special {
                 replace_plain_parts(&parts, regex, replacement, interpret_special)
             } else {
-                let plain = sigma_text::plain(&parts);
-                let out = regex.replace_all(&plain, replacement);
-                sigma_text::from_plain(&out)
+                replace_plain(&parts, regex, replacement)
             };
             if replaced != parts {
                 changed = true;
@@ -584,6 +582,45 @@ fn replace_strings(
         .retain(|m| !matches!(m.as_str(), "contains" | "startswith" | "endswith"));
     out.changed = true;
     Some(out)
+}
+
+/// The regex on the plain representation of the whole value, as pySigma does: only the
+/// replaced text is read back from the plain representation (where a literal backslash
+/// before a wildcard would be ambiguous); the parts between matches are kept as they were.
+fn replace_plain(parts: &[Part], regex: &regex::Regex, replacement: &str) -> Vec<Part> {
+    let mut plain = String::new();
+    let mut spans = Vec::with_capacity(parts.len());
+    for part in parts {
+        let start = plain.len();
+        plain.push_str(&sigma_text::plain(std::slice::from_ref(part)));
+        spans.push((start, plain.len(), *part));
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    let mut pending = String::new();
+    let keep = |start: usize, end: usize, out: &mut Vec<Part>, pending: &mut String| {
+        for &(s, e, part) in &spans {
+            if e <= start || s >= end {
+                continue;
+            }
+            if s >= start && e <= end {
+                out.extend(sigma_text::from_plain(pending));
+                pending.clear();
+                out.push(part);
+            } else {
+                pending.push_str(&plain[s.max(start)..e.min(end)]);
+            }
+        }
+    };
+    let mut at = 0;
+    for caps in regex.captures_iter(&plain) {
+        let Some(m) = caps.get(0) else { continue };
+        keep(at, m.start(), &mut out, &mut pending);
+        caps.expand(replacement, &mut pending);
+        at = m.end();
+    }
+    keep(at, plain.len(), &mut out, &mut pending);
+    out.extend(sigma_text::from_plain(&pending));
+    out
 }
 
 /// `skip_special`: the regex runs on each run of literal characters only.
