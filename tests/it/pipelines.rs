@@ -128,3 +128,46 @@ fn backend_only_transformations_are_refused_by_name() {
         "{stderr}"
     );
 }
+
+/// Security 5156 (Windows Filtering Platform) stands for Sysmon's network connections: a
+/// SigmaHQ `network_connection` rule fires on the corpus's 5156 events, with its `Image`
+/// in device-path form and `DestinationPort` as `DestPort`.
+#[test]
+fn network_connection_rules_fire_on_security_5156() {
+    let Some(shared) = crate::support::shared_dir("network_connection_rules_fire_on_security_5156")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let output =
+        siren(dir.path())
+            .arg("hunt")
+            .arg(shared.join(
+                "corpus/evtx/EVTX-ATTACK-SAMPLES/Command and Control/DE_RDP_Tunnel_5156.evtx",
+            ))
+            .args(["--format", "jsonl", "--rules"])
+            .arg(shared.join("corpus/sigma/rules/windows/network_connection"))
+            .output()
+            .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let hits: Vec<(String, i64, i64)> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let d: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                d["rule_title"].as_str().unwrap().to_owned(),
+                d["event_id"].as_i64().unwrap(),
+                d["record_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let title = "Outbound RDP Connections Over Non-Standard Tools";
+    assert_eq!(
+        hits,
+        [
+            (title.to_owned(), 5156, 227727),
+            (title.to_owned(), 5156, 227741)
+        ]
+    );
+}

@@ -268,8 +268,18 @@ const NOT_APPLICABLE: &[(&str, &str)] = &[
 type Fail<'a> = Box<dyn Fn(String) -> PipelineError + 'a>;
 
 impl Pipeline {
-    /// Parses a pipeline from YAML; `file` names it in errors.
+    /// Parses a pipeline from YAML; `file` names it in errors. A Hayabusa field-alias file
+    /// (`rules/config/eventkey_alias.txt`: CSV lines `alias,event_key` under that header)
+    /// is read as a pipeline too (see [`Pipeline::from_hayabusa_aliases`]).
     pub fn parse(file: &str, text: &str) -> Result<Pipeline, PipelineError> {
+        if text
+            .trim_start_matches('\u{feff}')
+            .lines()
+            .next()
+            .is_some_and(|l| l.trim().eq_ignore_ascii_case("alias,event_key"))
+        {
+            return Self::from_hayabusa_aliases(file, text);
+        }
         let file_owned = file.to_owned();
         let invalid: Fail<'_> = Box::new(move |reason| PipelineError::Invalid {
             file: file_owned.clone(),
@@ -350,6 +360,38 @@ impl Pipeline {
             file: file.to_owned(),
             items,
         })
+    }
+
+    /// A Hayabusa field-alias file as one `field_name_mapping`: each alias (a field name
+    /// Hayabusa's rules use, e.g. `LogFileClearedChannel`) maps to the name SIREN gives the
+    /// element its event key points to, the key's last segment
+    /// (`Event.UserData.LogFileCleared.Channel` → `Channel`). Aliases whose key ends in
+    /// their own name, and `Event.System.*` keys SIREN names alike, change nothing.
+    pub fn from_hayabusa_aliases(file: &str, text: &str) -> Result<Pipeline, PipelineError> {
+        let mut fields = Vec::new();
+        for (n, line) in text
+            .trim_start_matches('\u{feff}')
+            .lines()
+            .enumerate()
+            .skip(1)
+        {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((alias, key)) = line.split_once(',') else {
+                return Err(PipelineError::Invalid {
+                    file: file.to_owned(),
+                    reason: format!("line {}: expected 'alias,event_key'", n + 1),
+                });
+            };
+            let (alias, key) = (alias.trim(), key.trim());
+            let target = key.rsplit('.').next().unwrap_or(key);
+            if !alias.is_empty() && !target.is_empty() && alias != target {
+                fields.push((alias.to_owned(), target.to_owned()));
+            }
+        }
+        Ok(Pipeline::renames(file, &fields))
     }
 
     /// Loads a pipeline file.

@@ -139,3 +139,82 @@ fn rule_failure_is_a_diagnostic() {
     assert_eq!(set.len(), 0);
     assert!(problems[0].to_string().contains("no process logs here"));
 }
+
+#[test]
+fn hayabusa_aliases_become_a_field_mapping() {
+    let aliases = "alias,event_key\nEventID,Event.System.EventID\nRdsGtwErrorCode,Event.UserData.EventInfo.ErrorCode\n";
+    let p = Pipeline::parse("eventkey_alias.txt", aliases).unwrap();
+    let rule = r#"
+title: RDS gateway error
+logsource: {product: windows, service: security}
+detection:
+    s:
+        RdsGtwErrorCode: 23003
+    condition: s
+"#;
+    let (set, problems) =
+        RuleSet::from_yaml("r.yml", rule, &LoadOptions::default().with_pipeline(p));
+    assert!(problems.is_empty(), "{problems:?}");
+    let e = event(&[
+        ("Channel", serde_json::json!("Security")),
+        ("EventID", serde_json::json!(1)),
+        ("ErrorCode", serde_json::json!(23003)),
+    ]);
+    assert_eq!(set.matches(&e).count(), 1);
+}
+
+#[test]
+fn security_4657_and_5156_stand_for_sysmon_registry_and_network_events() {
+    let rules = r#"
+title: Run key set
+logsource: {product: windows, category: registry_set}
+detection:
+    s:
+        TargetObject|startswith: 'HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run'
+        Image|endswith: '\reg.exe'
+        EventType: SetValue
+    condition: s
+---
+title: System binary to 4444
+logsource: {product: windows, category: network_connection}
+detection:
+    s:
+        Image: 'C:\Windows\System32\rundll32.exe'
+        DestinationPort: 4444
+        Initiated: 'true'
+        Protocol: tcp
+    condition: s
+"#;
+    let (set, problems) = RuleSet::from_yaml("r.yml", rules, &LoadOptions::default());
+    assert!(problems.is_empty(), "{problems:?}");
+    let registry = event(&[
+        ("Channel", serde_json::json!("Security")),
+        ("EventID", serde_json::json!(4657)),
+        ("OperationType", serde_json::json!("%%1905")),
+        (
+            "ObjectName",
+            serde_json::json!(
+                "\\REGISTRY\\MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run"
+            ),
+        ),
+        (
+            "ProcessName",
+            serde_json::json!("C:\\Windows\\System32\\reg.exe"),
+        ),
+    ]);
+    let hits: Vec<&str> = set.matches(&registry).map(|r| r.title.as_str()).collect();
+    assert_eq!(hits, ["Run key set"]);
+    let network = event(&[
+        ("Channel", serde_json::json!("Security")),
+        ("EventID", serde_json::json!(5156)),
+        (
+            "Application",
+            serde_json::json!("\\device\\harddiskvolume2\\windows\\system32\\rundll32.exe"),
+        ),
+        ("DestPort", serde_json::json!("4444")),
+        ("Direction", serde_json::json!("%%14593")),
+        ("Protocol", serde_json::json!(6)),
+    ]);
+    let hits: Vec<&str> = set.matches(&network).map(|r| r.title.as_str()).collect();
+    assert_eq!(hits, ["System binary to 4444"]);
+}
