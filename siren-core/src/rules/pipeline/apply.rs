@@ -45,7 +45,7 @@ struct DetItem {
 
 #[derive(Debug, Clone)]
 enum Entry {
-    One(DetItem),
+    One(Box<DetItem>),
     AnyOf(Vec<DetItem>),
     Dropped,
 }
@@ -165,7 +165,7 @@ fn read_group(m: &Mapping) -> Vec<Entry> {
                 Yaml::Sequence(seq) => (seq.clone(), true),
                 v => (vec![v.clone()], false),
             };
-            Entry::One(DetItem {
+            Entry::One(Box::new(DetItem {
                 original: (k.clone(), v.clone()),
                 field: (!field.is_empty()).then_some(field),
                 modifiers,
@@ -173,7 +173,7 @@ fn read_group(m: &Mapping) -> Vec<Entry> {
                 list,
                 applied: HashSet::new(),
                 changed: false,
-            })
+            }))
         })
         .collect()
 }
@@ -211,7 +211,7 @@ fn all_items(searches: &[(String, Search)]) -> impl Iterator<Item = &DetItem> {
             .iter()
             .flatten()
             .flat_map(|e| match e {
-                Entry::One(i) => std::slice::from_ref(i).iter(),
+                Entry::One(i) => std::slice::from_ref(&**i).iter(),
                 Entry::AnyOf(v) => v.iter(),
                 Entry::Dropped => [].iter(),
             })
@@ -342,7 +342,7 @@ fn each_item(
                             None => out.push(item.clone()),
                             Some(Entry::One(i)) => {
                                 any = true;
-                                out.push(i);
+                                out.push(*i);
                             }
                             Some(Entry::AnyOf(v)) => {
                                 any = true;
@@ -403,11 +403,11 @@ fn run(rule: &mut Rule<'_>, p: &ProcessingItem) -> Result<(), String> {
             }
             let targets = item.field.as_ref().and_then(|f| mapping.get(f));
             Ok(match targets {
-                Some(t) if t.len() == 1 => Some(Entry::One(renamed(&item, &t[0], id))),
+                Some(t) if t.len() == 1 => Some(Entry::One(Box::new(renamed(&item, &t[0], id)))),
                 Some(t) => Some(Entry::AnyOf(
                     t.iter().map(|f| renamed(&item, f, id)).collect(),
                 )),
-                None if item.changed => Some(Entry::One(item)),
+                None if item.changed => Some(Entry::One(Box::new(item))),
                 None => None,
             })
         }),
@@ -418,7 +418,7 @@ fn run(rule: &mut Rule<'_>, p: &ProcessingItem) -> Result<(), String> {
             Ok(prefixes.iter().find_map(|(from, to)| {
                 field
                     .strip_prefix(from.as_str())
-                    .map(|rest| Entry::One(renamed(item, &format!("{to}{rest}"), id)))
+                    .map(|rest| Entry::One(Box::new(renamed(item, &format!("{to}{rest}"), id))))
             }))
         }),
         Transformation::DropDetectionItem => each_item(rule, p, &|_| Ok(Some(Entry::Dropped))),
@@ -434,7 +434,7 @@ fn run(rule: &mut Rule<'_>, p: &ProcessingItem) -> Result<(), String> {
                         if let Some(id) = id {
                             i.applied.insert(id.clone());
                         }
-                        Entry::One(i)
+                        Entry::One(Box::new(i))
                     },
                 ),
             )
@@ -524,10 +524,8 @@ fn substitute(doc: &Mapping, value: &Yaml) -> Yaml {
 /// A value's parts with the wildcards its modifiers imply (as pySigma holds them).
 fn with_modifier_wildcards(mut parts: Vec<Part>, modifiers: &[String]) -> Vec<Part> {
     let has = |m: &str| modifiers.iter().any(|x| x == m);
-    if has("contains") || has("endswith") {
-        if parts.first() != Some(&Part::Many) {
-            parts.insert(0, Part::Many);
-        }
+    if (has("contains") || has("endswith")) && parts.first() != Some(&Part::Many) {
+        parts.insert(0, Part::Many);
     }
     if (has("contains") || has("startswith")) && parts.last() != Some(&Part::Many) {
         parts.push(Part::Many);
@@ -681,7 +679,7 @@ fn write_group(group: &[Entry]) -> Result<Vec<Mapping>, String> {
     let mut maps = vec![Mapping::new()];
     for entry in group {
         let choices: Vec<&DetItem> = match entry {
-            Entry::One(i) => vec![i],
+            Entry::One(i) => vec![&**i],
             Entry::AnyOf(v) => v.iter().collect(),
             Entry::Dropped => continue,
         };
