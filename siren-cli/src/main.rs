@@ -140,6 +140,8 @@ pub struct Context {
     pub rules: Vec<PathBuf>,
     /// The configuration file's log-source mapping.
     pub logsources: Option<PathBuf>,
+    /// The configuration file's processing pipelines (`pipelines:`).
+    pub pipelines: Vec<PathBuf>,
     /// The rule cache's folder, unless it is off.
     pub rule_cache: Option<PathBuf>,
     /// The `notify:` section (secrets not yet resolved: see `commands::notify`).
@@ -190,6 +192,7 @@ impl Cli {
             server: config.server.unwrap_or_default(),
             rules: config.rules,
             logsources: config.logsources,
+            pipelines: config.pipelines,
             rule_cache: rule_cache_dir(self.rule_cache.clone(), self.no_rule_cache),
             format_flag: self.format,
             report_templates: config.report.and_then(|r| r.templates),

@@ -137,7 +137,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let rules = Arc::new(siren_server::load_rules(&[], None).unwrap());
+    let rules = Arc::new(siren_server::load_rules(&[], None, &[]).unwrap());
 
     // Baseline: the same batches through the library pipeline, no HTTP.
     let baseline_batches = (20_000 / BATCH).max(1);

@@ -109,7 +109,7 @@ async fn main() {
         )
         .await
         .unwrap();
-    let rules = Arc::new(siren_server::load_rules(&[], None).unwrap());
+    let rules = Arc::new(siren_server::load_rules(&[], None, &[]).unwrap());
     let config: NotifyConfig = serde_yaml::from_str(&format!(
         "channels:\n  - {{ name: hook, type: webhook, url: \"{hook}\", secret: \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" }}\npolicies:\n  - {{ channels: [hook], min_severity: high }}\n"
     ))

@@ -20,6 +20,10 @@ pub struct ConfigFile {
     pub rules: Vec<PathBuf>,
     /// Log-source mapping file.
     pub logsources: Option<PathBuf>,
+    /// pySigma processing pipeline files applied to the server's rules (in `priority`
+    /// order), before those of `siren serve --pipeline`.
+    #[serde(default)]
+    pub pipelines: Vec<PathBuf>,
     /// Server settings (`siren serve`), typed: unknown keys are refused.
     pub server: Option<crate::ServerConfig>,
     /// Notification channels and policies (secrets resolved when a command notifies).

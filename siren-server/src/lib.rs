@@ -326,16 +326,18 @@ pub async fn shutdown_signal() {
 pub fn load_rules(
     folders: &[std::path::PathBuf],
     logsources: Option<&std::path::Path>,
+    pipelines: &[std::path::PathBuf],
 ) -> anyhow::Result<RuleSet> {
     let (rules, problems) = if folders.is_empty() {
-        rules::builtin_rules(logsources)?
+        rules::builtin_rules(logsources, pipelines)?
     } else {
         for folder in folders {
             if !folder.exists() {
                 anyhow::bail!("{}: no such file or directory", folder.display());
             }
         }
-        let mut options = siren_core::rules::LoadOptions::default();
+        let mut options =
+            siren_core::rules::LoadOptions::default().with_pipeline_files(pipelines)?;
         if let Some(file) = logsources {
             options = options.with_logsources(siren_core::rules::LogSourceMap::load(file)?);
         }

@@ -31,6 +31,10 @@ struct Args {
     /// Sigma rule files or folders to detect with (default: SIREN's built-in rule pack).
     #[arg(long = "rules", short = 'r', value_name = "DIR")]
     rules: Vec<PathBuf>,
+    /// pySigma processing pipeline applied to the rules (repeatable; run in `priority`
+    /// order, after the configuration file's `pipelines:`).
+    #[arg(long = "pipeline", value_name = "FILE")]
+    pipelines: Vec<PathBuf>,
     /// Only store events: no detection, correlation or incidents.
     #[arg(long)]
     no_detect: bool,
@@ -68,9 +72,12 @@ async fn main() -> anyhow::Result<()> {
         } else {
             args.rules
         };
+        let mut pipelines = file.pipelines.clone();
+        pipelines.extend(args.pipelines);
         Some(Arc::new(siren_server::load_rules(
             &folders,
             file.logsources.as_deref(),
+            &pipelines,
         )?))
     };
     let store = siren_core::store::open(&database)

@@ -15,8 +15,9 @@ use crate::error::ApiResult;
 /// Per-rule problems are returned, not fatal.
 pub fn builtin_rules(
     logsources: Option<&std::path::Path>,
+    pipelines: &[std::path::PathBuf],
 ) -> anyhow::Result<(RuleSet, Vec<RuleDiagnostic>)> {
-    let mut options = LoadOptions::default();
+    let mut options = LoadOptions::default().with_pipeline_files(pipelines)?;
     if let Some(file) = logsources {
         options = options.with_logsources(LogSourceMap::load(file)?);
     }

@@ -22,6 +22,7 @@ mod ingest;
 mod normalize_corpus;
 mod notify;
 mod null_semantics;
+mod pipelines;
 mod report;
 mod rule_pack;
 mod security;

@@ -84,7 +84,7 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
 
     let url = format!("sqlite://{}", database.display());
     let store = siren_core::store::open(&url).await?;
-    let (rules, problems) = super::load_builtin_rules(None)?;
+    let (rules, problems) = super::load_builtin_rules(None, &[])?;
     if !problems.is_empty() {
         context.printer.warn(format!(
             "{} built-in rules not loaded (see siren rules validate)",

@@ -38,6 +38,9 @@ pub struct Args {
     /// Log-source mapping that replaces the built-in one.
     #[arg(long, value_name = "FILE", env = "SIREN_LOGSOURCES")]
     logsources: Option<PathBuf>,
+    /// pySigma processing pipeline applied to the rules (repeatable; run in `priority` order).
+    #[arg(long = "pipeline", value_name = "FILE", conflicts_with = "no_detect")]
+    pipelines: Vec<PathBuf>,
     /// Only store: no detection, correlation or incidents.
     #[arg(long, conflicts_with = "rules")]
     no_detect: bool,
@@ -96,13 +99,14 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         None
     } else {
         let (rules, problems) = if args.rules.is_empty() {
-            super::load_builtin_rules(args.logsources.as_deref())?
+            super::load_builtin_rules(args.logsources.as_deref(), &args.pipelines)?
         } else {
             super::load_rules(
                 context,
                 &super::RuleSource {
                     rules: args.rules.clone(),
                     logsources: args.logsources.clone(),
+                    pipelines: args.pipelines.clone(),
                 },
             )?
         };

@@ -32,11 +32,16 @@ pub struct RuleSource {
     /// Log-source mapping that replaces the built-in one (see rules/logsources.yml).
     #[arg(long, value_name = "FILE", env = "SIREN_LOGSOURCES")]
     pub logsources: Option<std::path::PathBuf>,
+    /// pySigma processing pipeline applied to the rules before they are compiled
+    /// (repeatable; run in `priority` order).
+    #[arg(long = "pipeline", value_name = "FILE")]
+    pub pipelines: Vec<std::path::PathBuf>,
 }
 
 /// Loads SIREN's built-in rule pack (and the mapping `logsources` names, if any).
 pub fn load_builtin_rules(
     logsources: Option<&std::path::Path>,
+    pipelines: &[std::path::PathBuf],
 ) -> Result<
     (
         siren_core::rules::RuleSet,
@@ -45,7 +50,9 @@ pub fn load_builtin_rules(
     Failure,
 > {
     use siren_core::rules::{LoadOptions, LogSourceMap};
-    let mut options = LoadOptions::default();
+    let mut options = LoadOptions::default()
+        .with_pipeline_files(pipelines)
+        .map_err(|e| Failure::new(crate::exit::Exit::Config, e))?;
     if let Some(file) = logsources {
         let map =
             LogSourceMap::load(file).map_err(|e| Failure::new(crate::exit::Exit::Config, e))?;
@@ -75,7 +82,10 @@ pub fn load_rules(
             ));
         }
     }
-    let mut options = LoadOptions::default().with_cache_dir(context.rule_cache.clone());
+    let mut options = LoadOptions::default()
+        .with_cache_dir(context.rule_cache.clone())
+        .with_pipeline_files(&source.pipelines)
+        .map_err(|e| Failure::new(Exit::Config, e))?;
     if let Some(file) = &source.logsources {
         let map = LogSourceMap::load(file).map_err(|e| Failure::new(Exit::Config, e))?;
         options = options.with_logsources(map);

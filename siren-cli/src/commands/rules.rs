@@ -24,6 +24,10 @@ pub enum RulesCommand {
         /// Log-source mapping that replaces the built-in one.
         #[arg(long, value_name = "FILE", env = "SIREN_LOGSOURCES")]
         logsources: Option<PathBuf>,
+        /// pySigma processing pipeline applied to the rules (repeatable; run in `priority`
+        /// order).
+        #[arg(long = "pipeline", value_name = "FILE")]
+        pipelines: Vec<PathBuf>,
     },
     /// List loaded rules: id, title, level, status, log source, tags.
     List {
@@ -42,17 +46,26 @@ pub enum RulesCommand {
         /// Log-source mapping that replaces the built-in one.
         #[arg(long, value_name = "FILE", env = "SIREN_LOGSOURCES")]
         logsources: Option<PathBuf>,
+        /// pySigma processing pipeline applied to the rules (repeatable; run in `priority`
+        /// order).
+        #[arg(long = "pipeline", value_name = "FILE")]
+        pipelines: Vec<PathBuf>,
     },
 }
 
 /// Runs `siren rules …`.
 pub async fn run(context: &Context, command: RulesCommand) -> CommandResult {
     match command {
-        RulesCommand::Validate { paths, logsources } => validate(
+        RulesCommand::Validate {
+            paths,
+            logsources,
+            pipelines,
+        } => validate(
             context,
             RuleSource {
                 rules: paths,
                 logsources,
+                pipelines,
             },
         ),
         RulesCommand::List { rules } => list(context, &rules),
@@ -60,12 +73,14 @@ pub async fn run(context: &Context, command: RulesCommand) -> CommandResult {
             paths,
             events,
             logsources,
+            pipelines,
         } => tokio::task::block_in_place(|| {
             test(
                 context,
                 RuleSource {
                     rules: paths,
                     logsources,
+                    pipelines,
                 },
                 &events,
             )

@@ -22,6 +22,10 @@ pub struct Args {
     /// Sigma rule files or folders to detect with (default: `rules:`, else the built-in pack).
     #[arg(long = "rules", short = 'r', value_name = "DIR")]
     rules: Vec<std::path::PathBuf>,
+    /// pySigma processing pipeline applied to the rules (repeatable; run in `priority`
+    /// order, after the configuration file's `pipelines:`).
+    #[arg(long = "pipeline", value_name = "FILE")]
+    pipelines: Vec<std::path::PathBuf>,
     /// Only store events: no detection, correlation or incidents.
     #[arg(long, conflicts_with = "rules")]
     no_detect: bool,
@@ -49,7 +53,9 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         } else {
             args.rules
         };
-        let rules = siren_server::load_rules(&folders, context.logsources.as_deref())
+        let mut pipelines = context.pipelines.clone();
+        pipelines.extend(args.pipelines);
+        let rules = siren_server::load_rules(&folders, context.logsources.as_deref(), &pipelines)
             .map_err(config_error)?;
         Some(Arc::new(rules))
     };

@@ -10,7 +10,7 @@ use super::parse::{self, Detection, Item, ParseContext};
 use super::prefilter::Candidates;
 use super::set::{Compiled, RuleSet};
 use super::value;
-use super::{LoadOptions, RuleDiagnostic, RuleError, RuleKind};
+use super::{EventSelector, LoadOptions, RuleDiagnostic, RuleError, RuleKind, pipeline};
 
 /// Collects rules from files and texts, then compiles them into a [`RuleSet`].
 #[derive(Debug)]
@@ -77,6 +77,7 @@ impl<'o> RuleSetBuilder<'o> {
         }
         let cx = ParseContext {
             placeholders: &self.options.placeholders,
+            pipelines: &self.options.pipelines,
         };
         // Parse the files on a few threads, each taking the next file: YAML parsing
         // dominates start-up (unless the cache holds the file). Results keep the files' order.
@@ -105,6 +106,7 @@ impl<'o> RuleSetBuilder<'o> {
     pub fn add_yaml(&mut self, name: &str, text: &str) -> &mut Self {
         let cx = ParseContext {
             placeholders: &self.options.placeholders,
+            pipelines: &self.options.pipelines,
         };
         for result in parse::parse_file(name, text, &cx) {
             match result {
@@ -125,6 +127,7 @@ impl<'o> RuleSetBuilder<'o> {
         let mut set = RuleSet::default();
         let mut seen_ids: HashMap<String, String> = HashMap::new();
         let mut detections: Vec<Option<Detection>> = Vec::new();
+        let mut yaml_sources: Vec<Option<(&'static str, serde_yaml::Mapping)>> = Vec::new();
         for p in parsed {
             if let Some(id) = &p.rule.id {
                 if let Some(first) = seen_ids.get(id.as_str()) {
@@ -142,6 +145,7 @@ impl<'o> RuleSetBuilder<'o> {
             }
             set.rules.push(p.rule);
             detections.push(p.detection);
+            yaml_sources.push(p.source);
         }
         // Correlations must refer to loaded rules.
         let mut keep = vec![true; set.rules.len()];
@@ -163,44 +167,65 @@ impl<'o> RuleSetBuilder<'o> {
         if keep.iter().any(|k| !k) {
             let mut k = keep.into_iter();
             let mut k2 = k.clone();
+            let mut k3 = k.clone();
             set.rules.retain(|_| k.next().unwrap_or(true));
             detections.retain(|_| k2.next().unwrap_or(true));
+            yaml_sources.retain(|_| k3.next().unwrap_or(true));
         }
-        // Filters: (referenced rule names, detection).
-        let filters: Vec<(Vec<String>, &Detection)> = set
+        // Filters: (referenced rule names, detection, its YAML).
+        type YamlSource = Option<(&'static str, serde_yaml::Mapping)>;
+        let filters: Vec<(Vec<String>, &Detection, &YamlSource)> = set
             .rules
             .iter()
             .zip(&detections)
-            .filter_map(|(r, d)| match (&r.kind, d) {
-                (RuleKind::Filter(f), Some(d)) => Some((f.rules.clone(), d)),
+            .zip(&yaml_sources)
+            .filter_map(|((r, d), y)| match (&r.kind, d) {
+                (RuleKind::Filter(f), Some(d)) => Some((f.rules.clone(), d, y)),
                 _ => None,
             })
             .collect();
-        // Each detection rule compiled once per log source it maps to (renaming its fields
-        // for that source), on every core; then placed in the buckets in order.
+        let cx = ParseContext {
+            placeholders: &options.placeholders,
+            pipelines: &[],
+        };
+        // A detection as a source's pipeline rewrites it (the same when it has none).
+        let for_source = |source: &EventSelector, d: &Detection, y: &YamlSource| {
+            let Some((section, doc)) = y.as_ref().filter(|_| !source.pipeline.is_empty()) else {
+                return Ok(d.clone());
+            };
+            let mut doc = doc.clone();
+            pipeline::apply_to_document(std::slice::from_ref(&source.pipeline), &mut doc)
+                .map_err(|e| RuleError::Pipeline(e.to_string()))?;
+            match doc.get(*section) {
+                Some(section_yaml) => parse::parse_detection(section_yaml, section, &cx),
+                None => Ok(d.clone()),
+            }
+        };
+        // Each detection rule compiled once per log source it maps to (rewritten by that
+        // source's pipeline), on every core; then placed in the buckets in order.
         let rules = &set.rules;
         let prepared = in_parallel(detections.iter().enumerate().collect(), |(index, d)| {
             let (RuleKind::Detection, Some(detection)) = (&rules[index].kind, d) else {
                 return None;
             };
             let rule = &rules[index];
-            let applicable: Vec<&Detection> = filters
+            let applicable: Vec<(&Detection, &YamlSource)> = filters
                 .iter()
-                .filter(|(refs, _)| refs.iter().any(|r| rule.is_called(r)))
-                .map(|(_, d)| *d)
+                .filter(|(refs, _, _)| refs.iter().any(|r| rule.is_called(r)))
+                .map(|(_, d, y)| (*d, *y))
                 .collect();
             let Some(sources) = options.logsources.resolve(&rule.logsource) else {
                 return Some(Err(Compiled {
                     rule: index,
                     guard: Vec::new(),
                     detection: detection.clone(),
-                    filters: applicable.into_iter().cloned().collect(),
+                    filters: applicable.into_iter().map(|(d, _)| d.clone()).collect(),
                 }));
             };
+            let mut errors = Vec::new();
             let per_source = sources
                 .into_iter()
-                .map(|source| {
-                    let rename = |f: &str| source.field(f).to_owned();
+                .filter_map(|source| {
                     let mut guard = Vec::new();
                     if !source.providers.is_empty() {
                         guard.push(equals_item("Provider_Name", &source.providers));
@@ -208,17 +233,32 @@ impl<'o> RuleSetBuilder<'o> {
                     for (field, values) in &source.conditions {
                         guard.push(equals_item(field, values));
                     }
+                    let rewritten =
+                        for_source(source, detection, &yaml_sources[index]).and_then(|d| {
+                            let filters = applicable
+                                .iter()
+                                .map(|(f, y)| for_source(source, f, y))
+                                .collect::<Result<Vec<_>, _>>()?;
+                            Ok((d, filters))
+                        });
+                    let (detection, filters) = match rewritten {
+                        Ok(r) => r,
+                        Err(e) => {
+                            errors.push(e);
+                            return None;
+                        }
+                    };
                     let compiled = Compiled {
                         rule: index,
                         guard,
-                        detection: detection.renamed(&rename),
-                        filters: applicable.iter().map(|d| d.renamed(&rename)).collect(),
+                        detection,
+                        filters,
                     };
                     let required_ids = compiled.detection.event_ids();
-                    (source, compiled, required_ids)
+                    Some((source, compiled, required_ids))
                 })
                 .collect::<Vec<_>>();
-            Some(Ok(per_source))
+            Some(Ok((per_source, errors)))
         });
         for (index, prepared) in prepared.into_iter().enumerate() {
             let Some(prepared) = prepared.flatten() else {
@@ -226,7 +266,14 @@ impl<'o> RuleSetBuilder<'o> {
             };
             let mapped = prepared.is_ok();
             match prepared {
-                Ok(per_source) => {
+                Ok((per_source, errors)) => {
+                    for error in errors {
+                        diagnostics.push(RuleDiagnostic {
+                            file: set.rules[index].file.clone(),
+                            rule: Some(set.rules[index].title.clone()),
+                            error,
+                        });
+                    }
                     for (source, compiled, required_ids) in per_source {
                         let at = set.compiled.len() as u32;
                         set.compiled.push(compiled);

@@ -9,6 +9,9 @@ pub enum RuleError {
     /// The file could not be read.
     #[error("cannot read the file: {0}")]
     Io(String),
+    /// A processing pipeline refused the rule or could not rewrite it.
+    #[error("{0}")]
+    Pipeline(String),
     /// The YAML is malformed.
     #[error("invalid YAML at line {line}, column {column}: {message}")]
     Yaml {

@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::LogSourceError;
 use super::model::LogSource;
+use super::pipeline::Pipeline;
 
 /// The mapping shipped with SIREN.
 pub const DEFAULT_MAPPING: &str = include_str!("../../../rules/logsources.yml");
@@ -55,10 +56,14 @@ struct SourceShape {
     conditions: serde_yaml::Mapping,
     #[serde(default)]
     fields: serde_yaml::Mapping,
+    /// A pySigma processing pipeline's `transformations` (a list) or a whole pipeline
+    /// (a mapping), applied to the rules compiled for this source.
+    #[serde(default)]
+    pipeline: Option<serde_yaml::Value>,
 }
 
 /// One place events of a log source come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct EventSelector {
     /// Channels (compared case-insensitively with the event's `Channel`); none means the
     /// events that have no channel (syslog, CSV, flat JSON…).
@@ -71,6 +76,9 @@ pub struct EventSelector {
     pub conditions: Vec<(String, Vec<String>)>,
     /// Field renames: the rule's field name → the name in these events.
     pub fields: Vec<(String, String)>,
+    /// How rules are rewritten for these events: the renames of `fields` as a
+    /// `field_name_mapping`, then the source's own `pipeline` (empty when it has neither).
+    pub pipeline: Pipeline,
 }
 
 impl EventSelector {
@@ -85,7 +93,7 @@ impl EventSelector {
 }
 
 /// One log source and its sources.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LogSourceEntry {
     /// `product`, or `None` for any.
     pub product: Option<String>,
@@ -98,7 +106,7 @@ pub struct LogSourceEntry {
 }
 
 /// A whole log-source mapping.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LogSourceMap {
     entries: Vec<LogSourceEntry>,
 }
@@ -156,12 +164,27 @@ impl LogSourceMap {
                         }
                     }
                 }
+                let mut pipeline = Pipeline::renames(file, &fields);
+                if let Some(p) = s.pipeline {
+                    let p = match p {
+                        serde_yaml::Value::Sequence(items) => {
+                            let mut m = serde_yaml::Mapping::new();
+                            m.insert("transformations".into(), serde_yaml::Value::Sequence(items));
+                            serde_yaml::Value::Mapping(m)
+                        }
+                        other => other,
+                    };
+                    let text = serde_yaml::to_string(&p).map_err(|e| invalid(e.to_string()))?;
+                    let own = Pipeline::parse(file, &text).map_err(|e| invalid(e.to_string()))?;
+                    pipeline.append(own);
+                }
                 sources.push(EventSelector {
                     channels: s.channel.map(OneOrMany::into_vec).unwrap_or_default(),
                     providers: s.provider.map(OneOrMany::into_vec).unwrap_or_default(),
                     event_ids: s.event_ids,
                     conditions,
                     fields,
+                    pipeline,
                 });
             }
             entries.push(LogSourceEntry {

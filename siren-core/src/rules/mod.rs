@@ -100,6 +100,7 @@ mod memo;
 mod model;
 mod options;
 mod parse;
+mod pipeline;
 mod prefilter;
 mod set;
 mod subject;
@@ -114,6 +115,7 @@ pub use model::{
     RuleId, RuleKind, RuleTests, SirenExtension, Status,
 };
 pub use options::LoadOptions;
+pub use pipeline::{Pipeline, PipelineError};
 pub use set::{EmbeddedTestReport, RuleSet};
 
 #[cfg(test)]

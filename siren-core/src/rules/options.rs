@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::{LogSourceMap, RuleError};
+use super::{LogSourceMap, Pipeline, RuleError};
 
 /// What rule loading needs: the log-source mapping and the `expand` placeholders.
 #[derive(Debug, Clone)]
@@ -17,6 +17,9 @@ pub struct LoadOptions {
     pub max_file_bytes: u64,
     /// A folder for the rule cache (parsed rule files kept for the next load), or none.
     pub cache_dir: Option<PathBuf>,
+    /// pySigma processing pipelines applied to every rule before it is compiled, in
+    /// priority order (see [`LoadOptions::with_pipeline`]).
+    pub pipelines: Vec<Pipeline>,
 }
 
 impl Default for LoadOptions {
@@ -26,6 +29,7 @@ impl Default for LoadOptions {
             placeholders: HashMap::new(),
             max_file_bytes: 8 << 20,
             cache_dir: None,
+            pipelines: Vec::new(),
         }
     }
 }
@@ -42,6 +46,25 @@ impl LoadOptions {
     pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.cache_dir = dir;
         self
+    }
+
+    /// Adds a processing pipeline; pipelines run in `priority` order (lower first), those
+    /// of equal priority in the order they were added.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Self {
+        self.pipelines.push(pipeline);
+        self.pipelines.sort_by_key(|p| p.priority);
+        self
+    }
+
+    /// Adds the processing pipelines of these files (see [`LoadOptions::with_pipeline`]).
+    pub fn with_pipeline_files<P: AsRef<std::path::Path>>(
+        mut self,
+        files: &[P],
+    ) -> Result<Self, super::PipelineError> {
+        for file in files {
+            self = self.with_pipeline(Pipeline::load(file.as_ref())?);
+        }
+        Ok(self)
     }
 
     /// Sets the values of one `expand` placeholder.

@@ -80,7 +80,7 @@ pub async fn start_with(
 ) -> TestServer {
     crate::support::log_to_test_output();
     let store = siren_core::store::open(url).await.unwrap();
-    let rules = Arc::new(siren_server::load_rules(&[], None).unwrap());
+    let rules = Arc::new(siren_server::load_rules(&[], None, &[]).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let state = adjust(AppState::new(store.clone(), Some(rules), config));

@@ -89,7 +89,7 @@ async fn live_stream_shows_new_incidents_from_this_server_and_other_processes() 
         let other_process = siren_core::store::open(&server.url).await.unwrap();
         let pipeline = siren_core::ingest::Pipeline::new(
             other_process.clone(),
-            Some(Arc::new(siren_server::load_rules(&[], None).unwrap())),
+            Some(Arc::new(siren_server::load_rules(&[], None, &[]).unwrap())),
             siren_core::ingest::PipelineOptions::default(),
         );
         let tenant = TenantId::parse("default").unwrap();

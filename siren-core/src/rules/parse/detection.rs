@@ -55,22 +55,6 @@ impl Detection {
             .flat_map(|s| s.alternatives.iter_mut().flatten());
         share_names(items, names);
     }
-
-    /// The same detection with field names renamed (for a log source's field mapping).
-    pub(crate) fn renamed(&self, rename: &dyn Fn(&str) -> String) -> Detection {
-        let mut d = self.clone();
-        for s in &mut d.searches {
-            for group in &mut s.alternatives {
-                for item in group {
-                    if let Some(f) = &item.field {
-                        item.field = Some(rename(f).into());
-                    }
-                    rename_test(&mut item.test, rename);
-                }
-            }
-        }
-        d
-    }
 }
 
 /// One half of a necessary condition: one of these (field, literal) pairs occurs, the
@@ -225,16 +209,3 @@ impl Detection {
 
 /// Past this many event IDs, a detection stays with its source's other rules.
 const MAX_EVENT_IDS: usize = 16;
-
-fn rename_test(test: &mut ValueTest, rename: &dyn Fn(&str) -> String) {
-    match test {
-        ValueTest::Or(ts) | ValueTest::And(ts) => {
-            for t in ts {
-                rename_test(t, rename);
-            }
-        }
-        ValueTest::Not(t) => rename_test(t, rename),
-        ValueTest::FieldRef { other, .. } => *other = rename(other).into(),
-        _ => {}
-    }
-}

@@ -13,6 +13,7 @@ use super::siren::parse_siren;
 use crate::rules::model::{
     Filter, Level, LogSource, Rule, RuleId, RuleKind, SirenExtension, Status,
 };
+use crate::rules::pipeline::{Pipeline, apply_to_document};
 use crate::rules::{RuleDiagnostic, RuleError};
 
 /// The most documents read from one file.
@@ -23,11 +24,16 @@ const MAX_DOCUMENTS: usize = 10_000;
 pub(crate) struct Parsed {
     pub rule: Rule,
     pub detection: Option<Detection>,
+    /// The detection's YAML after the user's pipelines (`(section, document)`), kept for
+    /// log sources whose own pipeline rewrites it again.
+    pub source: Option<(&'static str, Mapping)>,
 }
 
 /// What the parser needs to know.
 pub(crate) struct ParseContext<'a> {
     pub placeholders: &'a HashMap<String, Vec<String>>,
+    /// The user's processing pipelines, in priority order.
+    pub pipelines: &'a [Pipeline],
 }
 
 /// Parses every document of a file. Each result is a rule or a diagnostic.
@@ -175,11 +181,12 @@ fn parse_document(
     value: Yaml,
     cx: &ParseContext<'_>,
 ) -> Result<Parsed, RuleError> {
-    let Yaml::Mapping(map) = value else {
+    let Yaml::Mapping(mut map) = value else {
         return Err(RuleError::NotARule(
             "the document is not a mapping".to_owned(),
         ));
     };
+    apply_to_document(cx.pipelines, &mut map).map_err(|e| RuleError::Pipeline(e.to_string()))?;
     if map.contains_key("action") {
         return Err(RuleError::Unsupported(
             "'action' (Sigma 1.0 rule collections): write each rule in full".to_owned(),
@@ -270,5 +277,23 @@ fn parse_document(
         kind,
         siren,
     };
-    Ok(Parsed { rule, detection })
+    let source = match &rule.kind {
+        RuleKind::Detection => Some("detection"),
+        RuleKind::Filter(_) => Some("filter"),
+        _ => None,
+    }
+    .map(|section| {
+        let mut kept = Mapping::new();
+        for key in ["logsource", "tags", section] {
+            if let Some(v) = map.get(key) {
+                kept.insert(key.into(), v.clone());
+            }
+        }
+        (section, kept)
+    });
+    Ok(Parsed {
+        rule,
+        detection,
+        source,
+    })
 }

@@ -21,4 +21,6 @@ mod tests;
 
 pub(crate) use detection::{Detection, Item, Need, share_names};
 
+pub(crate) use search::parse_detection;
+
 pub(crate) use document::{ParseContext, Parsed, parse_documents, parse_file, yaml_documents};

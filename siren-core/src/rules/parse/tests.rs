@@ -13,6 +13,7 @@ fn parse_one(text: &str) -> Result<Parsed, RuleDiagnostic> {
     let placeholders = HashMap::new();
     let cx = ParseContext {
         placeholders: &placeholders,
+        pipelines: &[],
     };
     parse_file("t.yml", text, &cx).into_iter().next().unwrap()
 }
@@ -112,6 +113,7 @@ fn parse_one_all(text: &str) -> usize {
     let placeholders = HashMap::new();
     let cx = ParseContext {
         placeholders: &placeholders,
+        pipelines: &[],
     };
     parse_file("t.yml", text, &cx).len()
 }
