@@ -213,7 +213,7 @@ impl<S: Outbox + IncidentStore + ?Sized + 'static> Dispatcher<S> {
     }
 
     /// How often [`Dispatcher::run`] looks for work when nobody wakes it (default
-    /// [`POLL_INTERVAL`]). Call before cloning.
+    /// one second). Call before cloning.
     pub fn with_poll_interval(mut self, poll: Duration) -> Self {
         self.inner_mut().poll = poll;
         self
