@@ -733,21 +733,42 @@ async fn the_server_offers_the_same_reports_for_download() {
     }
 }
 
-/// A report without what differs between two databases of the same data: ids and the times
-/// of writing (not of the events).
+/// A report without what differs between two databases of the same data: ids, the times of
+/// writing and of the analyst's work (not of the events), and the order of an event's fields
+/// (PostgreSQL's `jsonb` keeps its own).
 fn comparable(report: &Value) -> Value {
     let mut report = report.clone();
     for key in ["generated_at", "since", "title"] {
         report[key] = Value::Null;
     }
+    for key in ["mean_time_to_acknowledge", "mean_time_to_resolve"] {
+        report["summary"][key] = Value::Null;
+    }
     if let Some(incidents) = report["incidents"].as_array_mut() {
         for incident in incidents.iter_mut() {
-            for key in ["id", "created_at", "updated_at"] {
-                incident[key] = Value::Null;
+            for key in [
+                "id",
+                "created_at",
+                "updated_at",
+                "acknowledged_at",
+                "resolved_at",
+            ] {
+                if incident.get(key).is_some() {
+                    incident[key] = Value::Null;
+                }
             }
-            if let Some(timeline) = incident["timeline"].as_array_mut() {
-                for entry in timeline.iter_mut() {
-                    entry["at"] = Value::Null;
+            for list in ["timeline", "notes", "status_history"] {
+                if let Some(entries) = incident[list].as_array_mut() {
+                    for entry in entries.iter_mut() {
+                        entry["at"] = Value::Null;
+                    }
+                }
+            }
+            if let Some(events) = incident["events"].as_array_mut() {
+                for event in events.iter_mut() {
+                    if let Some(fields) = event["fields"].as_array_mut() {
+                        fields.sort_by_key(|field| field.to_string());
+                    }
                 }
             }
         }
