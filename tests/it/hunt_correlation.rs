@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{json_output, shared_dir, siren};
+use crate::support::{json_output, shared_dir, siren, stdout_of_success};
 
 /// Two detection rules (failed and successful logons) and two correlations over them: an
 /// `event_count` (three failures of one account within a minute) and a `temporal` one
@@ -90,18 +90,7 @@ fn fixture(dir: &Path, generate: bool) {
 
 /// Runs `siren hunt --rules rules` with `args`, in `dir`; returns stdout.
 fn hunt(dir: &Path, args: &[&str]) -> String {
-    let output = siren(dir)
-        .args(["hunt", "--rules", "rules"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    stdout_of_success(siren(dir).args(["hunt", "--rules", "rules"]).args(args))
 }
 
 const BRUTE_FORCE: &str = concat!(
@@ -332,19 +321,12 @@ fn hunt_hayabusa_correlations_over_the_corpus_match_ingest() {
     let files = evtx_files(&shared.join("corpus/evtx"));
     assert!(files.len() > 100, "{} files", files.len());
     let run = |files: &[std::path::PathBuf]| -> String {
-        let output = siren(dir.path())
-            .args(["hunt", "--format", "jsonl", "--rules"])
-            .arg(&rules)
-            .args(files)
-            .output()
-            .unwrap();
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        stdout_of_success(
+            siren(dir.path())
+                .args(["hunt", "--format", "jsonl", "--rules"])
+                .arg(&rules)
+                .args(files),
+        )
     };
     let timeline = run(&files);
     let hits: Vec<Value> = timeline

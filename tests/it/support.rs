@@ -143,6 +143,19 @@ pub fn siren(dir: &std::path::Path) -> assert_cmd::Command {
     cmd
 }
 
+/// Runs a command that must succeed (exit 0, else the test fails with its stderr) and returns
+/// its stdout.
+pub fn stdout_of_success(cmd: &mut assert_cmd::Command) -> String {
+    let output = cmd.output().expect("run siren");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
 /// Runs a command and parses its stdout as one JSON document.
 pub fn json_output(cmd: &mut assert_cmd::Command) -> (i32, serde_json::Value) {
     let output = cmd.output().expect("run siren");
