@@ -363,10 +363,9 @@ impl Pipeline {
     }
 
     /// A Hayabusa field-alias file as one `field_name_mapping`: each alias (a field name
-    /// Hayabusa's rules use, e.g. `LogFileClearedChannel`) maps to the name SIREN gives the
-    /// element its event key points to, the key's last segment
-    /// (`Event.UserData.LogFileCleared.Channel` → `Channel`). Aliases whose key ends in
-    /// their own name, and `Event.System.*` keys SIREN names alike, change nothing.
+    /// Hayabusa's rules use, e.g. `RdsGtwErrorCode`) maps to the name SIREN gives the
+    /// element its event key points to (see [`flattened_name`]). Aliases that are already
+    /// that name change nothing.
     pub fn from_hayabusa_aliases(file: &str, text: &str) -> Result<Pipeline, PipelineError> {
         let mut fields = Vec::new();
         for (n, line) in text
@@ -386,9 +385,9 @@ impl Pipeline {
                 });
             };
             let (alias, key) = (alias.trim(), key.trim());
-            let target = key.rsplit('.').next().unwrap_or(key);
+            let target = flattened_name(key);
             if !alias.is_empty() && !target.is_empty() && alias != target {
-                fields.push((alias.to_owned(), target.to_owned()));
+                fields.push((alias.to_owned(), target));
             }
         }
         Ok(Pipeline::renames(file, &fields))
@@ -884,5 +883,67 @@ mod tests {
         assert_eq!(python_replacement(r"\1-\g<name>$"), "${1}-${name}$$");
         assert_eq!(python_replacement(r"\\device\\"), r"\device\");
         assert_eq!(python_replacement(r"\device"), r"\device");
+    }
+}
+
+/// The names of the fields flattening gives a Windows event's `System` element: a data
+/// field of the same name is kept under its dotted path instead.
+const SYSTEM_NAMES: &[&str] = &[
+    "Provider_Name",
+    "Provider_Guid",
+    "Provider_EventSourceName",
+    "EventID",
+    "EventID_Qualifiers",
+    "Version",
+    "Level",
+    "Task",
+    "Opcode",
+    "Keywords",
+    "TimeCreated",
+    "EventRecordID",
+    "Correlation_ActivityID",
+    "Correlation_RelatedActivityID",
+    "Execution_ProcessID",
+    "Execution_ThreadID",
+    "Channel",
+    "Computer",
+    "Security_UserID",
+];
+
+/// The name SIREN's flattening gives the value at a Hayabusa event key
+/// (`Event.EventData.CommandLine`, with attributes as `Element_attributes.Name`):
+/// - a leaf keeps its own name (`CommandLine`); an attribute is `Element_Attribute`
+///   (`Event.System.Provider_attributes.Name` → `Provider_Name`), and `System`'s
+///   `TimeCreated_attributes.SystemTime` is `TimeCreated`;
+/// - outside `System`, a name `System` already gives keeps its dotted path, as flattening
+///   does when a name is taken (`Event.UserData.LogFileCleared.Channel` →
+///   `UserData.LogFileCleared.Channel`, since `Channel` is the event's own channel).
+///
+/// A key not under `Event` is named by its last segment.
+pub(crate) fn flattened_name(key: &str) -> String {
+    let Some(path) = key.strip_prefix("Event.") else {
+        return key.rsplit('.').next().unwrap_or(key).to_owned();
+    };
+    let segments: Vec<&str> = path.split('.').collect();
+    let in_system = segments.first() == Some(&"System");
+    let (name, dotted) = match segments.as_slice() {
+        [.., element, attribute] if element.ends_with("_attributes") => {
+            let element = element.trim_end_matches("_attributes");
+            let name = if in_system && element == "TimeCreated" && *attribute == "SystemTime" {
+                "TimeCreated".to_owned()
+            } else {
+                format!("{element}_{attribute}")
+            };
+            let mut dotted = segments[..segments.len() - 2].to_vec();
+            dotted.extend([element, attribute]);
+            (name, dotted.join("."))
+        }
+        [.., last] => ((*last).to_owned(), path.to_owned()),
+        [] => (String::new(), String::new()),
+    };
+    if !in_system && SYSTEM_NAMES.contains(&name.as_str()) {
+        dotted
+    } else {
+        name
     }
 }

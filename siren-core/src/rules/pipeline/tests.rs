@@ -141,6 +141,65 @@ fn rule_failure_is_a_diagnostic() {
 }
 
 #[test]
+fn hayabusa_event_keys_get_the_names_flattening_gives() {
+    use super::model::flattened_name;
+    let cases = [
+        ("Event.System.EventID", "EventID"),
+        ("Event.System.Provider_attributes.Name", "Provider_Name"),
+        (
+            "Event.System.TimeCreated_attributes.SystemTime",
+            "TimeCreated",
+        ),
+        (
+            "Event.System.Execution_attributes.ProcessID",
+            "Execution_ProcessID",
+        ),
+        ("Event.EventData.CommandLine", "CommandLine"),
+        ("Event.UserData.EventInfo.ErrorCode", "ErrorCode"),
+        (
+            "Event.UserData.LogFileCleared.Channel",
+            "UserData.LogFileCleared.Channel",
+        ),
+        ("Event.EventData.Data_attributes.Name", "Data_Name"),
+        ("Event.UserData.Foo.Level_attributes.Bar", "Level_Bar"),
+        ("Event.UserData.Foo.Computer", "UserData.Foo.Computer"),
+        ("winlog.channel", "channel"),
+    ];
+    for (key, name) in cases {
+        assert_eq!(flattened_name(key), name, "{key}");
+    }
+}
+
+#[test]
+fn hayabusa_channel_alias_matches_the_cleared_log_not_the_event_channel() {
+    let aliases = "alias,event_key\nLogFileClearedChannel,Event.UserData.LogFileCleared.Channel\n";
+    let p = Pipeline::parse("eventkey_alias.txt", aliases).unwrap();
+    let rule = r#"
+title: Sysmon log cleared
+logsource: {product: windows, service: system}
+detection:
+    s:
+        EventID: 104
+        LogFileClearedChannel: Microsoft-Windows-Sysmon/Operational
+    condition: s
+"#;
+    let (set, problems) =
+        RuleSet::from_yaml("r.yml", rule, &LoadOptions::default().with_pipeline(p));
+    assert!(problems.is_empty(), "{problems:?}");
+    // As the EVTX reader flattens a 104: `System`'s `Channel` first, then `UserData`'s.
+    let text = br#"{"Event":{"System":{"EventID":104,"Channel":"System"},"UserData":{"LogFileCleared":{"Channel":"Microsoft-Windows-Sysmon/Operational"}}}}"#;
+    let fields = crate::normalize::flatten::flatten_json_slice(text).unwrap();
+    let e = Event::from_fields(fields, TenantId::default());
+    assert_eq!(set.matches(&e).count(), 1);
+    let other = std::str::from_utf8(text)
+        .unwrap()
+        .replace("Sysmon/Operational", "PowerShell/Operational");
+    let fields = crate::normalize::flatten::flatten_json_slice(other.as_bytes()).unwrap();
+    let e = Event::from_fields(fields, TenantId::default());
+    assert_eq!(set.matches(&e).count(), 0);
+}
+
+#[test]
 fn hayabusa_aliases_become_a_field_mapping() {
     let aliases = "alias,event_key\nEventID,Event.System.EventID\nRdsGtwErrorCode,Event.UserData.EventInfo.ErrorCode\n";
     let p = Pipeline::parse("eventkey_alias.txt", aliases).unwrap();
