@@ -874,18 +874,6 @@ fn python_replacement(text: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::python_replacement;
-
-    #[test]
-    fn python_replacements_translate() {
-        assert_eq!(python_replacement(r"\1-\g<name>$"), "${1}-${name}$$");
-        assert_eq!(python_replacement(r"\\device\\"), r"\device\");
-        assert_eq!(python_replacement(r"\device"), r"\device");
-    }
-}
-
 /// The names of the fields flattening gives a Windows event's `System` element: a data
 /// field of the same name is kept under its dotted path instead.
 const SYSTEM_NAMES: &[&str] = &[
@@ -945,5 +933,17 @@ pub(crate) fn flattened_name(key: &str) -> String {
         dotted
     } else {
         name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_replacement;
+
+    #[test]
+    fn python_replacements_translate() {
+        assert_eq!(python_replacement(r"\1-\g<name>$"), "${1}-${name}$$");
+        assert_eq!(python_replacement(r"\\device\\"), r"\device\");
+        assert_eq!(python_replacement(r"\device"), r"\device");
     }
 }
