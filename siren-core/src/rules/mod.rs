@@ -102,6 +102,7 @@ mod options;
 mod parse;
 mod pipeline;
 mod prefilter;
+mod reach;
 mod set;
 mod subject;
 mod value;
@@ -116,6 +117,7 @@ pub use model::{
 };
 pub use options::LoadOptions;
 pub use pipeline::{Pipeline, PipelineError};
+pub use reach::Reach;
 pub use set::{EmbeddedTestReport, RuleSet};
 
 #[cfg(test)]
