@@ -1,6 +1,12 @@
 //! The agent against the real server with the EVTX corpus, and crashes mid-shipping.
 
+use std::collections::HashSet;
+use std::io::Read;
+use std::process::Stdio;
+
+use super::real_server::Identity;
 use super::*;
+use crate::support::shared_dir;
 
 fn walkdir(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -14,123 +20,6 @@ fn walkdir(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
-
-/// A real `siren-server` process on a SQLite database, restartable on its port.
-struct RealServer {
-    db: String,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RealServer {
-    /// Prepares the database (schema, an agent token) and starts the server.
-    fn start(dir: &Path) -> (Self, String) {
-        let db = format!("sqlite://{}", dir.join("siren.db").display());
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let token = runtime.block_on(async {
-            let store = siren_core::store::open(&db).await.unwrap();
-            crate::server::add_token(&store, "default", siren_core::user::Role::Agent, false).await
-        });
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self {
-            db,
-            port,
-            child: None,
-        };
-        server.restart();
-        (server, token)
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(server_bin())
-            .args([
-                "--db",
-                &self.db,
-                "--listen",
-                &format!("127.0.0.1:{}", self.port),
-            ])
-            .env_remove("SIREN_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(60);
-        loop {
-            let healthy = std::net::TcpStream::connect(("127.0.0.1", self.port))
-                .and_then(|mut s| {
-                    s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n")?;
-                    let mut answer = String::new();
-                    s.read_to_string(&mut answer)?;
-                    Ok(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"))
-                })
-                .unwrap_or(false);
-            if healthy {
-                return;
-            }
-            assert!(Instant::now() < until, "siren-server did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    /// The stored events' identities: host, channel, record id, time in microseconds.
-    fn stored(&self) -> (usize, HashSet<Identity>, i64) {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async {
-            use sqlx::Connection;
-            let mut db = sqlx::SqliteConnection::connect(&self.db).await.unwrap();
-            let rows: Vec<StoredIdentity> =
-                sqlx::query_as("SELECT host, source, record_id, ts FROM events")
-                    .fetch_all(&mut db)
-                    .await
-                    .unwrap();
-            let incidents: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents")
-                .fetch_one(&mut db)
-                .await
-                .unwrap();
-            let n = rows.len();
-            let keys = rows
-                .into_iter()
-                .map(|(h, s, r, t)| {
-                    (
-                        h.unwrap_or_default().to_lowercase(),
-                        s.unwrap_or_default().to_lowercase(),
-                        r.unwrap_or(-1),
-                        t.unwrap_or(i64::MIN),
-                    )
-                })
-                .collect();
-            (n, keys, incidents)
-        })
-    }
-}
-
-impl Drop for RealServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// An event's identity in the store: host, channel, record id, time in microseconds.
-type Identity = (String, String, i64, i64);
-/// The same, as read back from the events table.
-type StoredIdentity = (Option<String>, Option<String>, Option<i64>, Option<i64>);
 
 /// The corpus's distinct records as the store identifies them (host, channel, record id,
 /// time), computed with the `evtx` crate alone; and the number of records read.
@@ -175,8 +64,8 @@ fn once_ships_the_corpus_to_the_real_server_exactly_once_and_opens_incidents() {
     let evtx_dir = shared.join("corpus/evtx");
     let (total, distinct) = corpus_identities(&evtx_dir);
     let dir = tempfile::tempdir().unwrap();
-    let (server, token) = RealServer::start(dir.path());
-    let config = write_config(dir.path(), &server.url(), &token, "");
+    let server = RealServer::start(dir.path(), "");
+    let config = write_config(dir.path(), &server.url(), &server.token, "");
     let (code, out, err) = run_agent(agent(&config).args(["once", "--json"]).arg(&evtx_dir));
     assert_eq!(code, 0, "{err}");
     let status: Value = serde_json::from_str(&out).unwrap();
@@ -203,12 +92,12 @@ fn server_killed_and_agent_restarted_mid_shipping_lose_nothing() {
     let evtx_dir = shared.join("corpus/evtx");
     let (_, distinct) = corpus_identities(&evtx_dir);
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, token) = RealServer::start(dir.path());
+    let mut server = RealServer::start(dir.path(), "");
     let bound: u64 = 2 << 20;
     let config = write_config(
         dir.path(),
         &server.url(),
-        &token,
+        &server.token,
         "spool:\n  max_bytes: 2MiB\n  segment_bytes: 256KiB\n  when_full: block\nbatch:\n  max_events: 300\n",
     );
     let state = dir.path().join("state");
