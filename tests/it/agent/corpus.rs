@@ -1,10 +1,9 @@
 //! The agent against the real server with the EVTX corpus, and crashes mid-shipping.
 
 use std::collections::HashSet;
-use std::io::Read;
-use std::process::Stdio;
 
 use super::real_server::Identity;
+use super::spool_files::SpoolFiles;
 use super::*;
 use crate::support::shared_dir;
 
@@ -101,11 +100,17 @@ fn server_killed_and_agent_restarted_mid_shipping_lose_nothing() {
         "spool:\n  max_bytes: 2MiB\n  segment_bytes: 256KiB\n  when_full: block\nbatch:\n  max_events: 300\n",
     );
     let state = dir.path().join("state");
+    let log = dir.path().join("agent.log");
     let spawn = || {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         agent(&config)
             .arg("once")
             .arg(&evtx_dir)
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap()
     };
@@ -123,12 +128,16 @@ fn server_killed_and_agent_restarted_mid_shipping_lose_nothing() {
     };
     for round in 0..4 {
         watch(1500, &mut child);
-        server.kill();
+        assert_lands_mid_shipping(&format!("server kill {round}"), &state, &mut child, |_| {
+            server.kill()
+        });
         watch(1000, &mut child);
         if round == 1 {
             // The agent too, in the middle of it.
-            child.kill().unwrap();
-            child.wait().unwrap();
+            assert_lands_mid_shipping("agent kill", &state, &mut child, |agent| {
+                agent.kill().unwrap();
+                agent.wait().unwrap();
+            });
             child = spawn();
         }
         server.restart();
@@ -142,17 +151,34 @@ fn server_killed_and_agent_restarted_mid_shipping_lose_nothing() {
         assert!(Instant::now() < until, "the agent did not finish");
         std::thread::sleep(Duration::from_millis(10));
     };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
     assert!(exit.success(), "{err}");
     assert!(max_spool <= bound, "the spool reached {max_spool} bytes");
     let (stored, keys, incidents) = server.stored();
     assert_eq!(stored, distinct.len(), "every record exactly once");
     assert_eq!(keys, distinct);
     assert!(incidents > 0);
+}
+
+/// Runs `kill` (of the server, or of the agent it is given) once the agent is seen running,
+/// and asserts that the kill landed mid-shipping: events the agent had spooled before it were
+/// still unacknowledged after it (acknowledgements only move forward, so they were
+/// unacknowledged at the moment of the kill).
+fn assert_lands_mid_shipping(
+    what: &str,
+    state: &Path,
+    child: &mut Child,
+    kill: impl FnOnce(&mut Child),
+) {
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{what}: the agent had already finished"
+    );
+    let before = SpoolFiles::read(state);
+    kill(child);
+    let pending = before.unacknowledged_in(&SpoolFiles::read(state));
+    assert!(
+        pending > 0,
+        "{what}: no spooled event was waiting for acknowledgement"
+    );
 }
