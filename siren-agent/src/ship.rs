@@ -235,10 +235,8 @@ impl Shipper {
                     Ok(answer) => {
                         attempt = 0;
                         for item in &answer.rejected {
-                            let source = events
-                                .get(item.index)
-                                .map(|(seq, r)| (*seq, r.key.as_str()));
-                            tracing::error!(index = item.index, seq = ?source.map(|s| s.0), key = ?source.map(|s| s.1), reason = %item.error, "the server rejected an event; it is not sent again");
+                            let source = events.get(item.index).map(|(seq, r)| (*seq, r));
+                            tracing::error!(index = item.index, seq = ?source.map(|s| s.0), key = ?source.map(|s| &s.1.key), position = ?source.map(|s| s.1.position.to_string()), reason = %item.error, "the server rejected an event; it is not sent again");
                         }
                         let rejected = answer.rejected.len() as u64;
                         self.status.update(|s| {
@@ -267,7 +265,7 @@ impl Shipper {
                     }
                     Err(Failure::Refused(message)) => {
                         let (seq, record) = events[0];
-                        tracing::error!(seq, key = %record.key, reason = %message, "the server refused an event on its own; it is not sent again");
+                        tracing::error!(seq, key = %record.key, position = %record.position, reason = %message, "the server refused an event on its own; it is not sent again");
                         self.status.update(|s| {
                             s.rejected += 1;
                             s.set_error(format!("event refused: {message}"));

@@ -1,6 +1,11 @@
 //! The agent against the real server with the EVTX corpus, and crashes mid-shipping.
 
+use std::collections::HashSet;
+
+use super::real_server::Identity;
+use super::spool_files::SpoolFiles;
 use super::*;
+use crate::support::shared_dir;
 
 fn walkdir(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -14,123 +19,6 @@ fn walkdir(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
-
-/// A real `siren-server` process on a SQLite database, restartable on its port.
-struct RealServer {
-    db: String,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RealServer {
-    /// Prepares the database (schema, an agent token) and starts the server.
-    fn start(dir: &Path) -> (Self, String) {
-        let db = format!("sqlite://{}", dir.join("siren.db").display());
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        let token = runtime.block_on(async {
-            let store = siren_core::store::open(&db).await.unwrap();
-            crate::server::add_token(&store, "default", siren_core::user::Role::Agent, false).await
-        });
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut server = Self {
-            db,
-            port,
-            child: None,
-        };
-        server.restart();
-        (server, token)
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let child = Command::new(server_bin())
-            .args([
-                "--db",
-                &self.db,
-                "--listen",
-                &format!("127.0.0.1:{}", self.port),
-            ])
-            .env_remove("SIREN_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let until = Instant::now() + Duration::from_secs(60);
-        loop {
-            let healthy = std::net::TcpStream::connect(("127.0.0.1", self.port))
-                .and_then(|mut s| {
-                    s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n")?;
-                    let mut answer = String::new();
-                    s.read_to_string(&mut answer)?;
-                    Ok(answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"))
-                })
-                .unwrap_or(false);
-            if healthy {
-                return;
-            }
-            assert!(Instant::now() < until, "siren-server did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGKILL.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    /// The stored events' identities: host, channel, record id, time in microseconds.
-    fn stored(&self) -> (usize, HashSet<Identity>, i64) {
-        let runtime = tokio::runtime::Runtime::new().unwrap();
-        runtime.block_on(async {
-            use sqlx::Connection;
-            let mut db = sqlx::SqliteConnection::connect(&self.db).await.unwrap();
-            let rows: Vec<StoredIdentity> =
-                sqlx::query_as("SELECT host, source, record_id, ts FROM events")
-                    .fetch_all(&mut db)
-                    .await
-                    .unwrap();
-            let incidents: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents")
-                .fetch_one(&mut db)
-                .await
-                .unwrap();
-            let n = rows.len();
-            let keys = rows
-                .into_iter()
-                .map(|(h, s, r, t)| {
-                    (
-                        h.unwrap_or_default().to_lowercase(),
-                        s.unwrap_or_default().to_lowercase(),
-                        r.unwrap_or(-1),
-                        t.unwrap_or(i64::MIN),
-                    )
-                })
-                .collect();
-            (n, keys, incidents)
-        })
-    }
-}
-
-impl Drop for RealServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// An event's identity in the store: host, channel, record id, time in microseconds.
-type Identity = (String, String, i64, i64);
-/// The same, as read back from the events table.
-type StoredIdentity = (Option<String>, Option<String>, Option<i64>, Option<i64>);
 
 /// The corpus's distinct records as the store identifies them (host, channel, record id,
 /// time), computed with the `evtx` crate alone; and the number of records read.
@@ -175,8 +63,8 @@ fn once_ships_the_corpus_to_the_real_server_exactly_once_and_opens_incidents() {
     let evtx_dir = shared.join("corpus/evtx");
     let (total, distinct) = corpus_identities(&evtx_dir);
     let dir = tempfile::tempdir().unwrap();
-    let (server, token) = RealServer::start(dir.path());
-    let config = write_config(dir.path(), &server.url(), &token, "");
+    let server = RealServer::start(dir.path(), "");
+    let config = write_config(dir.path(), &server.url(), &server.token, "");
     let (code, out, err) = run_agent(agent(&config).args(["once", "--json"]).arg(&evtx_dir));
     assert_eq!(code, 0, "{err}");
     let status: Value = serde_json::from_str(&out).unwrap();
@@ -203,20 +91,26 @@ fn server_killed_and_agent_restarted_mid_shipping_lose_nothing() {
     let evtx_dir = shared.join("corpus/evtx");
     let (_, distinct) = corpus_identities(&evtx_dir);
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, token) = RealServer::start(dir.path());
+    let mut server = RealServer::start(dir.path(), "");
     let bound: u64 = 2 << 20;
     let config = write_config(
         dir.path(),
         &server.url(),
-        &token,
+        &server.token,
         "spool:\n  max_bytes: 2MiB\n  segment_bytes: 256KiB\n  when_full: block\nbatch:\n  max_events: 300\n",
     );
     let state = dir.path().join("state");
+    let log = dir.path().join("agent.log");
     let spawn = || {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         agent(&config)
             .arg("once")
             .arg(&evtx_dir)
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .unwrap()
     };
@@ -234,12 +128,16 @@ fn server_killed_and_agent_restarted_mid_shipping_lose_nothing() {
     };
     for round in 0..4 {
         watch(1500, &mut child);
-        server.kill();
+        assert_lands_mid_shipping(&format!("server kill {round}"), &state, &mut child, |_| {
+            server.kill()
+        });
         watch(1000, &mut child);
         if round == 1 {
             // The agent too, in the middle of it.
-            child.kill().unwrap();
-            child.wait().unwrap();
+            assert_lands_mid_shipping("agent kill", &state, &mut child, |agent| {
+                agent.kill().unwrap();
+                agent.wait().unwrap();
+            });
             child = spawn();
         }
         server.restart();
@@ -253,17 +151,34 @@ fn server_killed_and_agent_restarted_mid_shipping_lose_nothing() {
         assert!(Instant::now() < until, "the agent did not finish");
         std::thread::sleep(Duration::from_millis(10));
     };
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
     assert!(exit.success(), "{err}");
     assert!(max_spool <= bound, "the spool reached {max_spool} bytes");
     let (stored, keys, incidents) = server.stored();
     assert_eq!(stored, distinct.len(), "every record exactly once");
     assert_eq!(keys, distinct);
     assert!(incidents > 0);
+}
+
+/// Runs `kill` (of the server, or of the agent it is given) once the agent is seen running,
+/// and asserts that the kill landed mid-shipping: events the agent had spooled before it were
+/// still unacknowledged after it (acknowledgements only move forward, so they were
+/// unacknowledged at the moment of the kill).
+fn assert_lands_mid_shipping(
+    what: &str,
+    state: &Path,
+    child: &mut Child,
+    kill: impl FnOnce(&mut Child),
+) {
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{what}: the agent had already finished"
+    );
+    let before = SpoolFiles::read(state);
+    kill(child);
+    let pending = before.unacknowledged_in(&SpoolFiles::read(state));
+    assert!(
+        pending > 0,
+        "{what}: no spooled event was waiting for acknowledgement"
+    );
 }

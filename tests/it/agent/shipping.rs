@@ -1,5 +1,9 @@
-//! The agent against a test receiver: config errors, once, outages, tokens, TLS, a full spool, followed files.
+//! The agent against the real server: configuration errors, `once`, outages, tokens, TLS, a
+//! full spool, followed files.
 
+use std::process::Stdio;
+
+use super::spool_files::SpoolFiles;
 use super::*;
 
 #[test]
@@ -47,9 +51,9 @@ fn check_config_names_the_bad_key() {
 
 #[test]
 fn once_ships_json_lines_and_reports_rejected_items() {
-    let receiver = Receiver::start("secret");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &receiver.url, "secret", "");
+    let server = RealServer::start(dir.path(), "");
+    let config = write_config(dir.path(), &server.url(), &server.token, "");
     let file = dir.path().join("events.jsonl");
     lines_file(&file, 0..2500, "a");
     // A JSON value that is not an object: the server rejects that one item.
@@ -62,32 +66,29 @@ fn once_ships_json_lines_and_reports_rejected_items() {
     let (code, out, err) = run_agent(agent(&config).arg("once").arg("--json").arg(&file));
     assert_eq!(code, 65, "one rejected item is bad input data: {err}");
     assert!(err.contains("rejected"), "{err}");
-    assert_each_seq_once(&receiver.events(), 2500);
+    assert_stored_once(&server, 0..2500);
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["shipped"], 2500, "{status:#}");
     assert_eq!(status["rejected"], 1, "{status:#}");
     assert_eq!(status["spool"]["depth"], 0, "{status:#}");
-    assert!(
-        receiver.seen.lock().unwrap().requests >= 3,
-        "batches of at most 1000"
-    );
+    assert_eq!(server.metric("siren_events_rejected_total", &[]), 1);
+    assert!(server.event_posts(200) >= 3, "batches of at most 1000");
 
     // Shipped again with the same state: positions say it is all done.
+    let posts = server.event_posts(200);
     let (code, _, err) = run_agent(agent(&config).arg("once").arg(&file));
     assert_eq!(code, 0, "{err}");
-    assert_each_seq_once(&receiver.events(), 2500);
+    assert_eq!(server.event_posts(200), posts, "nothing sent again");
+    assert_stored_once(&server, 0..2500);
 }
 
 #[test]
 fn unreachable_server_keeps_everything_in_the_spool_until_it_is_back() {
-    // A port with nothing listening.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let url = format!("http://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &url, "secret", "");
+    // Nothing listens on its port yet.
+    let mut server = RealServer::new(dir.path(), "");
+    let url = server.url();
+    let config = write_config(dir.path(), &url, &server.token, "");
     let file = dir.path().join("events.jsonl");
     lines_file(&file, 0..300, "a");
     let (code, _, err) = run_agent(agent(&config).args(["once", "--timeout", "2s"]).arg(&file));
@@ -101,43 +102,43 @@ fn unreachable_server_keeps_everything_in_the_spool_until_it_is_back() {
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["spool"]["depth"], 300);
     assert!(status["last_error"].as_str().unwrap().contains(&url));
+    // The spool's files say the same as the agent.
+    let files = SpoolFiles::read(&dir.path().join("state"));
+    assert_eq!(files.unacknowledged_in(&files), 300);
 
-    // The server comes back on that port; more lines were written meanwhile.
-    let receiver = Receiver::start_on(
-        "secret",
-        Some(format!("127.0.0.1:{port}").parse().unwrap()),
-        None,
-    );
-    receiver.fail.store(3, Ordering::SeqCst); // busy at first: 503, retried
+    // The server comes up on that port; more lines were written meanwhile.
+    server.restart();
     lines_file(&file, 300..400, "a");
     let (code, _, err) = run_agent(agent(&config).arg("once").arg(&file));
     assert_eq!(code, 0, "{err}");
-    assert_each_seq_once(&receiver.events(), 400);
+    assert_stored_once(&server, 0..400);
+    let files = SpoolFiles::read(&dir.path().join("state"));
+    assert_eq!(files.unacknowledged_in(&files), 0);
 }
 
 #[test]
 fn wrong_token_is_a_clear_error_and_nothing_is_lost() {
-    let receiver = Receiver::start("right");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &receiver.url, "wrong", "");
+    let server = RealServer::start(dir.path(), "");
+    let config = write_config(dir.path(), &server.url(), "wrong", "");
     let file = dir.path().join("events.jsonl");
     lines_file(&file, 0..50, "a");
     let (code, _, err) = run_agent(agent(&config).args(["once", "--timeout", "2s"]).arg(&file));
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("401") && err.contains("server.token"), "{err}");
     assert!(err.contains("50 events wait in the spool"), "{err}");
-    assert!(receiver.events().is_empty());
+    assert!(server.events().is_empty());
     // Fixed token (from a file): the spooled events go.
-    std::fs::write(dir.path().join("token"), "right\n").unwrap();
+    std::fs::write(dir.path().join("token"), format!("{}\n", server.token)).unwrap();
     let config = write_config(
         dir.path(),
-        &receiver.url,
+        &server.url(),
         &format!("file:{}", dir.path().join("token").display()),
         "",
     );
     let (code, _, err) = run_agent(agent(&config).arg("once").arg(&file));
     assert_eq!(code, 0, "{err}");
-    assert_each_seq_once(&receiver.events(), 50);
+    assert_stored_once(&server, 0..50);
 }
 
 #[test]
@@ -155,48 +156,49 @@ fn untrusted_certificate_fails_with_a_tls_message_and_a_ca_file_fixes_it() {
         .unwrap()
         .signed_by(&server_key, &ca, &ca_key)
         .unwrap();
-    let receiver = Receiver::start_on(
-        "secret",
-        None,
-        Some((server_cert.pem(), server_key.serialize_pem())),
-    );
-    let url = receiver.url.replace("127.0.0.1", "localhost");
     let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    std::fs::write(&cert, server_cert.pem()).unwrap();
+    std::fs::write(&key, server_key.serialize_pem()).unwrap();
+    let server = RealServer::start(
+        dir.path(),
+        &format!("tls_cert: {}\ntls_key: {}\n", cert.display(), key.display()),
+    );
+    let url = server.url();
+    assert!(url.starts_with("https://localhost:"), "{url}");
     let file = dir.path().join("events.jsonl");
     lines_file(&file, 0..20, "a");
-    let config = write_config(dir.path(), &url, "secret", "");
+    let config = write_config(dir.path(), &url, &server.token, "");
     let (code, _, err) = run_agent(agent(&config).args(["once", "--timeout", "2s"]).arg(&file));
     assert_eq!(code, 75, "{err}");
     assert!(
         err.contains("TLS failure") && err.contains("server.ca_file"),
         "{err}"
     );
-    assert!(receiver.events().is_empty());
+    assert!(server.events().is_empty());
 
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-    let config = write_config(dir.path(), &url, "secret", "");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "  heartbeat: 1s\n",
-        &format!("  heartbeat: 1s\n  ca_file: {}\n", ca_file.display()),
+    let config = write_config(
+        dir.path(),
+        &url,
+        &server.token,
+        &format!("server:\n  ca_file: {}\n", ca_file.display()),
     );
-    std::fs::write(&config, text).unwrap();
     let (code, _, err) = run_agent(agent(&config).arg("once").arg(&file));
     assert_eq!(code, 0, "{err}");
-    assert_each_seq_once(&receiver.events(), 20);
+    assert_stored_once(&server, 0..20);
 }
 
 #[test]
 fn full_spool_drops_the_oldest_counts_them_and_stays_within_its_bound() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
     let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on its port yet.
+    let mut server = RealServer::new(dir.path(), "");
     let config = write_config(
         dir.path(),
-        &format!("http://127.0.0.1:{port}"),
-        "secret",
+        &server.url(),
+        &server.token,
         "spool:\n  max_bytes: 64KiB\n  segment_bytes: 8KiB\n",
     );
     let file = dir.path().join("events.jsonl");
@@ -217,32 +219,23 @@ fn full_spool_drops_the_oldest_counts_them_and_stays_within_its_bound() {
     assert!(spool_bytes(&dir.path().join("state")) <= 64 << 10);
     assert!(status["spool"]["bytes"].as_u64().unwrap() <= 64 << 10);
 
-    // The newest lines wait and are delivered once the server is there.
-    let receiver = Receiver::start_on(
-        "secret",
-        Some(format!("127.0.0.1:{port}").parse().unwrap()),
-        None,
-    );
+    // The newest lines wait and are delivered once the server is there: the oldest segments
+    // went, so what arrives is every line after the dropped ones.
+    server.restart();
     let (code, _, err) = run_agent(agent(&config).arg("once").arg(&file));
     assert_eq!(code, 0, "{err}");
-    let seqs: HashSet<u64> = receiver
-        .events()
-        .iter()
-        .map(|e| e["seq"].as_u64().unwrap())
-        .collect();
-    assert_eq!(seqs.len() as u64, 3000 - dropped);
-    assert!(seqs.contains(&2999));
+    assert_stored_once(&server, dropped as usize..3000);
 }
 
 #[test]
 fn followed_file_appended_to_and_rotated_arrives_line_for_line() {
-    let receiver = Receiver::start("secret");
     let dir = tempfile::tempdir().unwrap();
+    let server = RealServer::start(dir.path(), "");
     let file = dir.path().join("app.jsonl");
     let config = write_config(
         dir.path(),
-        &receiver.url,
-        "secret",
+        &server.url(),
+        &server.token,
         &format!(
             "sources:\n  - type: jsonl\n    name: app\n    path: {}\n    start_at: oldest\n",
             file.display()
@@ -254,7 +247,7 @@ fn followed_file_appended_to_and_rotated_arrives_line_for_line() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let got = |n: usize| receiver.events().len() >= n;
+    let got = |n: u64| server.metric("siren_events_stored_total", &[]) >= n;
     wait_until("the first lines", Duration::from_secs(30), || got(100));
     // Appended in pieces, including a line written in two halves.
     lines_file(&file, 100..200, "a");
@@ -311,11 +304,8 @@ fn followed_file_appended_to_and_rotated_arrives_line_for_line() {
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["alive"], true);
     assert_eq!(status["spool"]["depth"], 0, "{status:#}");
-    assert!(
-        !receiver.seen.lock().unwrap().heartbeats.is_empty(),
-        "heartbeats sent"
-    );
+    assert_eq!(server.agents().len(), 1, "heartbeats sent");
     sigterm(&child);
     assert!(child.wait().unwrap().success());
-    assert_each_seq_once(&receiver.events(), 510);
+    assert_stored_once(&server, 0..510);
 }
