@@ -22,9 +22,7 @@ pub use correlate::{HuntCorrelation, HuntRecord};
 use self::correlate::{Feeds, Kept};
 use crate::correlation::{Correlator, CorrelatorConfig, CorrelatorStats};
 use crate::event::Event;
-use crate::normalize::{
-    self, Diagnostic, EventSink, Format, Input, PartialEvent, ReadObserver, ReadOptions,
-};
+use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadObserver, ReadOptions};
 use crate::rules::{Level, RuleSet};
 
 /// How a hunt behaves.
@@ -272,14 +270,6 @@ pub fn hunt_rendered<T: Send>(
                 && correlator.as_ref().is_none_or(|c| c.is_reported(index))
         })
         .collect();
-    // Windows events that no rule still of use could match are not even built.
-    let useful = |rule: usize| {
-        reporting.get(rule).copied().unwrap_or(false)
-            || feeds.as_ref().is_some_and(|f| f.is_fed(rule))
-    };
-    if read.record_filter.is_none() {
-        read.record_filter = Some(Arc::new(rules.reach(useful)));
-    }
     let mut kept: Vec<Kept> = Vec::new();
     // Largest inputs first, so that no thread is left alone on a big file at the end.
     let mut order: Vec<usize> = (0..inputs.len()).collect();
@@ -457,27 +447,5 @@ impl<T> EventSink for MatchSink<'_, T> {
 
     fn ignored(&mut self, _file: &str, _reason: &str) {
         let _ = self.tx.send(Message::Ignored);
-    }
-
-    fn passed_over(&mut self) {
-        self.events += 1;
-    }
-
-    fn partial_event(&mut self, partial: PartialEvent<'_>) -> ControlFlow<()> {
-        // The event holds every field the rules read: matched by none of them, it is done
-        // with; matched, it is built whole and matched again, as any event is.
-        let mut of_use = false;
-        self.rules.for_each_match(&partial.event, |rule| {
-            of_use |= self.reporting.get(rule).copied().unwrap_or(false)
-                || self.feeds.is_some_and(|f| f.is_fed(rule));
-        });
-        if !of_use {
-            self.passed_over();
-            return ControlFlow::Continue(());
-        }
-        match partial.complete() {
-            Ok(event) => self.event(event),
-            Err(diagnostic) => self.diagnostic(diagnostic),
-        }
     }
 }

@@ -7,22 +7,14 @@ use std::path::Path;
 use evtx::err::EvtxError;
 use evtx::{EvtxParser, ParserSettings};
 
-use super::{Diagnostic, EventSink, Location, PartialEvent, ReadOptions, Wanted, flatten_stream};
+use super::{Diagnostic, EventSink, Location, ReadOptions, flatten_stream};
 use crate::event::Event;
 
 /// The size of an EVTX chunk.
 const CHUNK_SIZE: u64 = 64 * 1024;
 
-/// What a worker thread made of one record, or why it could not be read.
-type RecordOutcome = Result<Built, (u64, String)>;
-
-/// What a worker thread made of one record, as the read options' record filter wanted.
-enum Built {
-    Whole(Event),
-    /// The event with only the wanted fields, the record's JSON text, and its record ID.
-    Partial(Event, Vec<u8>, u64),
-    PassedOver,
-}
+/// What a worker thread made of one record.
+type RecordOutcome = Result<Event, (u64, String)>;
 
 pub(super) fn read(
     name: &str,
@@ -103,46 +95,21 @@ fn drain<T: std::io::Read + std::io::Seek + Send + 'static>(
         }
     }
     let tenant = options.tenant.clone();
-    let filter = options.record_filter.clone();
     let records = parser.serialized_records(move |record| {
         let record = record?;
         let record_id = record.event_record_id;
         let outcome: RecordOutcome = match record.into_json_bytes() {
-            Ok(serialized) => {
-                let data = serialized.data;
-                let wanted = filter.as_ref().and_then(|filter| {
-                    let (channel, id) = flatten_stream::system_header(&data)?;
-                    Some(filter.wants(&channel, id))
-                });
-                let partial = match &wanted {
-                    Some(Wanted::Nothing) => Some(None),
-                    Some(Wanted::Fields(keep)) => flatten_stream::flatten_selected(&data, keep)
-                        .map(|fields| Some(Event::from_fields(fields, tenant.clone()))),
-                    Some(Wanted::Whole) | None => None,
-                };
-                match partial {
-                    Some(None) => Ok(Built::PassedOver),
-                    Some(Some(event)) => Ok(Built::Partial(event, data, record_id)),
-                    None => match flatten_stream::flatten_json_slice(&data) {
-                        Ok(fields) => Ok(Built::Whole(Event::from_fields(fields, tenant.clone()))),
-                        Err(reason) => Err((record_id, reason)),
-                    },
-                }
-            }
+            Ok(serialized) => match flatten_stream::flatten_json_slice(&serialized.data) {
+                Ok(fields) => Ok(Event::from_fields(fields, tenant.clone())),
+                Err(reason) => Err((record_id, reason)),
+            },
             Err(error) => Err((record_id, chain(&error))),
         };
         Ok(outcome)
     });
     for result in records {
         let flow = match result {
-            Ok(Ok(Built::Whole(event))) => sink.event(event),
-            Ok(Ok(Built::Partial(event, text, record_id))) => {
-                sink.partial_event(PartialEvent::new(event, text, name, record_id))
-            }
-            Ok(Ok(Built::PassedOver)) => {
-                sink.passed_over();
-                std::ops::ControlFlow::Continue(())
-            }
+            Ok(Ok(event)) => sink.event(event),
             Ok(Err((record_id, reason))) => sink.diagnostic(Diagnostic {
                 file: name.to_owned(),
                 location: Location::Record(record_id),

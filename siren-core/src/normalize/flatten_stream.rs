@@ -13,7 +13,6 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::FieldNames;
 use super::flatten::flatten;
 use crate::event::Fields;
 
@@ -29,30 +28,13 @@ pub fn flatten_json_slice(text: &[u8]) -> Result<Fields, String> {
 /// The fast path: `Some` when the text is a Windows event whose flattening needed none of the
 /// general path's rare cases.
 fn windows_fast(text: &[u8]) -> Option<Fields> {
-    windows_fast_selected(text, None)
-}
-
-/// Flattens only the fields of a Windows event that `keep` names, as [`flatten_json_slice`]
-/// would flatten them; `None` when the text is not in the shape where that is certain (the
-/// fast path's shape, with every field's name its own), and the whole text must be
-/// flattened instead.
-pub(crate) fn flatten_selected(text: &[u8], keep: &FieldNames) -> Option<Fields> {
-    windows_fast_selected(text, Some(keep))
-}
-
-fn windows_fast_selected(text: &[u8], keep: Option<&FieldNames>) -> Option<Fields> {
     // One UTF-8 check of the whole text (fast on ASCII) rather than one per string, as
     // parsing from bytes would do.
     let text = std::str::from_utf8(text).ok()?;
     let mut state = State {
         // Room for a typical event's fields, so the map does not grow on the way.
-        out: Fields::with_capacity_and_hasher(
-            if keep.is_some() { 8 } else { 32 },
-            Default::default(),
-        ),
+        out: Fields::with_capacity_and_hasher(32, Default::default()),
         bailed: false,
-        keep,
-        skipped: Vec::new(),
     };
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let done = Root(&mut state).deserialize(&mut deserializer).is_ok()
@@ -62,33 +44,12 @@ fn windows_fast_selected(text: &[u8], keep: Option<&FieldNames>) -> Option<Field
 }
 
 /// The fields made so far, and whether the fast path had to give up.
-struct State<'k> {
+struct State {
     out: Fields,
     bailed: bool,
-    /// Only these fields are made (none: every field).
-    keep: Option<&'k FieldNames>,
-    /// Hashes of the names of the fields not made, to notice a name taken twice.
-    skipped: Vec<u64>,
 }
 
-impl State<'_> {
-    /// Whether the field `name` is made.
-    fn keeps(&self, name: &str) -> bool {
-        self.keep.is_none_or(|keep| keep.contains(name))
-    }
-
-    /// Passes over the field `name`, which is not made; a name taken twice (a collision of
-    /// hashes too) is the general path's case.
-    fn skip<E: de::Error>(&mut self, name: &str) -> Result<(), E> {
-        use std::hash::BuildHasher;
-        let hash = foldhash::fast::FixedState::with_seed(0).hash_one(name);
-        if self.skipped.contains(&hash) {
-            return Err(self.bail());
-        }
-        self.skipped.push(hash);
-        Ok(())
-    }
-
+impl State {
     /// Gives up: the caller takes the general path.
     fn bail<E: de::Error>(&mut self) -> E {
         self.bailed = true;
@@ -97,9 +58,6 @@ impl State<'_> {
 
     /// Inserts a field whose name must be free (a taken name is the general path's case).
     fn insert<E: de::Error>(&mut self, name: Cow<'_, str>, value: Value) -> Result<(), E> {
-        if !self.keeps(&name) {
-            return self.skip(&name);
-        }
         // One hash of the name, whether it is free or taken.
         match self.out.entry(name.into_owned()) {
             indexmap::map::Entry::Vacant(slot) => {
@@ -165,16 +123,16 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
 type WasObject = bool;
 
 /// The document: exactly one key, `Event`.
-struct Root<'s, 'k>(&'s mut State<'k>);
+struct Root<'s>(&'s mut State);
 
-impl<'de> DeserializeSeed<'de> for Root<'_, '_> {
+impl<'de> DeserializeSeed<'de> for Root<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for Root<'_, '_> {
+impl<'de> Visitor<'de> for Root<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a Windows event")
@@ -193,16 +151,16 @@ impl<'de> Visitor<'de> for Root<'_, '_> {
 }
 
 /// The content of `Event`: `System` and the data sections.
-struct EventElement<'s, 'k>(&'s mut State<'k>);
+struct EventElement<'s>(&'s mut State);
 
-impl<'de> DeserializeSeed<'de> for EventElement<'_, '_> {
+impl<'de> DeserializeSeed<'de> for EventElement<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for EventElement<'_, '_> {
+impl<'de> Visitor<'de> for EventElement<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an Event object")
@@ -241,16 +199,16 @@ impl<'de> Visitor<'de> for EventElement<'_, '_> {
 }
 
 /// `System`: children by name, attributes as `Element_Attribute`, `TimeCreated` its time.
-struct System<'s, 'k>(&'s mut State<'k>);
+struct System<'s>(&'s mut State);
 
-impl<'de> DeserializeSeed<'de> for System<'_, '_> {
+impl<'de> DeserializeSeed<'de> for System<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for System<'_, '_> {
+impl<'de> Visitor<'de> for System<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a System object")
@@ -304,20 +262,20 @@ impl<'de> Visitor<'de> for System<'_, '_> {
 /// An attribute object: `Element_attributes` or `#attributes`. Inserts every attribute but
 /// the namespace declarations as `Element_Attribute` (in `System`, `TimeCreated`'s
 /// `SystemTime` is `TimeCreated`). Anything but an object is dropped, as the general path does.
-struct Attributes<'s, 'k, 'n> {
-    state: &'s mut State<'k>,
+struct Attributes<'s, 'n> {
+    state: &'s mut State,
     element: &'n str,
     system: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for Attributes<'_, '_, '_> {
+impl<'de> DeserializeSeed<'de> for Attributes<'_, '_> {
     type Value = WasObject;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<WasObject, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Attributes<'_, '_, '_> {
+impl<'de> Visitor<'de> for Attributes<'_, '_> {
     type Value = WasObject;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("attributes")
@@ -369,19 +327,19 @@ impl<'de> Visitor<'de> for Attributes<'_, '_, '_> {
 
 /// One child of `System`: a value, or an object of `#attributes` and `#text` (its
 /// attributes first, then its text, whatever their order in the text).
-struct SystemElement<'s, 'k, 'n> {
-    state: &'s mut State<'k>,
+struct SystemElement<'s, 'n> {
+    state: &'s mut State,
     name: &'n str,
 }
 
-impl<'de> DeserializeSeed<'de> for SystemElement<'_, '_, '_> {
+impl<'de> DeserializeSeed<'de> for SystemElement<'_, '_> {
     type Value = WasObject;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<WasObject, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for SystemElement<'_, '_, '_> {
+impl<'de> Visitor<'de> for SystemElement<'_, '_> {
     type Value = WasObject;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a System element")
@@ -437,10 +395,6 @@ impl<'de> Visitor<'de> for SystemElement<'_, '_, '_> {
         Ok(false)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<WasObject, E> {
-        if !self.state.keeps(self.name) {
-            self.state.skip(self.name)?;
-            return Ok(false);
-        }
         self.state
             .insert(Cow::Borrowed(self.name), Value::String(v.to_owned()))?;
         Ok(false)
@@ -454,27 +408,27 @@ impl<'de> Visitor<'de> for SystemElement<'_, '_, '_> {
 
 /// `EventData`, `UserData` and other sections: every leaf under its own name. `top` is true
 /// for a section itself (an empty section holds nothing to keep).
-struct Leaves<'s, 'k, 'n> {
-    state: &'s mut State<'k>,
+struct Leaves<'s, 'n> {
+    state: &'s mut State,
     name: &'n str,
     top: bool,
 }
 
-impl Leaves<'_, '_, '_> {
+impl Leaves<'_, '_> {
     fn leaf<E: de::Error>(self, value: Value) -> Result<WasObject, E> {
         self.state.insert(Cow::Borrowed(self.name), value)?;
         Ok(false)
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Leaves<'_, '_, '_> {
+impl<'de> DeserializeSeed<'de> for Leaves<'_, '_> {
     type Value = WasObject;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<WasObject, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Leaves<'_, '_, '_> {
+impl<'de> Visitor<'de> for Leaves<'_, '_> {
     type Value = WasObject;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an event section")
@@ -537,10 +491,6 @@ impl<'de> Visitor<'de> for Leaves<'_, '_, '_> {
         self.leaf(float(v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<WasObject, E> {
-        if !self.state.keeps(self.name) {
-            self.state.skip(self.name)?;
-            return Ok(false);
-        }
         self.leaf(Value::String(v.to_owned()))
     }
     fn visit_string<E: de::Error>(self, v: String) -> Result<WasObject, E> {
@@ -574,190 +524,6 @@ impl<'de> Visitor<'de> for Scalar {
             items.push(item);
         }
         Ok(Value::Array(items))
-    }
-}
-
-/// The channel and event ID of a Windows event's JSON text, read from its `System` element
-/// alone: the `Channel` and `EventID` that flattening the whole text gives, or `None` when
-/// the text is not in the shape where that is certain (`System` not the event's first
-/// element, either value missing, repeated or of another type, a second `System`).
-pub(crate) fn system_header(text: &[u8]) -> Option<(Cow<'_, str>, i64)> {
-    let mut found = Header::default();
-    let mut deserializer = serde_json::Deserializer::from_slice(text);
-    // The walk stops with an error once `System` is read: the rest is not looked at.
-    let _ = HeaderRoot(&mut found).deserialize(&mut deserializer);
-    let (Some(channel), Some(event_id), true) = (found.channel, found.event_id, found.complete)
-    else {
-        return None;
-    };
-    // A second `System` key would replace the first when the whole text is flattened. The
-    // bytes `"System":` occur only as a key, or at the end of a key holding `\"System`
-    // (which merely costs the shortcut): once means the one just read.
-    let mut keys = memchr::memmem::find_iter(text, b"\"System\":");
-    (keys.next().is_some() && keys.next().is_none()).then_some((channel, event_id))
-}
-
-/// What [`system_header`] found.
-#[derive(Default)]
-struct Header<'de> {
-    channel: Option<Cow<'de, str>>,
-    event_id: Option<i64>,
-    /// `System` was read to its end, with no value repeated or of another type.
-    complete: bool,
-}
-
-impl<'de> Header<'de> {
-    fn stop<E: de::Error>() -> E {
-        E::custom("header read")
-    }
-}
-
-/// The document, down to `Event`.
-struct HeaderRoot<'h, 'de>(&'h mut Header<'de>);
-
-impl<'de> DeserializeSeed<'de> for HeaderRoot<'_, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for HeaderRoot<'_, 'de> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a Windows event")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        match map.next_key::<Key<'de>>()? {
-            Some(Key(key)) if key == "Event" => map.next_value_seed(HeaderEvent(self.0)),
-            _ => Err(Header::stop()),
-        }
-    }
-}
-
-/// `Event`, down to its first element, which must be `System`.
-struct HeaderEvent<'h, 'de>(&'h mut Header<'de>);
-
-impl<'de> DeserializeSeed<'de> for HeaderEvent<'_, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for HeaderEvent<'_, 'de> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an Event object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match &*key {
-                "#attributes" | "Event_attributes" => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                "System" => {
-                    map.next_value_seed(HeaderSystem(&mut *self.0))?;
-                    return Err(Header::stop());
-                }
-                _ => break,
-            }
-        }
-        Err(Header::stop())
-    }
-}
-
-/// `System`: its `Channel` and `EventID`, the rest skipped.
-struct HeaderSystem<'h, 'de>(&'h mut Header<'de>);
-
-impl<'de> DeserializeSeed<'de> for HeaderSystem<'_, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for HeaderSystem<'_, 'de> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a System object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let header = self.0;
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match &*key {
-                "Channel" => {
-                    let HeaderText(channel) = map.next_value()?;
-                    if header.channel.replace(channel).is_some() {
-                        return Err(Header::stop());
-                    }
-                }
-                "EventID" => {
-                    let HeaderEventId(id) = map.next_value()?;
-                    if header.event_id.replace(id).is_some() {
-                        return Err(Header::stop());
-                    }
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        header.complete = true;
-        Ok(())
-    }
-}
-
-/// A string value, borrowed from the text when it holds no escapes; any other type fails.
-struct HeaderText<'de>(Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for HeaderText<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let Key(text) = Key::deserialize(deserializer)?;
-        Ok(HeaderText(text))
-    }
-}
-
-/// `EventID` as the flattening reads it: a number, or an element whose `#text` is one
-/// (`{"#attributes": {"Qualifiers": …}, "#text": 7036}`); anything else fails.
-struct HeaderEventId(i64);
-
-impl<'de> de::Deserialize<'de> for HeaderEventId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct IdVisitor;
-        impl<'de> Visitor<'de> for IdVisitor {
-            type Value = HeaderEventId;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an event ID")
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<HeaderEventId, E> {
-                i64::try_from(v)
-                    .map(HeaderEventId)
-                    .map_err(|_| Header::stop())
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<HeaderEventId, E> {
-                Ok(HeaderEventId(v))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HeaderEventId, A::Error> {
-                let mut id = None;
-                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-                    match &*key {
-                        "#attributes" => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                        "#text" => {
-                            let value: i64 = map.next_value()?;
-                            if id.replace(value).is_some() {
-                                return Err(Header::stop());
-                            }
-                        }
-                        _ => return Err(Header::stop()),
-                    }
-                }
-                id.map(HeaderEventId).ok_or_else(Header::stop)
-            }
-        }
-        deserializer.deserialize_any(IdVisitor)
     }
 }
 
@@ -839,83 +605,5 @@ mod tests {
         assert!(fields.get("x").is_none());
         assert!(flatten_json_slice(b"[1]").is_err());
         assert!(flatten_json_slice(b"{\"Event\": ").is_err());
-    }
-
-    #[test]
-    fn the_system_header_is_what_flattening_gives_or_nothing() {
-        let cases: [(&str, Option<(&str, i64)>); 9] = [
-            (
-                r##"{"Event":{"#attributes":{"xmlns":"x"},"System":{"Provider":{"#attributes":{"Name":"p"}},"EventID":4624,"Channel":"Security"},"EventData":{"Channel":"x"}}}"##,
-                Some(("Security", 4624)),
-            ),
-            (
-                r##"{"Event":{"System":{"EventID":{"#attributes":{"Qualifiers":16384},"#text":7036},"Channel":"Sys\u0074em"}}}"##,
-                Some(("System", 7036)),
-            ),
-            // No channel, a repeated one, an ID of another type, `System` not first, a
-            // second `System`, no `Event`, a cut-off text.
-            (r##"{"Event":{"System":{"EventID":1}}}"##, None),
-            (
-                r##"{"Event":{"System":{"EventID":1,"Channel":"a","Channel":"b"}}}"##,
-                None,
-            ),
-            (
-                r##"{"Event":{"System":{"EventID":"1","Channel":"a"}}}"##,
-                None,
-            ),
-            (
-                r##"{"Event":{"EventData":{"Channel":"a"},"System":{"EventID":1,"Channel":"a"}}}"##,
-                None,
-            ),
-            (
-                r##"{"Event":{"System":{"EventID":1,"Channel":"a"},"System":{"EventID":2,"Channel":"b"}}}"##,
-                None,
-            ),
-            (r##"{"System":{"EventID":1,"Channel":"a"}}"##, None),
-            (r##"{"Event":{"System":{"EventID":1,"Channel":"a""##, None),
-        ];
-        for (text, expected) in cases {
-            let header = system_header(text.as_bytes());
-            let header = header.as_ref().map(|(c, id)| (&**c, *id));
-            assert_eq!(header, expected, "{text}");
-            // Where there is a header, it is what the whole event's flattening gives.
-            if let (Some((channel, id)), Ok(fields)) = (header, flatten_json_slice(text.as_bytes()))
-            {
-                let event = crate::Event::from_fields(fields, crate::TenantId::default());
-                assert_eq!(event.get_str("Channel").as_deref(), Some(channel), "{text}");
-                assert_eq!(event.event_id, Some(id), "{text}");
-            }
-        }
-    }
-
-    #[test]
-    fn a_selection_is_the_whole_flattening_cut_to_its_names() {
-        let text = br##"{"Event":{"#attributes":{"xmlns":"x"},"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"pc"},"EventData":{"Image":"C:\\a.exe","CommandLine":"a -x","Threat Name":"t","User":null,"Hashes":["x","y"]}}}"##;
-        let whole = flatten_json_slice(text).unwrap();
-        let mut names = FieldNames::default();
-        for name in ["Image", "ThreatName", "Hashes", "User", "Missing"] {
-            names.insert(name);
-        }
-        let part = flatten_selected(text, &names).unwrap();
-        let expected: Vec<_> = whole
-            .iter()
-            .filter(|(name, _)| names.contains(name))
-            .collect();
-        assert_eq!(part.iter().collect::<Vec<_>>(), expected);
-        let kept: Vec<&str> = part.keys().map(String::as_str).collect();
-        assert_eq!(
-            kept,
-            [
-                "EventID",
-                "Channel",
-                "Image",
-                "Threat Name",
-                "User",
-                "Hashes"
-            ]
-        );
-        // A name taken twice (here by a skipped field) is the whole flattening's case.
-        let twice = br##"{"Event":{"System":{"EventID":1,"Channel":"c"},"EventData":{"A":"1"},"UserData":{"A":"2"}}}"##;
-        assert!(flatten_selected(twice, &names).is_none());
     }
 }

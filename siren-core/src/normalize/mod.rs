@@ -126,106 +126,6 @@ pub trait EventSink {
     fn progress(&mut self, _bytes: u64) {}
     /// A file found in a folder was left alone: it is empty or not a log (see [`Input::File`]).
     fn ignored(&mut self, _file: &str, _reason: &str) {}
-    /// A record was read and left unbuilt, as [`ReadOptions::record_filter`] asked: it
-    /// counts as read, and is not handed over.
-    fn passed_over(&mut self) {}
-    /// An event built only in part, as [`ReadOptions::record_filter`] asked (see
-    /// [`Wanted::Fields`]). A sink that has no use for partial events builds the whole one,
-    /// which is what this default does.
-    fn partial_event(&mut self, partial: PartialEvent<'_>) -> ControlFlow<()> {
-        match partial.complete() {
-            Ok(event) => self.event(event),
-            Err(diagnostic) => self.diagnostic(diagnostic),
-        }
-    }
-}
-
-/// What a reader asks before it builds a Windows event from a record: how much of an event
-/// of this channel and event ID the caller has a use for.
-///
-/// The EVTX reader asks, where the channel and event ID can be read from the record's
-/// `System` element alone with certainty; other readers, and records in any other shape,
-/// build every event whole. [`crate::rules::Reach`] is one: what a rule set reads.
-pub trait RecordFilter: Send + Sync + std::fmt::Debug {
-    /// What to build of the event.
-    fn wants(&self, channel: &str, event_id: i64) -> Wanted;
-}
-
-/// What a [`RecordFilter`] wants built of an event.
-#[derive(Debug, Clone)]
-pub enum Wanted {
-    /// Nothing: the record reaches the sink only as [`EventSink::passed_over`].
-    Nothing,
-    /// Only these fields (and `Channel` and `EventID`): the event reaches the sink as a
-    /// [`PartialEvent`], which can still be completed.
-    Fields(std::sync::Arc<FieldNames>),
-    /// The whole event.
-    Whole,
-}
-
-/// The names of the fields a [`RecordFilter`] wants. A name also stands for the event's
-/// names that are it with spaces (`Threat Name` for `ThreatName`), as rules look them up.
-#[derive(Debug, Default, Clone)]
-pub struct FieldNames {
-    names: foldhash::HashSet<Box<str>>,
-}
-
-impl FieldNames {
-    /// Adds a name.
-    pub fn insert(&mut self, name: &str) {
-        if !self.names.contains(name) {
-            self.names.insert(name.into());
-        }
-    }
-
-    /// The names, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(|n| &**n)
-    }
-
-    /// Whether the field called `name` in an event is wanted.
-    pub fn contains(&self, name: &str) -> bool {
-        if self.names.contains(name) || name == "Channel" || name == "EventID" {
-            return true;
-        }
-        name.contains(' ') && self.names.contains(name.replace(' ', "").as_str())
-    }
-}
-
-/// An event of which only the fields a [`RecordFilter`] wanted were built, with what it
-/// takes to build it whole.
-#[derive(Debug)]
-pub struct PartialEvent<'a> {
-    /// The event, with only the wanted fields.
-    pub event: Event,
-    /// The record's JSON text.
-    text: Vec<u8>,
-    /// The input it was read from.
-    file: &'a str,
-    record_id: u64,
-}
-
-impl<'a> PartialEvent<'a> {
-    pub(super) fn new(event: Event, text: Vec<u8>, file: &'a str, record_id: u64) -> Self {
-        PartialEvent {
-            event,
-            text,
-            file,
-            record_id,
-        }
-    }
-
-    /// The whole event, or why it cannot be built.
-    pub fn complete(self) -> Result<Event, Diagnostic> {
-        match flatten_stream::flatten_json_slice(&self.text) {
-            Ok(fields) => Ok(Event::from_fields(fields, self.event.tenant)),
-            Err(reason) => Err(Diagnostic {
-                file: self.file.to_owned(),
-                location: Location::Record(self.record_id),
-                reason,
-            }),
-        }
-    }
 }
 
 /// Extensions of files that are meant to be logs: in a folder, such a file that cannot be
@@ -246,8 +146,6 @@ pub struct ReadOptions {
     /// The reference time for dates written without a year (RFC 3164 syslog): the year is
     /// the one that puts the date closest before it.
     pub now: chrono::DateTime<chrono::Utc>,
-    /// Which Windows events to build at all (none: every one); see [`RecordFilter`].
-    pub record_filter: Option<std::sync::Arc<dyn RecordFilter>>,
 }
 
 impl Default for ReadOptions {
@@ -257,7 +155,6 @@ impl Default for ReadOptions {
             max_record_bytes: 4 << 20,
             evtx_threads: 0,
             now: chrono::Utc::now(),
-            record_filter: None,
         }
     }
 }
@@ -278,12 +175,6 @@ impl ReadOptions {
     /// Sets the number of EVTX worker threads.
     pub fn with_evtx_threads(mut self, threads: usize) -> Self {
         self.evtx_threads = threads;
-        self
-    }
-
-    /// Builds only the Windows events `filter` wants (see [`RecordFilter`]).
-    pub fn with_record_filter(mut self, filter: Option<std::sync::Arc<dyn RecordFilter>>) -> Self {
-        self.record_filter = filter;
         self
     }
 

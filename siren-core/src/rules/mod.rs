@@ -102,7 +102,6 @@ mod options;
 mod parse;
 mod pipeline;
 mod prefilter;
-mod reach;
 mod set;
 mod subject;
 mod value;
@@ -117,7 +116,6 @@ pub use model::{
 };
 pub use options::LoadOptions;
 pub use pipeline::{Pipeline, PipelineError};
-pub use reach::Reach;
 pub use set::{EmbeddedTestReport, RuleSet};
 
 #[cfg(test)]

@@ -81,11 +81,6 @@ impl Candidates {
         self.members.push(at);
     }
 
-    /// The compiled rule indices of the bucket, ascending.
-    pub(super) fn members(&self) -> &[u32] {
-        &self.members
-    }
-
     #[cfg(test)]
     pub(super) fn contains(&self, at: u32) -> bool {
         self.members.binary_search(&at).is_ok()

@@ -116,7 +116,7 @@ impl Compiled {
 }
 
 /// The event's channel, lower-cased into `buf` when it fits (no allocation), else owned.
-pub(super) fn channel_key<'b>(channel: &str, buf: &'b mut [u8; 128]) -> std::borrow::Cow<'b, str> {
+fn channel_key<'b>(channel: &str, buf: &'b mut [u8; 128]) -> std::borrow::Cow<'b, str> {
     let bytes = channel.as_bytes();
     if bytes.len() <= buf.len() && channel.is_ascii() {
         let out = &mut buf[..bytes.len()];
