@@ -154,3 +154,41 @@ pub fn median(values: &mut [Duration]) -> Duration {
     values.sort();
     values[values.len() / 2]
 }
+
+/// How [`render_floor`] renders each record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rendering {
+    /// Compact JSON text (`EvtxRecord::into_json_bytes`), what SIREN's reader starts from.
+    Json,
+    /// XML text (`EvtxRecord::into_xml_bytes`), the cheapest complete rendering the crate has.
+    Xml,
+}
+
+/// Renders every record of every file to text with the `evtx` crate, one file per thread at
+/// a time on `threads` threads, and returns the time taken and the records rendered: the
+/// floor under any reader of EVTX built on that crate.
+pub fn render_floor(files: &[PathBuf], threads: usize, rendering: Rendering) -> (Duration, usize) {
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let total = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let settings = evtx::ParserSettings::new().num_threads(1);
+                    let mut parser = evtx::EvtxParser::from_path(file)
+                        .unwrap()
+                        .with_configuration(settings);
+                    let n = match rendering {
+                        Rendering::Json => {
+                            parser.records_json_bytes().filter(Result::is_ok).count()
+                        }
+                        Rendering::Xml => parser.records_bytes().filter(Result::is_ok).count(),
+                    };
+                    total.fetch_add(n, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (started.elapsed(), total.into_inner())
+}
