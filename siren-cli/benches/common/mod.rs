@@ -1,4 +1,4 @@
-//! What the benchmarks share: a corpus copied N times, the bare `evtx` parse (the floor),
+//! What the benchmarks share: a corpus copied N times, the `evtx` crate's rendering (the floor),
 //! running the release `siren` with its peak memory, medians.
 
 #![allow(
@@ -59,28 +59,6 @@ pub fn evtx_files(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
-}
-
-/// Parses every file to JSON values with the `evtx` crate, files spread over `threads`.
-pub fn bare_parse(files: &[PathBuf], threads: usize) -> (Duration, usize) {
-    let started = Instant::now();
-    let next = AtomicUsize::new(0);
-    let total = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let settings = evtx::ParserSettings::new().num_threads(1);
-                    let mut parser = evtx::EvtxParser::from_path(file)
-                        .unwrap()
-                        .with_configuration(settings);
-                    let n = parser.records_json_value().filter(Result::is_ok).count();
-                    total.fetch_add(n, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    (started.elapsed(), total.into_inner())
 }
 
 /// Runs `siren ARGS…` and returns wall time, stdout and peak RSS (KiB, from /proc).
