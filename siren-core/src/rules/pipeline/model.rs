@@ -364,8 +364,9 @@ impl Pipeline {
 
     /// A Hayabusa field-alias file as one `field_name_mapping`: each alias (a field name
     /// Hayabusa's rules use, e.g. `RdsGtwErrorCode`) maps to the name SIREN gives the
-    /// element its event key points to (see [`flattened_name`]). Aliases that are already
-    /// that name change nothing.
+    /// element its event key points to: attributes as `Element_Attribute`, and a data field
+    /// named like one of `System`'s (`Channel`) by its dotted path. Aliases that are
+    /// already that name change nothing.
     pub fn from_hayabusa_aliases(file: &str, text: &str) -> Result<Pipeline, PipelineError> {
         let mut fields = Vec::new();
         for (n, line) in text
