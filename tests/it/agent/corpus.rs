@@ -170,11 +170,20 @@ fn assert_lands_mid_shipping(
     child: &mut Child,
     kill: impl FnOnce(&mut Child),
 ) {
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "{what}: the agent had already finished"
-    );
-    let before = SpoolFiles::read(state);
+    // The kill waits (briefly) for a moment when the spool holds events the server has not
+    // acknowledged yet: between two batches the agent may have caught up.
+    let until = Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what}: the agent had already finished"
+        );
+        let reading = SpoolFiles::read(state);
+        if reading.unacknowledged_in(&reading) > 0 || Instant::now() > until {
+            break reading;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
     kill(child);
     let pending = before.unacknowledged_in(&SpoolFiles::read(state));
     assert!(
