@@ -19,6 +19,7 @@ mod hunt;
 mod hunt_correlation;
 mod incidents;
 mod ingest;
+mod ingest_crash;
 mod normalize_corpus;
 mod notify;
 mod null_semantics;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use siren_core::store::{self, EventQuery, EventRow, Store};
+use siren_core::store::{self, Checkpoint, EventQuery, EventRow, Store};
 use siren_core::{Event, TenantId};
 
 /// The backends to test, each on an empty database.
@@ -526,26 +526,48 @@ async fn alerts_group_into_incidents_that_analysts_work() {
                 .all(|a| a.actor == "lead" && a.origin == "test")
         );
 
-        // Correlation state round-trips.
+        // Correlation state: checkpoints round-trip, an older one does not replace a newer
+        // one, and the journal appended by batches is read back after a sequence number and
+        // pruned up to the checkpoint saved.
         assert_eq!(
             store.load_correlation_state(&acme, "engine").await.unwrap(),
             None
         );
+        let mut seqs = Vec::new();
+        for entry in [&b"e1"[..], b"e2", b"e3"] {
+            let mut batch = store.begin_batch(&acme, "engine").await.unwrap();
+            seqs.push(batch.append_journal(entry).await.unwrap());
+            batch.commit().await.unwrap();
+        }
+        assert_eq!(seqs, [1, 2, 3], "{backend}");
+        // A batch that is dropped rolls back, its entry and head with it.
+        let mut dropped = store.begin_batch(&acme, "engine").await.unwrap();
+        assert_eq!(dropped.journal_head(), 3);
+        dropped.append_journal(b"lost").await.unwrap();
+        drop(dropped);
+        let batch = store.begin_batch(&acme, "engine").await.unwrap();
+        assert_eq!(batch.journal_head(), 3, "{backend}");
+        drop(batch);
+        let journal = store.correlation_journal(&acme, "engine", 1).await.unwrap();
+        assert_eq!(journal, vec![(2, b"e2".to_vec()), (3, b"e3".to_vec())]);
         store
-            .save_correlation_state(&acme, "engine", b"v1")
+            .save_correlation_state(&acme, "engine", b"v2", 2)
             .await
             .unwrap();
         store
-            .save_correlation_state(&acme, "engine", b"v2")
+            .save_correlation_state(&acme, "engine", b"v1", 1)
             .await
             .unwrap();
         assert_eq!(
-            store
-                .load_correlation_state(&acme, "engine")
-                .await
-                .unwrap()
-                .as_deref(),
-            Some(&b"v2"[..])
+            store.load_correlation_state(&acme, "engine").await.unwrap(),
+            Some(Checkpoint {
+                state: b"v2".to_vec(),
+                seq: 2
+            })
+        );
+        assert_eq!(
+            store.correlation_journal(&acme, "engine", 0).await.unwrap(),
+            vec![(3, b"e3".to_vec())]
         );
     }
 }

@@ -9,6 +9,7 @@ use crate::incident::Alert;
 use crate::rules::RuleSet;
 
 use super::IngestSummary;
+use super::journal::{self, RuleRefs};
 
 /// The name correlation state is saved under.
 pub(super) const CORRELATION_STATE: &str = "correlation";
@@ -22,19 +23,27 @@ pub(super) struct Matched {
     pub event: Event,
 }
 
+/// A batch's alerts and its correlation journal entry.
+pub(super) struct BatchAlerts {
+    pub alerts: Vec<Alert>,
+    /// What the batch fed the correlator, as a journal entry; empty when nothing.
+    pub journal: Vec<u8>,
+}
+
 /// Turns a batch's new matches (each with its event's de-duplication key) into alerts:
 /// detections of the rules that report on their own, and the hits of correlations they
-/// complete (fed in event-time order).
+/// complete (fed in event-time order), and records what was fed to the correlator.
 ///
 /// The correlator names an event by the text of its key (its state is kept as JSON): the
 /// key of an event of this batch behind a hit is taken from the batch; only one of an
 /// earlier batch, known to the correlator alone, is read back from that text.
 pub(super) fn alerts_for(
     rules: &RuleSet,
+    refs: &RuleRefs,
     correlator: &mut Correlator,
     mut fresh: Vec<(&Matched, [u8; 16])>,
     summary: &mut IngestSummary,
-) -> Vec<Alert> {
+) -> BatchAlerts {
     fresh.sort_by_key(|(m, _)| m.event.timestamp);
     // The batch's events by the correlator's name for them, so that a correlation hit can
     // name the users and addresses of the events behind it (those of earlier batches are in
@@ -48,11 +57,15 @@ pub(super) fn alerts_for(
         .map(|(name, event, key)| (name.as_str(), (*event, *key)))
         .collect();
     let mut alerts = Vec::new();
+    let mut fed = Vec::new();
     for (matched, (name, _, key)) in fresh.iter().map(|(m, _)| m).zip(&named) {
         for &index in &matched.rules {
             let rule = &rules.rules()[index];
             if correlator.is_reported(index) {
                 alerts.push(Alert::of_detection(rule, &matched.event, *key));
+            }
+            if correlator.is_referenced(index) {
+                fed.push(refs.fed(index, name, &matched.event));
             }
             for hit in correlator.observe_keyed(index, &matched.event, Some(name)) {
                 if !hit.reported {
@@ -77,7 +90,12 @@ pub(super) fn alerts_for(
             }
         }
     }
-    alerts
+    let journal = if fed.is_empty() {
+        Vec::new()
+    } else {
+        journal::encode(&fed)
+    };
+    BatchAlerts { alerts, journal }
 }
 
 /// The correlator's name for an event: its key in lower-case hexadecimal (the form alert

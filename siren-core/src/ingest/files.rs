@@ -1,7 +1,10 @@
 //! [`ingest`]: reading files, folders or standard input into the store. Reader threads (one
-//! per core, each taking the next input) parse events and prepare rows; one async writer
-//! stores batches as they arrive, with a bounded channel between them.
+//! per core, each taking the next input) parse events, prepare rows and match them; one
+//! async writer (`writer.rs`, the server's too) stores batches as they arrive, each in one
+//! transaction with its alerts, incidents and correlation journal entry, with a bounded
+//! channel between them.
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,13 +12,13 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::alerts::{CORRELATION_STATE, Matched, alerts_for};
-use super::{DiagnosticRecord, IngestError, IngestOptions, IngestSummary};
-use crate::correlation::Correlator;
+use super::alerts::Matched;
+use super::writer::{BatchWriter, WriterOptions};
+use super::{DiagnosticRecord, IngestError, IngestOptions, IngestSummary, PipelineOptions};
 use crate::event::Event;
 use crate::normalize::{self, Diagnostic, EventSink, Format, Input, ReadObserver};
 use crate::rules::RuleSet;
-use crate::store::{CorrelationState, EventRow, EventStore, IncidentStore};
+use crate::store::{CorrelationState, EventRow, EventStore};
 
 /// What reader threads send to the writer.
 enum Message {
@@ -35,7 +38,7 @@ pub async fn ingest<S>(
     observer: Arc<dyn ReadObserver>,
 ) -> Result<IngestSummary, IngestError>
 where
-    S: EventStore + IncidentStore + CorrelationState + ?Sized,
+    S: EventStore + CorrelationState + ?Sized,
 {
     let started = Instant::now();
     let threads = match options.threads {
@@ -90,54 +93,31 @@ where
 
     let mut summary = IngestSummary::default();
     let tenant = options.read.tenant.clone();
-    let mut correlator = match &options.rules {
-        Some(rules) => {
-            let mut correlator = Correlator::with_config(rules, options.correlation.clone());
-            match store
-                .load_correlation_state(&tenant, CORRELATION_STATE)
-                .await
-            {
-                Ok(Some(state)) => match correlator.restore(&state) {
-                    Ok(report) => summary.correlation_state_problems.extend(report.dropped),
-                    Err(error) => summary
-                        .correlation_state_problems
-                        .push(format!("saved state not used: {error}")),
-                },
-                Ok(None) => {}
-                Err(source) => return Err(IngestError::Store { stored: 0, source }),
-            }
-            Some(correlator)
-        }
-        None => None,
-    };
+    let writer = BatchWriter::new(
+        store,
+        options.rules.clone(),
+        WriterOptions {
+            grouping_window: options.grouping_window,
+            correlation: options.correlation.clone(),
+            checkpoint_interval: PipelineOptions::default().checkpoint_interval,
+        },
+    );
     let mut failure = None;
     // Events this run has stored or found stored already: inputs that overlap (the same
     // export twice, sample sets sharing files) skip the store for them.
-    let mut known: std::collections::HashSet<[u8; 16]> = std::collections::HashSet::new();
+    let mut known: HashSet<[u8; 16]> = HashSet::new();
     while let Some(message) = rx.recv().await {
         match message {
             Message::Batch(rows, matched) => {
                 summary.records_read += rows.len() as u64;
                 let read = rows.len();
-                let matched_keys: Vec<[u8; 16]> =
-                    matched.iter().map(|m| rows[m.row].dedup_key).collect();
-                let rows: Vec<EventRow> = if known.is_empty() {
-                    rows
-                } else {
-                    rows.into_iter()
-                        .filter(|row| !known.contains(&row.dedup_key))
-                        .collect()
-                };
-                let new_keys = if rows.is_empty() {
-                    Vec::new()
-                } else {
-                    match store.insert_events(&rows).await {
-                        Ok(keys) => keys,
-                        Err(source) => {
-                            stop.store(true, Ordering::Relaxed);
-                            failure = Some(source);
-                            break;
-                        }
+                let (rows, matched) = skip_known(&known, rows, matched);
+                let written = match writer.write(&tenant, &rows, &matched, &mut summary).await {
+                    Ok(written) => written,
+                    Err(source) => {
+                        stop.store(true, Ordering::Relaxed);
+                        failure = Some(source);
+                        break;
                     }
                 };
                 for row in &rows {
@@ -146,41 +126,11 @@ where
                     }
                     known.insert(row.dedup_key);
                 }
-                summary.stored += new_keys.len() as u64;
-                summary.duplicates += (read - new_keys.len()) as u64;
-                if let (Some(rules), Some(correlator)) = (&options.rules, correlator.as_mut()) {
-                    // Only new events raise alerts: a re-ingested file opens nothing new.
-                    let new_keys: std::collections::HashSet<[u8; 16]> =
-                        new_keys.into_iter().collect();
-                    let fresh: Vec<(&Matched, [u8; 16])> = matched
-                        .iter()
-                        .zip(matched_keys)
-                        .filter(|(_, key)| new_keys.contains(key))
-                        .collect();
-                    let alerts = alerts_for(rules, correlator, fresh, &mut summary);
-                    if !alerts.is_empty() {
-                        match store
-                            .record_alerts(
-                                &tenant,
-                                &alerts,
-                                options.grouping_window,
-                                chrono::Utc::now(),
-                            )
-                            .await
-                        {
-                            Ok(outcome) => {
-                                summary.alerts += outcome.alerts;
-                                summary.incidents_created += outcome.incidents_created;
-                                summary.incidents_updated += outcome.incidents_updated;
-                            }
-                            Err(source) => {
-                                stop.store(true, Ordering::Relaxed);
-                                failure = Some(source);
-                                break;
-                            }
-                        }
-                    }
-                }
+                summary.stored += written.new_keys.len() as u64;
+                summary.duplicates += (read - written.new_keys.len()) as u64;
+                summary.alerts += written.alerts.alerts;
+                summary.incidents_created += written.alerts.incidents_created;
+                summary.incidents_updated += written.alerts.incidents_updated;
             }
             Message::Diagnostic(diagnostic) => {
                 if diagnostic.is_file_level() {
@@ -211,12 +161,9 @@ where
         }
     }
     drop(rx);
-    summary.correlation = correlator.as_ref().map(|c| c.stats().clone());
-    if let (Some(correlator), None) = (&correlator, &failure) {
-        if let Err(source) = store
-            .save_correlation_state(&tenant, CORRELATION_STATE, &correlator.snapshot())
-            .await
-        {
+    summary.correlation = writer.correlation_stats(&tenant).await;
+    if failure.is_none() {
+        if let Err(source) = writer.checkpoint().await {
             failure = Some(source);
         }
     }
@@ -236,6 +183,35 @@ where
     summary.stopped_early = stop.load(Ordering::Relaxed);
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// The rows of a batch not in `known`, and the matches of those rows (renumbered).
+fn skip_known(
+    known: &HashSet<[u8; 16]>,
+    rows: Vec<EventRow>,
+    matched: Vec<Matched>,
+) -> (Vec<EventRow>, Vec<Matched>) {
+    if known.is_empty() {
+        return (rows, matched);
+    }
+    let mut position = Vec::with_capacity(rows.len());
+    let mut kept = Vec::with_capacity(rows.len());
+    for row in rows {
+        if known.contains(&row.dedup_key) {
+            position.push(None);
+        } else {
+            position.push(Some(kept.len()));
+            kept.push(row);
+        }
+    }
+    let matched = matched
+        .into_iter()
+        .filter_map(|mut m| {
+            m.row = position[m.row]?;
+            Some(m)
+        })
+        .collect();
+    (kept, matched)
 }
 
 /// Keys of stored events one ingest run remembers at most (about 40 MB), to skip the store

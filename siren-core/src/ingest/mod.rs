@@ -3,15 +3,18 @@
 //!
 //! Two entry points share the stages: [`ingest`] reads files (reader threads, one async
 //! writer, a bounded channel between them, so memory stays flat whatever the input size),
-//! and [`Pipeline`] takes batches that arrive over time (the server). Both store rows, turn
-//! the new events that rules matched into alerts and correlation hits (`alerts.rs`), and
-//! group the alerts into incidents in the store.
+//! and [`Pipeline`] takes batches that arrive over time (the server). Both store through one
+//! batch writer (`writer.rs`): each batch's rows, the alerts and correlation hits of its new
+//! events (`alerts.rs`), the incidents they open and what it fed the correlator (`journal.rs`)
+//! in one transaction.
 
 mod alerts;
 mod files;
+mod journal;
 mod options;
 mod pipeline;
 mod summary;
+mod writer;
 
 pub use files::ingest;
 pub use options::IngestOptions;

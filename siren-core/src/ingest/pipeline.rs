@@ -3,20 +3,21 @@
 //!
 //! Each batch is normalised (the JSON reader's flattening), prepared into rows and matched
 //! against the rules off the async threads; then, under the tenant's lock, stored, correlated
-//! and grouped into incidents with the same code as file ingest, all in one transaction
-//! ([`EventStore::store_batch`]): a batch's events and the incidents they open are committed
-//! together or not at all. The call returns only once they are committed.
+//! and grouped into incidents by the writer file ingest uses too (`writer.rs`), all in one
+//! transaction ([`EventStore::begin_batch`]): a batch's events, the incidents they open and
+//! its correlation journal entry are committed together or not at all. The call returns
+//! only once they are committed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::alerts::{CORRELATION_STATE, Matched, alerts_for};
+use super::alerts::Matched;
+use super::writer::{BatchWriter, WriterOptions, store_failed};
 use super::{IngestError, IngestOptions, IngestSummary};
-use crate::correlation::{Correlator, CorrelatorConfig};
+use crate::correlation::CorrelatorConfig;
 use crate::event::{Event, Fields, TenantId};
-use crate::incident::Alert;
 use crate::normalize::flatten::flatten;
 use crate::rules::RuleSet;
 use crate::store::{CorrelationState, EventRow, EventStore, Store, StoreError};
@@ -28,10 +29,11 @@ pub struct PipelineOptions {
     pub grouping_window: chrono::Duration,
     /// Correlation limits (the same defaults as file ingest).
     pub correlation: CorrelatorConfig,
-    /// How often a tenant's correlation state is written to the store at most while batches
-    /// arrive (it is held in memory; [`Pipeline::checkpoint`] writes what changed since).
-    /// Writing it after every batch costs time in proportion to the state, which grows with
-    /// the correlation windows.
+    /// How often a tenant's correlation state is saved as a checkpoint at most while
+    /// batches arrive (each batch appends what it fed the correlator to a journal in its
+    /// own transaction; [`Pipeline::checkpoint`] saves what changed since). Saving the state
+    /// after every batch would cost time in proportion to the state, which grows with the
+    /// correlation windows.
     pub checkpoint_interval: std::time::Duration,
 }
 
@@ -57,53 +59,36 @@ struct Prepared {
     repeated: u64,
 }
 
-/// One tenant's correlation state, loaded from the store on first use.
-#[derive(Default)]
-struct TenantState {
-    correlator: Option<Correlator>,
-    loaded: bool,
-    /// Changed since it was last written to the store.
-    dirty: bool,
-    /// When it was last written.
-    saved_at: Option<std::time::Instant>,
-}
-
 /// Stores, detects, correlates and opens incidents for batches of events, one tenant's
 /// batches at a time (so correlation sees them in a consistent order), many tenants at once.
 ///
-/// Of its store `S` it uses events ([`EventStore`], which also groups a batch's alerts into
-/// incidents) and the correlator's saved state ([`CorrelationState`]).
+/// Of its store `S` it uses events ([`EventStore`], whose batches also group alerts into
+/// incidents) and the correlator's checkpoint and journal ([`CorrelationState`]).
 pub struct Pipeline<S: ?Sized = dyn Store> {
-    store: Arc<S>,
-    rules: Option<Arc<RuleSet>>,
-    options: PipelineOptions,
-    tenants: std::sync::Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<TenantState>>>>,
-    /// SQLite has one writer: batches of different tenants take turns rather than fail with
-    /// a busy database half-way through a batch.
-    single_writer: Option<tokio::sync::Mutex<()>>,
+    writer: BatchWriter<S>,
 }
 
 impl<S: EventStore + CorrelationState + ?Sized> Pipeline<S> {
     /// A pipeline storing into `store`, detecting with `rules` (none: store only).
     pub fn new(store: Arc<S>, rules: Option<Arc<RuleSet>>, options: PipelineOptions) -> Self {
-        let single_writer = (store.backend() == "sqlite").then(|| tokio::sync::Mutex::new(()));
+        let options = WriterOptions {
+            grouping_window: options.grouping_window,
+            correlation: options.correlation,
+            checkpoint_interval: options.checkpoint_interval,
+        };
         Self {
-            store,
-            rules,
-            options,
-            tenants: std::sync::Mutex::new(HashMap::new()),
-            single_writer,
+            writer: BatchWriter::new(store, rules, options),
         }
     }
 
     /// The rules it detects with.
     pub fn rules(&self) -> Option<&Arc<RuleSet>> {
-        self.rules.as_ref()
+        self.writer.rules()
     }
 
     /// The store it writes to.
     pub fn store(&self) -> &Arc<S> {
-        &self.store
+        self.writer.store()
     }
 
     /// Ingests a batch of JSON documents (any shape the JSON reader understands: `evtx_dump`
@@ -139,7 +124,7 @@ impl<S: EventStore + CorrelationState + ?Sized> Pipeline<S> {
     where
         F: FnOnce() -> Vec<Result<Fields, String>> + Send + 'static,
     {
-        let rules = self.rules.clone();
+        let rules = self.writer.rules().cloned();
         let owner = tenant.clone();
         let prepared =
             tokio::task::spawn_blocking(move || prepare(flatten(), &owner, rules.as_deref()))
@@ -151,131 +136,25 @@ impl<S: EventStore + CorrelationState + ?Sized> Pipeline<S> {
             rejected: prepared.rejected,
             ..BatchOutcome::default()
         };
-        if prepared.rows.is_empty() {
-            return Ok(outcome);
-        }
-        let state = self.tenant_state(tenant);
-        let mut state = state.lock().await;
-        let _writer = self.writer().await;
-        let store_error = |source| IngestError::Store { stored: 0, source };
-        if !state.loaded {
-            if let Some(rules) = &self.rules {
-                let mut correlator =
-                    Correlator::with_config(rules, self.options.correlation.clone());
-                if let Some(saved) = self
-                    .store
-                    .load_correlation_state(tenant, CORRELATION_STATE)
-                    .await
-                    .map_err(store_error)?
-                {
-                    // A state that no longer fits the rules is dropped (file ingest reports it).
-                    let _ = correlator.restore(&saved);
-                }
-                state.correlator = Some(correlator);
-            }
-            state.loaded = true;
-        }
-        let TenantState {
-            correlator,
-            dirty,
-            saved_at,
-            ..
-        } = &mut *state;
-        let rows = prepared.rows;
-        let matched = prepared.matched;
-        let rules = self.rules.as_deref();
         let mut summary = IngestSummary::default();
-        // Run inside the store's transaction, once the new events are known: only they are
-        // correlated and raise alerts, so a re-sent batch opens nothing new.
-        let mut alerts_of_new = |new_keys: &[[u8; 16]]| -> Vec<Alert> {
-            let (Some(rules), Some(correlator)) = (rules, correlator.as_mut()) else {
-                return Vec::new();
-            };
-            let new_keys: HashSet<&[u8; 16]> = new_keys.iter().collect();
-            let fresh: Vec<(&Matched, [u8; 16])> = matched
-                .iter()
-                .map(|m| (m, rows[m.row].dedup_key))
-                .filter(|(_, key)| new_keys.contains(key))
-                .collect();
-            if fresh.is_empty() {
-                return Vec::new();
-            }
-            *dirty = true;
-            alerts_for(rules, correlator, fresh, &mut summary)
-        };
-        let stored = self
-            .store
-            .store_batch(
-                tenant,
-                &rows,
-                &mut alerts_of_new,
-                self.options.grouping_window,
-                chrono::Utc::now(),
-            )
+        let written = self
+            .writer
+            .write(tenant, &prepared.rows, &prepared.matched, &mut summary)
             .await
-            .map_err(store_error)?;
-        outcome.stored = stored.new_keys.len() as u64;
-        outcome.duplicates += (rows.len() - stored.new_keys.len()) as u64;
-        outcome.alerts = stored.alerts.alerts;
-        outcome.incidents_created = stored.alerts.incidents_created;
-        outcome.incidents_updated = stored.alerts.incidents_updated;
-        let Some(correlator) = correlator.as_ref() else {
-            return Ok(outcome);
-        };
-        if *dirty && saved_at.is_none_or(|at| at.elapsed() >= self.options.checkpoint_interval) {
-            let stored = outcome.stored;
-            self.store
-                .save_correlation_state(tenant, CORRELATION_STATE, &correlator.snapshot())
-                .await
-                .map_err(|source| IngestError::Store { stored, source })?;
-            *saved_at = Some(std::time::Instant::now());
-            *dirty = false;
-        }
+            .map_err(store_failed(0))?;
+        outcome.stored = written.new_keys.len() as u64;
+        outcome.duplicates += (prepared.rows.len() - written.new_keys.len()) as u64;
+        outcome.alerts = written.alerts.alerts;
+        outcome.incidents_created = written.alerts.incidents_created;
+        outcome.incidents_updated = written.alerts.incidents_updated;
         Ok(outcome)
     }
 
-    /// Writes every tenant's correlation state that changed since it was last written (call
-    /// it every [`PipelineOptions::checkpoint_interval`] while idle, and before stopping).
+    /// Saves every tenant's correlation state that includes batches its last checkpoint does
+    /// not (call it every [`PipelineOptions::checkpoint_interval`] while idle, and before
+    /// stopping; the journal keeps those batches meanwhile, so nothing is lost without it).
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        let tenants: Vec<_> = self
-            .tenants
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|(tenant, state)| (tenant.clone(), state.clone()))
-            .collect();
-        for (tenant, state) in tenants {
-            let mut state = state.lock().await;
-            if !state.dirty {
-                continue;
-            }
-            let Some(correlator) = &state.correlator else {
-                continue;
-            };
-            let _writer = self.writer().await;
-            self.store
-                .save_correlation_state(&tenant, CORRELATION_STATE, &correlator.snapshot())
-                .await?;
-            state.dirty = false;
-            state.saved_at = Some(std::time::Instant::now());
-        }
-        Ok(())
-    }
-
-    /// On SQLite, the turn to write (see `single_writer`).
-    async fn writer(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match &self.single_writer {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        }
-    }
-
-    fn tenant_state(&self, tenant: &TenantId) -> Arc<tokio::sync::Mutex<TenantState>> {
-        let mut tenants = self
-            .tenants
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        tenants.entry(tenant.clone()).or_default().clone()
+        self.writer.checkpoint().await
     }
 }
 

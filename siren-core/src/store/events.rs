@@ -1,11 +1,10 @@
-//! Events: [`EventStore`] stores them de-duplicated, alone or with the incidents their
-//! alerts open, and reads them back.
+//! Events: [`EventStore`] stores them de-duplicated, alone or in a batch with the incidents
+//! their alerts open, and reads them back.
 
 use chrono::{DateTime, Utc};
 
-use super::{EventRow, StoreError};
+use super::{BatchWrite, EventRow, StoreError};
 use crate::event::{Event, TenantId};
-use crate::incident::{Alert, AlertOutcome};
 
 /// Filters for [`EventStore::list_events`].
 #[derive(Debug, Clone, Default)]
@@ -42,20 +41,6 @@ impl std::ops::Deref for StoredEvent {
     }
 }
 
-/// Works out the alerts of a batch's new events for [`EventStore::store_batch`]: called
-/// inside its transaction with the de-duplication keys of the events that were not stored
-/// before.
-pub type AlertsOf<'a> = dyn FnMut(&[[u8; 16]]) -> Vec<Alert> + Send + 'a;
-
-/// What [`EventStore::store_batch`] stored.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BatchStored {
-    /// The de-duplication keys of the events that were new.
-    pub new_keys: Vec<[u8; 16]>,
-    /// What their alerts did to incidents.
-    pub alerts: AlertOutcome,
-}
-
 /// Where events are stored. Every method is scoped to one tenant.
 #[async_trait::async_trait]
 pub trait EventStore: Send + Sync {
@@ -64,18 +49,14 @@ pub trait EventStore: Send + Sync {
     /// transaction.
     async fn insert_events(&self, rows: &[EventRow]) -> Result<Vec<[u8; 16]>, StoreError>;
 
-    /// Stores events as [`insert_events`](EventStore::insert_events) does and, in the same
-    /// transaction, groups the alerts `alerts` returns for the new ones into incidents of
-    /// `tenant` as [`record_alerts`](super::IncidentStore::record_alerts) does (`alerts` is
-    /// not called when no event was new). On error nothing of it is stored.
-    async fn store_batch(
+    /// Begins writing a batch of `tenant`'s in one transaction: its events, the incidents
+    /// their alerts open and its entry in the correlation journal `journal`, committed
+    /// together or not at all (see [`BatchWrite`]).
+    async fn begin_batch(
         &self,
         tenant: &TenantId,
-        rows: &[EventRow],
-        alerts: &mut AlertsOf<'_>,
-        window: chrono::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<BatchStored, StoreError>;
+        journal: &str,
+    ) -> Result<Box<dyn BatchWrite>, StoreError>;
 
     /// Events of `tenant` matching `query`, newest first.
     async fn list_events(

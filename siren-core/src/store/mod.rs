@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod auth;
+mod batch;
 pub mod correlation;
 mod error;
 pub mod events;
@@ -29,9 +30,10 @@ mod sql;
 
 pub use audit::{AuditEntry, AuditLog};
 pub use auth::{ApiToken, AuthStore, LoginRecord, NewToken, SessionRecord};
-pub use correlation::CorrelationState;
+pub use batch::BatchWrite;
+pub use correlation::{Checkpoint, CorrelationState};
 pub use error::StoreError;
-pub use events::{AlertsOf, BatchStored, EventQuery, EventStore, StoredEvent};
+pub use events::{EventQuery, EventStore, StoredEvent};
 pub use incidents::{EventPage, IncidentStore};
 pub use open::{DEFAULT_DATABASE_URL, Store, open, redact_url};
 pub use outbox::{

@@ -6,6 +6,7 @@
 mod accounts;
 mod ingest;
 mod operations;
+mod replicas;
 mod session;
 mod stream;
 

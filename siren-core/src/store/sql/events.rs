@@ -3,17 +3,14 @@
 
 use std::borrow::Cow;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::{Row, Transaction};
 
 use super::rows::{MINUTE, parse_tenant};
 use super::statement::Statement;
-use super::{Backend, SqlStore, alerts};
+use super::{Backend, SqlStore};
 use crate::event::{Event, TenantId};
-use crate::incident::AlertOutcome;
-use crate::store::{
-    AlertsOf, BatchStored, EventQuery, EventRow, EventStore, StoreError, StoredEvent,
-};
+use crate::store::{BatchWrite, EventQuery, EventRow, EventStore, StoreError, StoredEvent};
 
 /// The columns every event query selects, as [`decode_event`] reads them.
 pub(super) const EVENT_COLUMNS: &str = "id, tenant, ts, host, source, event_id, record_id, \
@@ -67,7 +64,7 @@ fn text<B: Backend>(value: &Option<String>) -> Option<Cow<'_, str>> {
 
 /// Stores `rows` in `tx`, skipping those already stored, and adds the new ones to
 /// `event_counts`; returns their keys.
-async fn insert_rows<B: Backend>(
+pub(super) async fn insert_rows<B: Backend>(
     tx: &mut Transaction<'_, B>,
     rows: &[EventRow],
 ) -> Result<Vec<[u8; 16]>, StoreError> {
@@ -149,32 +146,14 @@ impl<B: Backend> EventStore for SqlStore<B> {
         Ok(stored)
     }
 
-    async fn store_batch(
+    async fn begin_batch(
         &self,
         tenant: &TenantId,
-        rows: &[EventRow],
-        alerts: &mut AlertsOf<'_>,
-        window: chrono::Duration,
-        now: DateTime<Utc>,
-    ) -> Result<BatchStored, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let new_keys = insert_rows(&mut tx, rows).await?;
-        let found = if new_keys.is_empty() {
-            Vec::new()
-        } else {
-            alerts(&new_keys)
-        };
-        let outcome = if found.is_empty() {
-            AlertOutcome::default()
-        } else {
-            alerts::record_alerts_in(&mut tx, tenant.as_str(), &found, window, now).await?
-        };
-        tx.commit().await?;
-        alerts::after_alerts(&self.writer, &outcome).await?;
-        Ok(BatchStored {
-            new_keys,
-            alerts: outcome,
-        })
+        journal: &str,
+    ) -> Result<Box<dyn BatchWrite>, StoreError> {
+        Ok(Box::new(
+            super::batch::SqlBatch::begin(&self.writer, tenant, journal).await?,
+        ))
     }
 
     async fn list_events(

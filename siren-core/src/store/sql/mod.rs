@@ -14,6 +14,7 @@ mod alerts;
 mod audit;
 mod auth;
 mod backend;
+mod batch;
 mod changes;
 mod correlation;
 mod events;
