@@ -2,17 +2,21 @@
 //! fed it, so that replaying the entries after a checkpoint rebuilds the state exactly (see
 //! [`CorrelationState`](crate::store::CorrelationState)).
 //!
-//! An entry is JSON: `{"v": 1, "fed": [{"rule": ref, "nth": n, "key": name, "event": …}]}`.
-//! A rule is named by its `id` (else its `name`, else its title) and which of the loaded
-//! rules with that reference it is, so that another process with the same rules finds it
-//! whatever order it loaded them in.
+//! An entry is JSON: `{"v": 1, "fed": [{"rule": ref, "nth": n, "key": name, "time": …,
+//! "host": …, "record": …, "fields": {…}}]}`: of each event, only what the correlator reads —
+//! its time, host and record number, and the fields the correlations that use the rule read
+//! ([`Correlator::fields_read`]). A rule is named by its `id` (else its `name`, else its
+//! title) and which of the loaded rules with that reference it is, so that another process
+//! with the same rules finds it whatever order it loaded them in.
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::correlation::Correlator;
-use crate::event::Event;
+use crate::event::{Event, Fields, TenantId};
 use crate::rules::{Rule, RuleSet};
 
 /// The entry format's version.
@@ -24,7 +28,10 @@ pub(super) struct Fed<'a> {
     rule: &'a str,
     nth: usize,
     key: &'a str,
-    event: &'a Event,
+    time: Option<DateTime<Utc>>,
+    host: Option<&'a str>,
+    record: Option<i64>,
+    fields: Vec<(&'a str, &'a Value)>,
 }
 
 /// One match fed to the correlator, as read back.
@@ -33,7 +40,10 @@ struct FedOwned {
     rule: String,
     nth: usize,
     key: String,
-    event: Event,
+    time: Option<DateTime<Utc>>,
+    host: Option<String>,
+    record: Option<i64>,
+    fields: Vec<(String, Value)>,
 }
 
 #[derive(Serialize)]
@@ -48,27 +58,41 @@ struct Entry {
     fed: Vec<FedOwned>,
 }
 
-/// How the journal names the loaded rules, both ways.
+/// How the journal names the loaded rules, both ways, and what it keeps of their matches.
 pub(super) struct RuleRefs {
     /// By index in [`RuleSet::rules`]: the reference and which of its rules.
     names: Vec<(String, usize)>,
     /// Back to the index.
     indices: HashMap<(String, usize), usize>,
+    /// By index: the fields the correlator reads from the rule's matches.
+    reads: Vec<Vec<String>>,
 }
 
 impl RuleRefs {
-    pub(super) fn new(rules: &RuleSet) -> Self {
+    pub(super) fn new(rules: &RuleSet, correlator: &Correlator) -> Self {
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut names = Vec::with_capacity(rules.rules().len());
         let mut indices = HashMap::with_capacity(rules.rules().len());
+        let mut reads = Vec::with_capacity(rules.rules().len());
         for (index, rule) in rules.rules().iter().enumerate() {
             let reference = reference(rule);
             let nth = seen.entry(reference.clone()).or_default();
             indices.insert((reference.clone(), *nth), index);
             names.push((reference, *nth));
             *nth += 1;
+            reads.push(
+                correlator
+                    .fields_read(index)
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect(),
+            );
         }
-        Self { names, indices }
+        Self {
+            names,
+            indices,
+            reads,
+        }
     }
 
     /// A match of the rule at `index` of `event`, named `key`, as the journal keeps it.
@@ -78,7 +102,13 @@ impl RuleRefs {
             rule,
             nth: *nth,
             key,
-            event,
+            time: event.timestamp,
+            host: event.host.as_deref(),
+            record: event.record_id,
+            fields: self.reads[index]
+                .iter()
+                .filter_map(|name| Some((name.as_str(), event.get(name)?)))
+                .collect(),
         }
     }
 }
@@ -102,6 +132,7 @@ pub(super) fn encode(fed: &[Fed<'_>]) -> Vec<u8> {
 pub(super) fn replay(
     refs: &RuleRefs,
     correlator: &mut Correlator,
+    tenant: &TenantId,
     bytes: &[u8],
 ) -> Result<(), String> {
     let entry: Entry = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
@@ -109,9 +140,17 @@ pub(super) fn replay(
         return Err(format!("format version {} is not {VERSION}", entry.v));
     }
     for fed in entry.fed {
-        if let Some(&index) = refs.indices.get(&(fed.rule, fed.nth)) {
-            correlator.observe_keyed(index, &fed.event, Some(&fed.key));
-        }
+        let Some(&index) = refs.indices.get(&(fed.rule, fed.nth)) else {
+            continue;
+        };
+        let event = Event {
+            timestamp: fed.time,
+            host: fed.host,
+            record_id: fed.record,
+            fields: fed.fields.into_iter().collect(),
+            ..Event::from_fields(Fields::default(), tenant.clone())
+        };
+        correlator.observe_keyed(index, &event, Some(&fed.key));
     }
     Ok(())
 }

@@ -70,7 +70,10 @@ impl<S: EventStore + CorrelationState + ?Sized> BatchWriter<S> {
         let single_writer = (store.backend() == "sqlite").then(|| tokio::sync::Mutex::new(()));
         Self {
             rules: rules.map(|rules| {
-                let refs = RuleRefs::new(&rules);
+                let refs = RuleRefs::new(
+                    &rules,
+                    &Correlator::with_config(&rules, options.correlation.clone()),
+                );
                 (rules, refs)
             }),
             store,
@@ -233,7 +236,7 @@ impl<S: EventStore + CorrelationState + ?Sized> BatchWriter<S> {
         }
         let correlator = state.correlator.as_mut().expect("loaded above");
         for (seq, entry) in entries.into_iter().take_while(|(seq, _)| *seq <= head) {
-            if let Err(error) = journal::replay(refs, correlator, &entry) {
+            if let Err(error) = journal::replay(refs, correlator, tenant, &entry) {
                 state.problems.push(format!(
                     "correlation journal entry {seq} not replayed: {error}"
                 ));
