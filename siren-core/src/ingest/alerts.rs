@@ -23,6 +23,20 @@ pub(super) struct Matched {
     pub event: Event,
 }
 
+impl Matched {
+    /// The detect stage: the rules `event` (the batch's row `row`) matches, or `None` when
+    /// it matches none.
+    pub fn detect(rules: &RuleSet, event: Event, row: usize) -> Option<Self> {
+        let mut matched = Vec::new();
+        rules.for_each_match(&event, |rule| matched.push(rule));
+        (!matched.is_empty()).then_some(Self {
+            row,
+            rules: matched,
+            event,
+        })
+    }
+}
+
 /// A batch's alerts and its correlation journal entry.
 pub(super) struct BatchAlerts {
     pub alerts: Vec<Alert>,

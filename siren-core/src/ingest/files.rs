@@ -248,15 +248,8 @@ impl EventSink for RowSink<'_> {
     fn event(&mut self, event: Event) -> ControlFlow<()> {
         self.batch.push(EventRow::from_event(&event));
         if let Some(rules) = self.rules {
-            let mut matched = Vec::new();
-            rules.for_each_match(&event, |rule| matched.push(rule));
-            if !matched.is_empty() {
-                self.matched.push(Matched {
-                    row: self.batch.len() - 1,
-                    rules: matched,
-                    event,
-                });
-            }
+            self.matched
+                .extend(Matched::detect(rules, event, self.batch.len() - 1));
         }
         if self.batch.len() >= self.batch_size && !self.flush() {
             return ControlFlow::Break(());

@@ -199,15 +199,8 @@ fn prepare(
         }
         prepared.rows.push(row);
         if let Some(rules) = rules {
-            let mut matched = Vec::new();
-            rules.for_each_match(&event, |rule| matched.push(rule));
-            if !matched.is_empty() {
-                prepared.matched.push(Matched {
-                    row: prepared.rows.len() - 1,
-                    rules: matched,
-                    event,
-                });
-            }
+            let row = prepared.rows.len() - 1;
+            prepared.matched.extend(Matched::detect(rules, event, row));
         }
     }
     prepared
