@@ -526,6 +526,31 @@ async fn alerts_group_into_incidents_that_analysts_work() {
                 .all(|a| a.actor == "lead" && a.origin == "test")
         );
 
+        // An alert too late for the open incident of its key opens another and leaves that
+        // one as it was: not counted as updated, no "0 alerts added" in its timeline.
+        let open_before = store.list_incidents(&acme, &all).await.unwrap().incidents;
+        let outcome = store
+            .record_alerts(
+                &acme,
+                &[alert("r1", "ws7", "2024-06-01T10:00:00Z", "amy", None)],
+                window,
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (outcome.incidents_created, outcome.incidents_updated),
+            (1, 0),
+            "{backend}"
+        );
+        for incident in open_before {
+            let timeline = store.incident_timeline(&acme, incident.id).await.unwrap();
+            assert!(
+                timeline.iter().all(|e| !e.detail.starts_with("0 alerts")),
+                "{backend}: {timeline:?}"
+            );
+        }
+
         // Correlation state: checkpoints round-trip, an older one does not replace a newer
         // one, and the journal appended by batches is read back after a sequence number and
         // pruned up to the checkpoint saved.

@@ -233,7 +233,8 @@ pub fn group<'a>(
     let mut joined = Vec::with_capacity(alerts.len());
     for &alert in alerts {
         if !current.as_ref().is_some_and(|c| c.accepts(alert, window)) {
-            incidents.extend(current.take());
+            // The key's open incident, when none of the alerts joined it, stays as it was.
+            incidents.extend(current.take().filter(|c| c.added > 0));
             current = Some(GroupedIncident::open(tenant, key, alert, now));
         }
         if let Some(incident) = current.as_mut() {
@@ -359,9 +360,10 @@ mod tests {
         resolved.incident.status = Status::Resolved;
         let grouping = group("acme", key, Some(resolved), &[&later], window, at(NOW));
         let stored: Vec<bool> = grouping.incidents.iter().map(|i| i.stored).collect();
-        assert_eq!(stored, [true, false], "a new incident opens");
-        assert_eq!(grouping.incidents[0].added, 0);
-        assert_eq!(grouping.alerts[0].0, 1);
+        // A new incident opens; the resolved one, which no alert joined, is left out (it
+        // is not written, and its timeline gets no "0 alerts added").
+        assert_eq!(stored, [false], "a new incident opens");
+        assert_eq!(grouping.alerts[0].0, 0);
     }
 
     #[test]
