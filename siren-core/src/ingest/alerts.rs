@@ -107,7 +107,7 @@ pub(super) fn alerts_for(
     let journal = if fed.is_empty() {
         Vec::new()
     } else {
-        journal::encode(&fed)
+        journal::encode(refs, &fed)
     };
     BatchAlerts { alerts, journal }
 }

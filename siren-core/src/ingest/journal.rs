@@ -2,12 +2,14 @@
 //! fed it, so that replaying the entries after a checkpoint rebuilds the state exactly (see
 //! [`CorrelationState`](crate::store::CorrelationState)).
 //!
-//! An entry is JSON: `{"v": 1, "fed": [{"rule": ref, "nth": n, "key": name, "time": …,
-//! "host": …, "record": …, "fields": {…}}]}`: of each event, only what the correlator reads —
-//! its time, host and record number, and the fields the correlations that use the rule read
-//! ([`Correlator::fields_read`]). A rule is named by its `id` (else its `name`, else its
-//! title) and which of the loaded rules with that reference it is, so that another process
-//! with the same rules finds it whatever order it loaded them in.
+//! An entry is compact JSON: `{"v": 1, "rules": [[ref, n], …], "fed": [[rule, key, time,
+//! host, record, [value, …]], …]}`. `rules` names each rule the entry uses once: by its `id`
+//! (else its `name`, else its title) and which of the loaded rules with that reference it
+//! is, so that another process with the same rules finds it whatever order it loaded them
+//! in; a fed match names its rule by position in that list. Of each event it keeps only what
+//! the correlator reads: its time (RFC 3339, to the nanosecond), host and record number, and
+//! the values of the fields the correlations that use the rule read
+//! ([`Correlator::fields_read`], in that order; `null` where the event lacks one).
 
 use std::collections::HashMap;
 
@@ -22,39 +24,44 @@ use crate::rules::{Rule, RuleSet};
 /// The entry format's version.
 const VERSION: u32 = 1;
 
-/// One match fed to the correlator, as written.
-#[derive(Serialize)]
+/// One match fed to the correlator, as the writer collects it.
 pub(super) struct Fed<'a> {
-    rule: &'a str,
-    nth: usize,
+    rule: usize,
     key: &'a str,
-    time: Option<DateTime<Utc>>,
-    host: Option<&'a str>,
-    record: Option<i64>,
-    fields: Vec<(&'a str, &'a Value)>,
+    event: &'a Event,
 }
 
-/// One match fed to the correlator, as read back.
-#[derive(Deserialize)]
-struct FedOwned {
-    rule: String,
-    nth: usize,
-    key: String,
-    time: Option<DateTime<Utc>>,
-    host: Option<String>,
-    record: Option<i64>,
-    fields: Vec<(String, Value)>,
-}
+/// A fed match as written: rule position, key, time, host, record, values.
+type FedRow<'a> = (
+    usize,
+    &'a str,
+    Option<DateTime<Utc>>,
+    Option<&'a str>,
+    Option<i64>,
+    Vec<Option<&'a Value>>,
+);
+
+/// A fed match as read back.
+type FedOwned = (
+    usize,
+    String,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    Option<i64>,
+    Vec<Option<Value>>,
+);
 
 #[derive(Serialize)]
 struct EntryRef<'a> {
     v: u32,
-    fed: &'a [Fed<'a>],
+    rules: Vec<(&'a str, usize)>,
+    fed: Vec<FedRow<'a>>,
 }
 
 #[derive(Deserialize)]
 struct Entry {
     v: u32,
+    rules: Vec<(String, usize)>,
     fed: Vec<FedOwned>,
 }
 
@@ -95,20 +102,12 @@ impl RuleRefs {
         }
     }
 
-    /// A match of the rule at `index` of `event`, named `key`, as the journal keeps it.
-    pub(super) fn fed<'a>(&'a self, index: usize, key: &'a str, event: &'a Event) -> Fed<'a> {
-        let (rule, nth) = &self.names[index];
+    /// A match of the rule at `index` of `event`, named `key`, to be journalled.
+    pub(super) fn fed<'a>(&self, index: usize, key: &'a str, event: &'a Event) -> Fed<'a> {
         Fed {
-            rule,
-            nth: *nth,
+            rule: index,
             key,
-            time: event.timestamp,
-            host: event.host.as_deref(),
-            record: event.record_id,
-            fields: self.reads[index]
-                .iter()
-                .filter_map(|name| Some((name.as_str(), event.get(name)?)))
-                .collect(),
+            event,
         }
     }
 }
@@ -122,8 +121,37 @@ fn reference(rule: &Rule) -> String {
 }
 
 /// An entry's bytes.
-pub(super) fn encode(fed: &[Fed<'_>]) -> Vec<u8> {
-    serde_json::to_vec(&EntryRef { v: VERSION, fed }).unwrap_or_default()
+pub(super) fn encode(refs: &RuleRefs, fed: &[Fed<'_>]) -> Vec<u8> {
+    let mut rules: Vec<(&str, usize)> = Vec::new();
+    let mut position: HashMap<usize, usize> = HashMap::new();
+    let rows = fed
+        .iter()
+        .map(|f| {
+            let rule = *position.entry(f.rule).or_insert_with(|| {
+                let (reference, nth) = &refs.names[f.rule];
+                rules.push((reference, *nth));
+                rules.len() - 1
+            });
+            let values = refs.reads[f.rule]
+                .iter()
+                .map(|name| f.event.get(name))
+                .collect();
+            (
+                rule,
+                f.key,
+                f.event.timestamp,
+                f.event.host.as_deref(),
+                f.event.record_id,
+                values,
+            )
+        })
+        .collect();
+    serde_json::to_vec(&EntryRef {
+        v: VERSION,
+        rules,
+        fed: rows,
+    })
+    .unwrap_or_default()
 }
 
 /// Feeds an entry's matches to `correlator` again, discarding the hits (their alerts were
@@ -139,18 +167,28 @@ pub(super) fn replay(
     if entry.v != VERSION {
         return Err(format!("format version {} is not {VERSION}", entry.v));
     }
-    for fed in entry.fed {
-        let Some(&index) = refs.indices.get(&(fed.rule, fed.nth)) else {
+    let indices: Vec<Option<usize>> = entry
+        .rules
+        .into_iter()
+        .map(|name| refs.indices.get(&name).copied())
+        .collect();
+    for (rule, key, time, host, record, values) in entry.fed {
+        let Some(index) = indices.get(rule).copied().flatten() else {
             continue;
         };
+        let fields: Fields = refs.reads[index]
+            .iter()
+            .zip(values)
+            .filter_map(|(name, value)| Some((name.clone(), value?)))
+            .collect();
         let event = Event {
-            timestamp: fed.time,
-            host: fed.host,
-            record_id: fed.record,
-            fields: fed.fields.into_iter().collect(),
+            timestamp: time,
+            host,
+            record_id: record,
+            fields,
             ..Event::from_fields(Fields::default(), tenant.clone())
         };
-        correlator.observe_keyed(index, &event, Some(&fed.key));
+        correlator.observe_keyed(index, &event, Some(&key));
     }
     Ok(())
 }
