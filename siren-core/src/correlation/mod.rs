@@ -110,6 +110,7 @@ mod error;
 mod feed;
 mod hit;
 mod key;
+mod route;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -119,4 +120,5 @@ pub use config::CorrelatorConfig;
 pub use correlator::Correlator;
 pub use error::{CorrelationError, StateError};
 pub use hit::{CorrelationHit, CorrelatorStats, EventRef};
+pub use route::{GroupRoute, partition_of};
 pub use snapshot::{RestoreReport, STATE_FORMAT, STATE_VERSION};

@@ -13,6 +13,7 @@ use crate::event::{Event, TenantId};
 use crate::rules::{CorrelationType, LoadOptions, RuleSet};
 
 mod properties;
+mod routing;
 mod snapshot;
 
 const DETECTIONS: &str = r#"
