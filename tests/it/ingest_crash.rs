@@ -14,15 +14,16 @@ use crate::support::{shared_dir, siren_bin};
 /// What a run leaves in the store, in a form to compare field by field (times of writing
 /// and row ids left out).
 #[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    events: i64,
-    alerts: Vec<String>,
-    incidents: Vec<String>,
+pub struct Outcome {
+    pub events: i64,
+    pub alerts: Vec<String>,
+    pub incidents: Vec<String>,
     /// Alerts of the correlation rules.
-    correlation_hits: usize,
+    pub correlation_hits: usize,
 }
 
-fn read_outcome(db: &Path, correlations: &BTreeSet<String>) -> Outcome {
+/// What the SQLite database `db` holds; `correlations` are the correlation rules' titles.
+pub fn read_outcome(db: &Path, correlations: &BTreeSet<String>) -> Outcome {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -103,11 +104,15 @@ fn progress(db: &Path) -> (i64, i64) {
     })
 }
 
-/// The titles of the correlation rules in `dir`'s YAML files.
-fn correlation_titles(dir: &Path) -> BTreeSet<String> {
+/// The titles of the correlation rules in the YAML files under `dir`.
+pub fn correlation_titles(dir: &Path) -> BTreeSet<String> {
     let mut titles = BTreeSet::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
+        if path.is_dir() {
+            titles.extend(correlation_titles(&path));
+            continue;
+        }
         if path.extension().is_none_or(|e| e != "yml") {
             continue;
         }
@@ -208,6 +213,11 @@ fn ingest_killed_at_several_points_and_run_again_raises_exactly_one_runs_alerts(
     let got = read_outcome(&crashed, &correlations);
     assert_eq!(got.events, expected.events);
     assert_eq!(got.correlation_hits, expected.correlation_hits);
+    assert_same(&got, &expected);
+}
+
+/// Asserts that two outcomes are equal, naming a few of the differences.
+pub fn assert_same(got: &Outcome, expected: &Outcome) {
     for (what, got, expected) in [
         ("alert", &got.alerts, &expected.alerts),
         ("incident", &got.incidents, &expected.incidents),

@@ -7,6 +7,7 @@ mod accounts;
 mod ingest;
 mod operations;
 mod replicas;
+mod restart;
 mod session;
 mod stream;
 

@@ -102,7 +102,7 @@ async fn metrics_and_openapi() {
     server.stop().await;
 }
 
-fn spawn_server_binary(url: &str, port: u16) -> std::process::Child {
+pub fn spawn_server_binary(url: &str, port: u16) -> std::process::Child {
     std::process::Command::new(crate::support::server_bin())
         .args(["--db", url, "--listen", &format!("127.0.0.1:{port}")])
         .env_remove("SIREN_CONFIG")
@@ -113,7 +113,7 @@ fn spawn_server_binary(url: &str, port: u16) -> std::process::Child {
         .unwrap()
 }
 
-async fn wait_healthy(base: &str) {
+pub async fn wait_healthy(base: &str) {
     let http = reqwest::Client::new();
     for _ in 0..300 {
         if let Ok(response) = http.get(format!("{base}/healthz")).send().await
@@ -126,7 +126,7 @@ async fn wait_healthy(base: &str) {
     panic!("the server at {base} did not come up");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
