@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Row};
 
-use crate::support::{shared_dir, siren_bin};
+use crate::support::{shared_dir, siren_process};
 
 /// What a run leaves in the store, in a form to compare field by field (times of writing
 /// and row ids left out).
@@ -22,14 +22,24 @@ pub struct Outcome {
     pub correlation_hits: usize,
 }
 
-/// What the SQLite database `db` holds; `correlations` are the correlation rules' titles.
-pub fn read_outcome(db: &Path, correlations: &BTreeSet<String>) -> Outcome {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// Runs `future` to its end on a runtime of its own (the caller is not async).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    runtime.block_on(async {
-        let url = format!("sqlite://{}?mode=ro", db.display());
+        .unwrap()
+        .block_on(future)
+}
+
+/// The URL that opens the SQLite database `db` read-only.
+fn read_only(db: &Path) -> String {
+    format!("sqlite://{}?mode=ro", db.display())
+}
+
+/// What the SQLite database `db` holds; `correlations` are the correlation rules' titles.
+pub fn read_outcome(db: &Path, correlations: &BTreeSet<String>) -> Outcome {
+    block_on(async {
+        let url = read_only(db);
         let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
         let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
             .fetch_one(&mut db)
@@ -83,12 +93,8 @@ fn row_text(row: &sqlx::sqlite::SqliteRow) -> String {
 /// How far a run has come: events stored, and the correlation journal's head (the batches
 /// that fed the correlator, committed).
 fn progress(db: &Path) -> (i64, i64) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let url = format!("sqlite://{}?mode=ro", db.display());
+    block_on(async {
+        let url = read_only(db);
         let Ok(mut db) = sqlx::SqliteConnection::connect(&url).await else {
             return (0, 0);
         };
@@ -127,17 +133,11 @@ pub fn correlation_titles(dir: &Path) -> BTreeSet<String> {
     titles
 }
 
-/// `siren ingest` of `inputs` with `rules` into `db`, one reader thread (so that every run
-/// reads the records in the same order).
-fn ingest(db: &Path, cache: &Path, evtx: &Path, rules: &[PathBuf]) -> Command {
-    let mut cmd = Command::new(siren_bin());
-    cmd.env("SIREN_RULE_CACHE", cache)
-        .env_remove("SIREN_DATABASE_URL")
-        .env_remove("SIREN_CONFIG")
-        .env_remove("SIREN_TENANT")
-        .env_remove("SIREN_FORMAT")
-        .env("NO_COLOR", "1")
-        .arg("--db")
+/// `siren ingest` of `evtx` with `rules` into `db`, working in `dir` (its rule cache there),
+/// with one reader thread (so that every run reads the records in the same order).
+fn ingest(dir: &Path, db: &Path, evtx: &Path, rules: &[PathBuf]) -> Command {
+    let mut cmd = siren_process(dir);
+    cmd.arg("--db")
         .arg(format!("sqlite://{}", db.display()))
         .args(["ingest", "--threads", "1", "--format", "json"])
         .arg(evtx);
@@ -146,6 +146,16 @@ fn ingest(db: &Path, cache: &Path, evtx: &Path, rules: &[PathBuf]) -> Command {
     }
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     cmd
+}
+
+/// Runs `cmd` to its end; it must succeed.
+fn run_to_end(mut cmd: Command) {
+    let output = cmd.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -159,15 +169,9 @@ fn ingest_killed_at_several_points_and_run_again_raises_exactly_one_runs_alerts(
     let rules = [corpus.join("sigma/rules/windows"), hayabusa.clone()];
     let correlations = correlation_titles(&hayabusa);
     let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("rule-cache");
 
     let reference = dir.path().join("reference.db");
-    let output = ingest(&reference, &cache, &evtx, &rules).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_to_end(ingest(dir.path(), &reference, &evtx, &rules));
     let expected = read_outcome(&reference, &correlations);
     assert!(expected.events > 10_000, "{} events", expected.events);
     assert!(
@@ -182,7 +186,7 @@ fn ingest_killed_at_several_points_and_run_again_raises_exactly_one_runs_alerts(
     let crashed = dir.path().join("crashed.db");
     let mut at_kill = Vec::new();
     for kill in 1..=3 {
-        let mut child = ingest(&crashed, &cache, &evtx, &rules).spawn().unwrap();
+        let mut child = ingest(dir.path(), &crashed, &evtx, &rules).spawn().unwrap();
         let until = Instant::now() + Duration::from_secs(600);
         loop {
             assert!(
@@ -204,12 +208,7 @@ fn ingest_killed_at_several_points_and_run_again_raises_exactly_one_runs_alerts(
         "each kill landed part-way, later than the one before: {at_kill:?} of {} events",
         expected.events
     );
-    let output = ingest(&crashed, &cache, &evtx, &rules).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    run_to_end(ingest(dir.path(), &crashed, &evtx, &rules));
     let got = read_outcome(&crashed, &correlations);
     assert_eq!(got.events, expected.events);
     assert_eq!(got.correlation_hits, expected.correlation_hits);

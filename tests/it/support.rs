@@ -132,7 +132,12 @@ pub fn agent_bin() -> PathBuf {
 /// A `siren` command with a clean environment, working in `dir`, on the database `dir/siren.db`,
 /// its rule cache in `dir/rule-cache`.
 pub fn siren(dir: &std::path::Path) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(siren_bin());
+    assert_cmd::Command::from_std(siren_process(dir))
+}
+
+/// [`siren`] as a `std::process::Command`, for a test that spawns it (and kills it).
+pub fn siren_process(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(siren_bin());
     cmd.current_dir(dir)
         .env("SIREN_RULE_CACHE", dir.join("rule-cache"))
         .env_remove("SIREN_DATABASE_URL")
