@@ -43,6 +43,18 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
     /// How often the live stream looks for incidents changed by other processes (ms).
     pub stream_poll_ms: u64,
+    /// The distributed mode's bus (`nats://HOST:PORT`): set, this process publishes the
+    /// correlation input of the events it accepts to NATS JetStream, and correlates the
+    /// partitions it owns when its `role` says so. Unset (the default), it correlates in
+    /// process.
+    pub bus: Option<String>,
+    /// In the distributed mode: `front-end`, `worker` or `both` (the default).
+    pub role: crate::cluster::Role,
+    /// In the distributed mode: how many partitions correlation groups are spread over (the
+    /// same on every process; at least as many as workers are ever wanted).
+    pub partitions: u32,
+    /// In the distributed mode: this process's name (default: host name and process id).
+    pub node_id: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -62,6 +74,10 @@ impl Default for ServerConfig {
             metrics_public: false,
             secure_cookies: false,
             stream_poll_ms: 1000,
+            bus: None,
+            role: crate::cluster::Role::Both,
+            partitions: 16,
+            node_id: None,
         }
     }
 }
@@ -87,6 +103,12 @@ impl ServerConfig {
             return Err(format!(
                 "server.session_seconds must be 60 to {MAX_SESSION_SECONDS}, not {}",
                 self.session_seconds
+            ));
+        }
+        if !(1..=4096).contains(&self.partitions) {
+            return Err(format!(
+                "server.partitions must be 1 to 4096, not {}",
+                self.partitions
             ));
         }
         if self.max_pending_batches == 0 {

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod agents;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod config_file;
 mod dashboard;
@@ -53,12 +54,69 @@ struct Shared {
     ingest_slots: Arc<tokio::sync::Semaphore>,
     /// Delivers notifications while the server runs (when `notify:` routes anything).
     dispatcher: std::sync::OnceLock<Dispatcher>,
+    /// In the distributed mode, this process's place in the cluster.
+    node: Option<Arc<cluster::Node>>,
 }
 
 impl AppState {
     /// State for a server on `store`, detecting with `rules` (none: store events only).
     pub fn new(store: Arc<dyn Store>, rules: Option<Arc<RuleSet>>, config: ServerConfig) -> Self {
-        let pipeline = Pipeline::new(store.clone(), rules, PipelineOptions::default());
+        Self::build(store, rules, config, None)
+    }
+
+    /// State for a process of the distributed mode (`server.bus`): connects to the bus and
+    /// publishes each batch's correlation input there instead of correlating in process.
+    pub async fn distributed(
+        store: Arc<dyn Store>,
+        rules: Option<Arc<RuleSet>>,
+        config: ServerConfig,
+        listen: String,
+    ) -> anyhow::Result<Self> {
+        let url = config
+            .bus
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("server.bus is not set"))?;
+        let bus = cluster::Bus::connect(&url, config.partitions).await?;
+        let id = config.node_id.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "siren".to_owned());
+            format!("{host}-{}", std::process::id())
+        });
+        let node = Arc::new(cluster::Node {
+            bus,
+            id,
+            role: config.role,
+            listen,
+            local: Arc::default(),
+        });
+        Ok(Self::build(store, rules, config, Some(node)))
+    }
+
+    /// State per `config`: [`AppState::distributed`] when `server.bus` is set, else
+    /// [`AppState::new`]. `listen` is the address served (announced to the cluster).
+    pub async fn for_config(
+        store: Arc<dyn Store>,
+        rules: Option<Arc<RuleSet>>,
+        config: ServerConfig,
+        listen: String,
+    ) -> anyhow::Result<Self> {
+        if config.bus.is_some() {
+            Self::distributed(store, rules, config, listen).await
+        } else {
+            Ok(Self::new(store, rules, config))
+        }
+    }
+
+    fn build(
+        store: Arc<dyn Store>,
+        rules: Option<Arc<RuleSet>>,
+        config: ServerConfig,
+        node: Option<Arc<cluster::Node>>,
+    ) -> Self {
+        let mut pipeline = Pipeline::new(store.clone(), rules, PipelineOptions::default());
+        if let Some(node) = &node {
+            let partitions = node.bus.partitions();
+            pipeline = pipeline.with_bus(Arc::new(node.bus.clone()), partitions);
+        }
         let limiter = ratelimit::LoginLimiter::new(
             std::time::Duration::from_secs(config.login_window_seconds.max(1)),
             config.login_failures_per_user.max(1),
@@ -76,6 +134,7 @@ impl AppState {
                 ingest_slots,
                 config,
                 dispatcher: std::sync::OnceLock::new(),
+                node,
             }),
         }
     }
@@ -116,6 +175,11 @@ impl AppState {
         if let Some(dispatcher) = self.dispatcher() {
             dispatcher.waker().notify_one();
         }
+    }
+
+    /// In the distributed mode, this process's place in the cluster.
+    pub fn node(&self) -> Option<&Arc<cluster::Node>> {
+        self.inner.node.as_ref()
     }
 
     /// The store.
@@ -201,6 +265,15 @@ pub async fn serve(
     let background = tokio::spawn(stream::run_change_feed(state.clone(), stop_rx.clone()));
     let sweeper = tokio::spawn(sweep_sessions(state.clone(), stop_rx.clone()));
     let checkpoints = tokio::spawn(checkpoint_correlations(state.clone(), stop_rx.clone()));
+    let cluster = state.node().cloned().map(|node| {
+        tokio::spawn(cluster::run(
+            node,
+            state.store().clone(),
+            state.pipeline().rules().cloned(),
+            PipelineOptions::default(),
+            stop_rx.clone(),
+        ))
+    });
     let notifications = state.dispatcher().cloned().map(|dispatcher| {
         let mut stop = stop_rx;
         tokio::spawn(dispatcher.run(async move {
@@ -239,6 +312,9 @@ pub async fn serve(
     let _ = sweeper.await;
     // Writes the correlation state changed since the last checkpoint.
     let _ = checkpoints.await;
+    if let Some(cluster) = cluster {
+        let _ = cluster.await;
+    }
     if let Some(notifications) = notifications {
         let _ = notifications.await;
     }

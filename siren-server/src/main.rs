@@ -38,6 +38,16 @@ struct Args {
     /// Only store events: no detection, correlation or incidents.
     #[arg(long)]
     no_detect: bool,
+    /// Distributed mode: the NATS JetStream bus to publish correlation input to
+    /// (`nats://HOST:PORT`; or `server.bus`).
+    #[arg(long, env = "SIREN_BUS")]
+    bus: Option<String>,
+    /// Distributed mode: this process's role (default `both`; or `server.role`).
+    #[arg(long, value_enum)]
+    role: Option<siren_server::cluster::Role>,
+    /// Distributed mode: this process's name in the cluster (or `server.node_id`).
+    #[arg(long)]
+    node_id: Option<String>,
 }
 
 #[tokio::main]
@@ -63,6 +73,15 @@ async fn main() -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(bus) = args.bus {
+        config.bus = Some(bus);
+    }
+    if let Some(role) = args.role {
+        config.role = role;
+    }
+    if let Some(id) = args.node_id {
+        config.node_id = Some(id);
+    }
     config.validate().map_err(anyhow::Error::msg)?;
     let rules = if args.no_detect {
         None
@@ -87,7 +106,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let scheme = if config.tls() { "https" } else { "http" };
-    let mut state = AppState::new(store, rules, config);
+    let distributed = config.bus.is_some();
+    let mut state =
+        AppState::for_config(store, rules, config, listener.local_addr()?.to_string()).await?;
+    if distributed {
+        tracing::info!("distributed mode: correlation input goes to the bus");
+    }
     if let Some(mut notify) = file.notify.filter(|n| n.routes_anything()) {
         notify
             .resolve_secrets(|spec| resolve_secret(spec).map_err(|e| e.to_string()))

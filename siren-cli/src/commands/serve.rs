@@ -29,6 +29,16 @@ pub struct Args {
     /// Only store events: no detection, correlation or incidents.
     #[arg(long, conflicts_with = "rules")]
     no_detect: bool,
+    /// Distributed mode: the NATS JetStream bus (`nats://HOST:PORT`; default `server.bus`).
+    /// Needs a PostgreSQL database shared by every process.
+    #[arg(long, env = "SIREN_BUS", value_name = "URL")]
+    bus: Option<String>,
+    /// Distributed mode: this process's role (default `server.role`, else `both`).
+    #[arg(long, value_enum)]
+    role: Option<siren_server::cluster::Role>,
+    /// Distributed mode: this process's name in the cluster (default `server.node_id`).
+    #[arg(long, value_name = "NAME")]
+    node_id: Option<String>,
 }
 
 /// Runs `siren serve` until Ctrl-C or SIGTERM.
@@ -37,6 +47,15 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
     let mut server = context.server.clone();
     if let Some(listen) = args.listen {
         server.listen = listen;
+    }
+    if let Some(bus) = args.bus {
+        server.bus = Some(bus);
+    }
+    if let Some(role) = args.role {
+        server.role = role;
+    }
+    if let Some(id) = args.node_id {
+        server.node_id = Some(id);
     }
     if args.tls_cert.is_some() {
         server.tls_cert = args.tls_cert;
@@ -75,7 +94,9 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
     context.printer.note(format!(
         "SIREN is serving on {scheme}://{address}/ (Ctrl-C stops it)"
     ));
-    let mut state = siren_server::AppState::new(store, rules, server);
+    let mut state = siren_server::AppState::for_config(store, rules, server, address.to_string())
+        .await
+        .map_err(|e| Failure::new(Exit::Unavailable, e))?;
     if super::notify::configured(context) {
         state = state
             .with_notifications(super::notify::resolved_config(context)?)

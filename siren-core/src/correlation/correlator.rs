@@ -57,6 +57,9 @@ pub struct Correlator {
     pub(super) states: Vec<PlanState>,
     pub(super) watermark: Option<DateTime<Utc>>,
     pub(super) stats: CorrelatorStats,
+    /// When set, the only groups it keeps: those of one partition
+    /// ([`Correlator::keep_partition`]).
+    pub(super) partition: Option<super::route::PartitionFilter>,
 }
 
 fn fingerprint(correlation: &Correlation) -> String {
@@ -200,6 +203,7 @@ impl Correlator {
             states,
             watermark: None,
             stats: CorrelatorStats::default(),
+            partition: None,
         }
     }
 

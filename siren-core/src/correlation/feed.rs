@@ -129,8 +129,11 @@ impl Correlator {
         };
         let routes = self.routes.get(rule).cloned().unwrap_or_default();
         for route in routes {
-            self.stats.observed += 1;
             let key: GroupKey = route.group_fields.iter().map(|f| source.field(f)).collect();
+            if !self.owns(route.plan, &key) {
+                continue;
+            }
+            self.stats.observed += 1;
             let mut value = route.value_field.as_deref().and_then(|f| source.field(f));
             let numeric = self.plans.get(route.plan).is_some_and(|p| {
                 !matches!(

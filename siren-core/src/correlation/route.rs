@@ -3,9 +3,21 @@
 //! partition ([`partition_of`]), so the worker that owns a partition sees every match of its
 //! groups, whichever front-end received the events.
 
-use super::key::KeyInput;
+use super::key::{GroupKey, KeyInput};
 use super::{CorrelationHit, Correlator};
 use crate::event::{Event, TenantId};
+
+/// The groups a correlator keeps when it correlates one partition: those of `tenant` whose
+/// partition ([`Correlator::partition_of_group`]) is `partition`.
+#[derive(Debug, Clone)]
+pub(super) struct PartitionFilter {
+    tenant: TenantId,
+    partition: u32,
+    partitions: u32,
+    /// Per correlation: the chain it belongs to, when it is part of one
+    /// ([`Correlator::chain_families`]).
+    families: Vec<Option<String>>,
+}
 
 /// One correlation group a match feeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +40,129 @@ impl Correlator {
     /// correlation that fired (chains).
     pub fn groups_of_hit(&self, hit: &CorrelationHit) -> Vec<GroupRoute> {
         self.routes_of(hit.rule, &KeyInput::Hit(hit))
+    }
+
+    /// The partitions, of `partitions`, that a match of the rule at `rule` of `tenant`'s
+    /// `event` must be sent to: those of the groups it feeds, each once, in ascending order.
+    /// A correlation that is part of a chain (one correlation referring to another) keeps
+    /// all its groups in the partition of the chain, so that the hits of one feed the
+    /// other where it is correlated.
+    pub fn partitions_of(
+        &self,
+        rule: usize,
+        event: &Event,
+        tenant: &TenantId,
+        partitions: u32,
+    ) -> Vec<u32> {
+        let families = self.chain_families();
+        let source = KeyInput::Event(event, None);
+        let mut found: Vec<u32> = self
+            .routes
+            .get(rule)
+            .into_iter()
+            .flatten()
+            .map(|route| {
+                let key: GroupKey = route.group_fields.iter().map(|f| source.field(f)).collect();
+                self.partition_in(&families, tenant, route.plan, key, partitions)
+            })
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+
+    /// Makes the correlator keep only the groups of `tenant` in `partition` (of
+    /// `partitions`): matches for other groups are ignored, so that a worker that owns
+    /// one partition raises exactly the hits of its groups.
+    pub fn keep_partition(&mut self, tenant: &TenantId, partition: u32, partitions: u32) {
+        self.partition = Some(PartitionFilter {
+            tenant: tenant.clone(),
+            partition,
+            partitions,
+            families: self.chain_families(),
+        });
+    }
+
+    /// Whether the group `key` of the correlation at `plan` is one this correlator keeps.
+    pub(super) fn owns(&self, plan: usize, key: &GroupKey) -> bool {
+        let Some(filter) = &self.partition else {
+            return true;
+        };
+        self.partition_in(
+            &filter.families,
+            &filter.tenant,
+            plan,
+            key.clone(),
+            filter.partitions,
+        ) == filter.partition
+    }
+
+    fn partition_in(
+        &self,
+        families: &[Option<String>],
+        tenant: &TenantId,
+        plan: usize,
+        key: GroupKey,
+        partitions: u32,
+    ) -> u32 {
+        let group = match families.get(plan).cloned().flatten() {
+            // A chain's groups all live in one partition (named by the chain).
+            Some(chain) => GroupRoute {
+                correlation: chain,
+                key: Vec::new(),
+            },
+            None => GroupRoute {
+                correlation: self
+                    .plans
+                    .get(plan)
+                    .map(|p| p.reference.clone())
+                    .unwrap_or_default(),
+                key,
+            },
+        };
+        partition_of(tenant, &group, partitions)
+    }
+
+    /// Per correlation: `None` when it stands alone, else the name of its chain (the
+    /// smallest reference among the correlations connected to it by references).
+    fn chain_families(&self) -> Vec<Option<String>> {
+        let mut parent: Vec<usize> = (0..self.plans.len()).collect();
+        fn root(parent: &mut [usize], mut at: usize) -> usize {
+            while parent[at] != at {
+                parent[at] = parent[parent[at]];
+                at = parent[at];
+            }
+            at
+        }
+        for (index, plan) in self.plans.iter().enumerate() {
+            for route in self.routes.get(plan.rule).into_iter().flatten() {
+                let (a, b) = (root(&mut parent, index), root(&mut parent, route.plan));
+                parent[a] = b;
+            }
+        }
+        let roots: Vec<usize> = (0..self.plans.len())
+            .map(|i| root(&mut parent, i))
+            .collect();
+        let mut names: std::collections::HashMap<usize, (usize, String)> =
+            std::collections::HashMap::new();
+        for (index, plan) in self.plans.iter().enumerate() {
+            let entry = names
+                .entry(roots[index])
+                .or_insert((0, plan.reference.clone()));
+            entry.0 += 1;
+            if plan.reference < entry.1 {
+                entry.1 = plan.reference.clone();
+            }
+        }
+        roots
+            .iter()
+            .map(|r| {
+                names
+                    .get(r)
+                    .filter(|(members, _)| *members > 1)
+                    .map(|(_, name)| format!("chain:{name}"))
+            })
+            .collect()
     }
 
     fn routes_of(&self, rule: usize, source: &KeyInput<'_>) -> Vec<GroupRoute> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::correlation::Correlator;
+use crate::correlation::{CorrelationHit, Correlator};
 use crate::event::Event;
 use crate::incident::Alert;
 use crate::rules::RuleSet;
@@ -86,21 +86,9 @@ pub(super) fn alerts_for(
                     continue;
                 }
                 summary.correlation_hits += 1;
-                let first_key = hit.events.iter().find_map(|e| e.key.as_deref());
-                let event_key = first_key.and_then(|name| match by_name.get(name) {
-                    Some((_, key)) => Some(*key),
-                    None => key_from_text(name),
-                });
-                let mut alert = Alert::of_correlation(&rules.rules()[hit.rule], &hit, event_key);
-                for (event, _) in hit
-                    .events
-                    .iter()
-                    .filter_map(|e| e.key.as_deref())
-                    .filter_map(|name| by_name.get(name))
-                {
-                    alert.add_event_context(event);
-                }
-                alerts.push(alert);
+                alerts.push(correlation_alert(rules, &hit, |name| {
+                    by_name.get(name).copied()
+                }));
             }
         }
     }
@@ -110,6 +98,75 @@ pub(super) fn alerts_for(
         journal::encode(refs, &fed)
     };
     BatchAlerts { alerts, journal }
+}
+
+/// A correlation hit's alert. `batch` finds, by the correlator's name for it, an event that
+/// arrived with the one that completed the hit (its user and addresses are named too), and
+/// its key; the key of an earlier event is read back from its name.
+pub(super) fn correlation_alert<'e>(
+    rules: &RuleSet,
+    hit: &CorrelationHit,
+    batch: impl Fn(&str) -> Option<(&'e Event, [u8; 16])>,
+) -> Alert {
+    let first_key = hit.events.iter().find_map(|e| e.key.as_deref());
+    let event_key = first_key.and_then(|name| match batch(name) {
+        Some((_, key)) => Some(key),
+        None => key_from_text(name),
+    });
+    let mut alert = Alert::of_correlation(&rules.rules()[hit.rule], hit, event_key);
+    for (event, _) in hit
+        .events
+        .iter()
+        .filter_map(|e| e.key.as_deref())
+        .filter_map(&batch)
+    {
+        alert.add_event_context(event);
+    }
+    alert
+}
+
+/// Turns a batch's new matches into the alerts of the rules that report on their own and,
+/// for the distributed mode, the bus entries of the matches that feed correlations: one per
+/// partition (of `partitions`) that owns a group they feed, in event-time order. Nothing
+/// is correlated here: the worker that owns each partition does that.
+pub(super) fn detections_for_bus(
+    rules: &RuleSet,
+    refs: &RuleRefs,
+    router: &Correlator,
+    tenant: &crate::event::TenantId,
+    partitions: u32,
+    mut fresh: Vec<(&Matched, [u8; 16])>,
+) -> (Vec<Alert>, Vec<(u32, Vec<u8>)>) {
+    fresh.sort_by_key(|(m, _)| m.event.timestamp);
+    let names: Vec<String> = fresh.iter().map(|(_, key)| key_text(key)).collect();
+    let mut alerts = Vec::new();
+    let mut by_partition: std::collections::BTreeMap<u32, Vec<journal::Fed<'_>>> =
+        std::collections::BTreeMap::new();
+    for ((matched, key), name) in fresh.iter().zip(&names) {
+        for &index in &matched.rules {
+            if router.is_reported(index) {
+                alerts.push(Alert::of_detection(
+                    &rules.rules()[index],
+                    &matched.event,
+                    *key,
+                ));
+            }
+            if router.is_referenced(index) {
+                for partition in router.partitions_of(index, &matched.event, tenant, partitions) {
+                    by_partition.entry(partition).or_default().push(refs.fed(
+                        index,
+                        name,
+                        &matched.event,
+                    ));
+                }
+            }
+        }
+    }
+    let entries = by_partition
+        .into_iter()
+        .map(|(partition, fed)| (partition, journal::encode_for_bus(refs, tenant, &fed)))
+        .collect();
+    (alerts, entries)
 }
 
 /// The correlator's name for an event: its key in lower-case hexadecimal (the form alert
@@ -125,7 +182,7 @@ fn key_text(key: &[u8; 16]) -> String {
 }
 
 /// The key the correlator names by `text`, when it is one ([`key_text`]).
-fn key_from_text(text: &str) -> Option<[u8; 16]> {
+pub(super) fn key_from_text(text: &str) -> Option<[u8; 16]> {
     let mut key = [0u8; 16];
     if text.len() != 32 {
         return None;

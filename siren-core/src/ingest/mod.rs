@@ -9,14 +9,17 @@
 //! in one transaction.
 
 mod alerts;
+pub mod bus;
 mod files;
 mod journal;
 mod options;
+mod partition;
 mod pipeline;
 mod summary;
 mod writer;
 
 pub use files::ingest;
 pub use options::IngestOptions;
+pub use partition::{Applied, PartitionWorker};
 pub use pipeline::{BatchOutcome, Pipeline, PipelineOptions, Rejected, is_transient};
 pub use summary::{DiagnosticRecord, IngestError, IngestSummary};

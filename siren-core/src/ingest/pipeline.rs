@@ -81,6 +81,15 @@ impl<S: EventStore + CorrelationState + ?Sized> Pipeline<S> {
         }
     }
 
+    /// Makes it a front-end of the distributed mode: each batch's matches that feed
+    /// correlations are published to `publisher` (partitioned over `partitions`, before the
+    /// batch commits) instead of being correlated here; the workers that own the partitions
+    /// correlate them ([`PartitionWorker`](super::PartitionWorker)).
+    pub fn with_bus(mut self, publisher: Arc<dyn super::bus::Publisher>, partitions: u32) -> Self {
+        self.writer = self.writer.with_bus(publisher, partitions);
+        self
+    }
+
     /// The rules it detects with.
     pub fn rules(&self) -> Option<&Arc<RuleSet>> {
         self.writer.rules()

@@ -11,7 +11,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::alerts::{CORRELATION_STATE, Matched, alerts_for};
+use super::alerts::{CORRELATION_STATE, Matched, alerts_for, detections_for_bus};
+use super::bus::Publisher;
 use super::journal::{self, RuleRefs};
 use super::{IngestError, IngestSummary};
 use crate::correlation::{Correlator, CorrelatorConfig, CorrelatorStats};
@@ -63,6 +64,17 @@ pub(super) struct BatchWriter<S: ?Sized> {
     /// SQLite has one writer: batches of different tenants take turns rather than fail with
     /// a busy database half-way through a batch.
     single_writer: Option<tokio::sync::Mutex<()>>,
+    /// In the distributed mode: where matches that feed correlations are published, instead
+    /// of being correlated here.
+    bus: Option<BusLink>,
+}
+
+/// A front-end's link to the bus: the publisher, the number of partitions, and a correlator
+/// that only routes (it is never fed).
+struct BusLink {
+    publisher: Arc<dyn Publisher>,
+    partitions: u32,
+    router: Correlator,
 }
 
 impl<S: EventStore + CorrelationState + ?Sized> BatchWriter<S> {
@@ -80,7 +92,23 @@ impl<S: EventStore + CorrelationState + ?Sized> BatchWriter<S> {
             options,
             tenants: std::sync::Mutex::new(HashMap::new()),
             single_writer,
+            bus: None,
         }
+    }
+
+    /// Publishes each batch's matches that feed correlations to `publisher`, partitioned
+    /// over `partitions`, before the batch commits, instead of correlating them here.
+    pub(super) fn with_bus(mut self, publisher: Arc<dyn Publisher>, partitions: u32) -> Self {
+        let router = match self.rules() {
+            Some(rules) => Correlator::with_config(rules, self.options.correlation.clone()),
+            None => Correlator::with_config(&RuleSet::default(), self.options.correlation.clone()),
+        };
+        self.bus = Some(BusLink {
+            publisher,
+            partitions: partitions.max(1),
+            router,
+        });
+        self
     }
 
     pub(super) fn store(&self) -> &Arc<S> {
@@ -148,7 +176,7 @@ impl<S: EventStore + CorrelationState + ?Sized> BatchWriter<S> {
         matched: &[Matched],
         summary: &mut IngestSummary,
     ) -> Result<Written, StoreError> {
-        if self.rules.is_some() {
+        if self.rules.is_some() && self.bus.is_none() {
             self.catch_up(tenant, state, batch.journal_head()).await?;
         }
         let new_keys = batch.insert_events(rows).await?;
@@ -156,6 +184,36 @@ impl<S: EventStore + CorrelationState + ?Sized> BatchWriter<S> {
             new_keys,
             alerts: AlertOutcome::default(),
         };
+        if let (Some(bus), Some((rules, refs))) = (&self.bus, &self.rules) {
+            let new: HashSet<&[u8; 16]> = written.new_keys.iter().collect();
+            let fresh: Vec<(&Matched, [u8; 16])> = matched
+                .iter()
+                .map(|m| (m, rows[m.row].dedup_key))
+                .filter(|(_, key)| new.contains(key))
+                .collect();
+            let (alerts, entries) =
+                detections_for_bus(rules, refs, &bus.router, tenant, bus.partitions, fresh);
+            written.alerts = batch
+                .record_alerts(&alerts, self.options.grouping_window, chrono::Utc::now())
+                .await?;
+            // Published before the commit: a batch whose input the bus did not take is not
+            // stored, so the client sends it again. One the bus took but that did not
+            // commit is published again with the same id, which the bus recognises.
+            let messages = entries
+                .into_iter()
+                .map(|(partition, entry)| {
+                    let id = super::bus::message_id(tenant, partition, &entry);
+                    (partition, id, entry)
+                })
+                .collect::<Vec<_>>();
+            if !messages.is_empty() {
+                bus.publisher
+                    .publish(messages)
+                    .await
+                    .map_err(StoreError::Bus)?;
+            }
+            return Ok(written);
+        }
         let (Some((rules, refs)), Some(correlator)) = (&self.rules, state.correlator.as_mut())
         else {
             return Ok(written);

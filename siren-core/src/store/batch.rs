@@ -35,6 +35,10 @@ pub trait BatchWrite: Send {
     /// journal; returns its sequence number.
     async fn append_journal(&mut self, entry: &[u8]) -> Result<u64, StoreError>;
 
+    /// Moves the journal head to `seq` without an entry: the distributed mode's worker
+    /// marks the stream sequence whose alerts the batch stores.
+    async fn move_head(&mut self, seq: u64) -> Result<(), StoreError>;
+
     /// Commits everything the batch wrote.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -30,6 +30,10 @@ pub enum StoreError {
     /// The change is not allowed (an invalid status move, an unknown user…).
     #[error("{0}")]
     Refused(String),
+    /// The message bus of the distributed mode did not take a batch's correlation input
+    /// (unreachable, or it refused it); nothing of the batch is committed.
+    #[error("message bus: {0}")]
+    Bus(String),
 }
 
 impl StoreError {
@@ -44,6 +48,7 @@ impl StoreError {
                     .as_database_error()
                     .is_some_and(|e| e.message().contains("database is locked"))
             }
+            StoreError::Bus(_) => true,
             _ => false,
         }
     }

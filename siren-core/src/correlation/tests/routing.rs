@@ -119,6 +119,67 @@ fn partitions_are_stable_in_range_and_spread() {
     assert_eq!(partition_of(&tenant, &group("alice"), 0), 0);
 }
 
+#[test]
+fn partitioned_correlators_together_raise_exactly_the_hits_of_one() {
+    // Two groupings of one rule, plus a chain (a correlation of the brute-force hits).
+    let chained = format!(
+        "{TWO_GROUPINGS}---\ntitle: Repeated\nid: again\ncorrelation:\n  type: event_count\n  rules: [bf]\n  group-by: [TargetUserName]\n  timespan: 1h\n  condition: {{gte: 2}}\n"
+    );
+    let set = rules(&chained);
+    let tenant = TenantId::default();
+    let mut events = Vec::new();
+    for round in 0..3 {
+        for (u, user) in ["alice", "bob", "carol", "dave", "erin"].iter().enumerate() {
+            for i in 0..6 {
+                let second = round * 600 + (u as i64) * 7 + i;
+                let ip = format!("10.0.0.{}", (i + u as i64) % 3);
+                events.push(event(
+                    4625,
+                    second,
+                    json!({"TargetUserName": user, "IpAddress": ip}),
+                ));
+            }
+        }
+    }
+    events.sort_by_key(|e| e.timestamp);
+    let describe = |hits: Vec<CorrelationHit>| {
+        let mut out: Vec<String> = hits
+            .iter()
+            .map(|h| format!("{} {:?} {}", h.reference, h.group, h.last_seen))
+            .collect();
+        out.sort();
+        out
+    };
+    let mut one = Correlator::new(&set);
+    let whole = describe(run(&set, &mut one, &events));
+    assert!(whole.iter().any(|h| h.starts_with("again")), "{whole:#?}");
+    assert!(whole.iter().any(|h| h.starts_with("spray")), "{whole:#?}");
+    const PARTITIONS: u32 = 4;
+    let mut workers: Vec<Correlator> = (0..PARTITIONS)
+        .map(|p| {
+            let mut c = Correlator::new(&set);
+            c.keep_partition(&tenant, p, PARTITIONS);
+            c
+        })
+        .collect();
+    let router = Correlator::new(&set);
+    let mut hits = Vec::new();
+    let mut used = std::collections::BTreeSet::new();
+    for e in &events {
+        set.for_each_match(e, |rule| {
+            for p in router.partitions_of(rule, e, &tenant, PARTITIONS) {
+                used.insert(p);
+                hits.extend(workers[p as usize].observe(rule, e));
+            }
+        });
+    }
+    assert!(
+        used.len() > 1,
+        "the groups all fell in one partition: {used:?}"
+    );
+    assert_eq!(describe(hits), whole);
+}
+
 /// The partitions of alice, bob and carol's `bf` groups at 1,024 partitions, as this build computes
 /// them: a change of the hash shows here.
 const PINNED: [u32; 3] = [855, 762, 73];

@@ -102,6 +102,17 @@ impl<B: Backend> BatchWrite for SqlBatch<B> {
         Ok(seq)
     }
 
+    async fn move_head(&mut self, seq: u64) -> Result<(), StoreError> {
+        sqlx::query(MOVE_HEAD)
+            .bind(self.tenant.as_str())
+            .bind(self.journal.as_str())
+            .bind(seq_column(seq))
+            .execute(&mut *self.tx)
+            .await?;
+        self.head = seq;
+        Ok(())
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         let Self {
             tx,
