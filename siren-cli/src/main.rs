@@ -101,6 +101,9 @@ enum Command {
     Users(commands::users::UsersCommand),
     /// Run the server: REST API, agent ingest, live updates and the dashboard.
     Serve(commands::serve::Args),
+    /// The distributed mode: partitions, their owners and lag, front-ends and workers.
+    #[command(subcommand)]
+    Cluster(commands::cluster::ClusterCommand),
     /// Manage bearer API tokens for scripts and agents.
     #[command(subcommand)]
     Tokens(commands::tokens::TokensCommand),
@@ -260,6 +263,7 @@ fn run(cli: Cli) -> CommandResult {
             Command::Users(command) => commands::users::run(&context, command).await,
             Command::Serve(args) => commands::serve::run(&context, args).await,
             Command::Tokens(command) => commands::tokens::run(&context, command).await,
+            Command::Cluster(command) => commands::cluster::run(&context, command).await,
             Command::Demo(args) => commands::demo::run(&context, args).await,
             Command::Notify(command) => commands::notify::run(&context, command).await,
             Command::Report(command) => commands::report::run(&context, command).await,

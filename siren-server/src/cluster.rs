@@ -1,16 +1,20 @@
 //! The distributed mode on NATS JetStream (`server.bus`, `siren serve --bus nats://…`).
 //!
+//! Every name on the bus starts with the cluster's name (`server.cluster`, default `siren`),
+//! so that clusters on separate databases can share one NATS server.
+//!
 //! - Every process is a **front-end**: `POST /events` stores the batch's events and its
 //!   detections' incidents in PostgreSQL and publishes, per partition, the matches that feed
-//!   correlations to the stream `SIREN_CORRELATION` (subject `siren.correlation.<partition>`,
-//!   de-duplicated by message id), answering only once JetStream has them.
+//!   correlations to the stream `<cluster>_correlation` (subject
+//!   `<cluster>.correlation.<partition>`, de-duplicated by message id), answering only once
+//!   JetStream has them.
 //! - Processes with the worker role also **correlate**: each partition is owned by one worker
-//!   at a time through a lease in the JetStream key-value bucket `siren_leases` (renewed every
+//!   at a time through a lease in the JetStream key-value bucket `<cluster>_leases` (renewed every
 //!   2 s, expiring after 6 s), taken over when its owner stops renewing it. The owner reads the
 //!   partition's subject from its checkpoint on ([`PartitionWorker`]).
-//! - Members announce themselves in the bucket `siren_members` (role, partitions, progress),
+//! - Members announce themselves in the bucket `<cluster>_members` (role, partitions, progress),
 //!   which `siren cluster status` and `/metrics` read; the number of partitions is fixed in the
-//!   bucket `siren_cluster` by the first process and checked by every other.
+//!   bucket `<cluster>_settings` by the first process and checked by every other.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -27,13 +31,6 @@ use siren_core::rules::RuleSet;
 use siren_core::store::Store;
 use tokio::sync::watch;
 
-/// The stream that carries correlation input.
-pub const STREAM: &str = "SIREN_CORRELATION";
-/// Its subjects' prefix; a partition's subject is this and the partition's number.
-pub const SUBJECT_PREFIX: &str = "siren.correlation.";
-const LEASES: &str = "siren_leases";
-const MEMBERS: &str = "siren_members";
-const SETTINGS: &str = "siren_cluster";
 /// A lease not renewed for this long is free to take.
 const LEASE_TTL: Duration = Duration::from_secs(6);
 /// How often leases are renewed and ownership balanced.
@@ -67,6 +64,9 @@ impl Role {
 #[derive(Clone)]
 pub struct Bus {
     jetstream: jetstream::Context,
+    /// The stream's name and its subjects' prefix.
+    stream: String,
+    subjects: String,
     leases: kv::Store,
     members: kv::Store,
     partitions: u32,
@@ -76,15 +76,17 @@ impl Bus {
     /// Connects to `url`, creating the stream and buckets when they do not exist. The
     /// first process fixes the number of partitions; a process started with another number
     /// is refused, since the partitions of the groups would differ.
-    pub async fn connect(url: &str, partitions: u32) -> anyhow::Result<Self> {
+    pub async fn connect(url: &str, cluster: &str, partitions: u32) -> anyhow::Result<Self> {
         let client = async_nats::connect(url)
             .await
             .with_context(|| format!("cannot connect to the bus at {url}"))?;
         let jetstream = jetstream::new(client);
+        let stream = format!("{cluster}_correlation");
+        let subjects = format!("{cluster}.correlation.");
         jetstream
             .get_or_create_stream(stream::Config {
-                name: STREAM.to_owned(),
-                subjects: vec![format!("{SUBJECT_PREFIX}*")],
+                name: stream.clone(),
+                subjects: vec![format!("{subjects}*")],
                 storage: stream::StorageType::File,
                 duplicate_window: DUPLICATE_WINDOW,
                 max_age: Duration::from_secs(7 * 86_400),
@@ -92,9 +94,9 @@ impl Bus {
             })
             .await
             .context("cannot create the correlation stream")?;
-        let leases = bucket(&jetstream, LEASES, LEASE_TTL).await?;
-        let members = bucket(&jetstream, MEMBERS, MEMBER_TTL).await?;
-        let settings = bucket(&jetstream, SETTINGS, Duration::ZERO).await?;
+        let leases = bucket(&jetstream, &format!("{cluster}_leases"), LEASE_TTL).await?;
+        let members = bucket(&jetstream, &format!("{cluster}_members"), MEMBER_TTL).await?;
+        let settings = bucket(&jetstream, &format!("{cluster}_settings"), Duration::ZERO).await?;
         let partitions = partitions.max(1);
         if settings
             .create("partitions", partitions.to_string().into())
@@ -117,6 +119,8 @@ impl Bus {
         }
         Ok(Self {
             jetstream,
+            stream,
+            subjects,
             leases,
             members,
             partitions,
@@ -228,7 +232,7 @@ impl Publisher for Bus {
             let ack = self
                 .jetstream
                 .send_publish(
-                    format!("{SUBJECT_PREFIX}{partition}"),
+                    format!("{}{partition}", self.subjects),
                     jetstream::message::PublishMessage::build()
                         .payload(bytes.into())
                         .message_id(id),
@@ -552,10 +556,10 @@ async fn correlate_once(
     )
     .await?;
     progress.applied.store(worker.applied(), Ordering::Relaxed);
-    let stream = bus.jetstream.get_stream(STREAM).await?;
+    let stream = bus.jetstream.get_stream(&bus.stream).await?;
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
-            filter_subject: format!("{SUBJECT_PREFIX}{partition}"),
+            filter_subject: format!("{}{partition}", bus.subjects),
             deliver_policy: consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: worker.applied() + 1,
             },

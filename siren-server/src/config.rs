@@ -48,6 +48,9 @@ pub struct ServerConfig {
     /// partitions it owns when its `role` says so. Unset (the default), it correlates in
     /// process.
     pub bus: Option<String>,
+    /// In the distributed mode: the cluster's name, which every stream and bucket on the bus
+    /// starts with (letters, digits, `_` and `-`; default `siren`). One per database.
+    pub cluster: String,
     /// In the distributed mode: `front-end`, `worker` or `both` (the default).
     pub role: crate::cluster::Role,
     /// In the distributed mode: how many partitions correlation groups are spread over (the
@@ -75,6 +78,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             stream_poll_ms: 1000,
             bus: None,
+            cluster: "siren".to_owned(),
             role: crate::cluster::Role::Both,
             partitions: 16,
             node_id: None,
@@ -103,6 +107,18 @@ impl ServerConfig {
             return Err(format!(
                 "server.session_seconds must be 60 to {MAX_SESSION_SECONDS}, not {}",
                 self.session_seconds
+            ));
+        }
+        let name_ok = !self.cluster.is_empty()
+            && self.cluster.len() <= 32
+            && self
+                .cluster
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !name_ok {
+            return Err(format!(
+                "server.cluster must be 1 to 32 letters, digits, '_' or '-', not '{}'",
+                self.cluster
             ));
         }
         if !(1..=4096).contains(&self.partitions) {

@@ -76,7 +76,7 @@ impl AppState {
             .bus
             .clone()
             .ok_or_else(|| anyhow::anyhow!("server.bus is not set"))?;
-        let bus = cluster::Bus::connect(&url, config.partitions).await?;
+        let bus = cluster::Bus::connect(&url, &config.cluster, config.partitions).await?;
         let id = config.node_id.clone().unwrap_or_else(|| {
             let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "siren".to_owned());
             format!("{host}-{}", std::process::id())

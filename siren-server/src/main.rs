@@ -42,6 +42,10 @@ struct Args {
     /// (`nats://HOST:PORT`; or `server.bus`).
     #[arg(long, env = "SIREN_BUS")]
     bus: Option<String>,
+    /// Distributed mode: the cluster's name, which names its streams and buckets on the bus
+    /// (default `server.cluster`, else `siren`).
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
     /// Distributed mode: this process's role (default `both`; or `server.role`).
     #[arg(long, value_enum)]
     role: Option<siren_server::cluster::Role>,
@@ -75,6 +79,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(bus) = args.bus {
         config.bus = Some(bus);
+    }
+    if let Some(cluster) = args.cluster {
+        config.cluster = cluster;
     }
     if let Some(role) = args.role {
         config.role = role;

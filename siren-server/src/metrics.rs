@@ -34,6 +34,11 @@ struct StatusLabel {
     status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabel {
+    partition: String,
+}
+
 type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 fn latency_histogram() -> Histogram {
@@ -51,6 +56,9 @@ pub struct Metrics {
     batches_refused_busy: Counter,
     incidents: Family<StatusLabel, Gauge>,
     latency: LatencyFamily,
+    partition_lag: Family<PartitionLabel, Gauge>,
+    partition_applied: Family<PartitionLabel, Gauge>,
+    partitions_owned: Gauge,
 }
 
 impl Metrics {
@@ -65,8 +73,26 @@ impl Metrics {
             batches_refused_busy: Counter::default(),
             incidents: Family::default(),
             latency: LatencyFamily::new_with_constructor(latency_histogram),
+            partition_lag: Family::default(),
+            partition_applied: Family::default(),
+            partitions_owned: Gauge::default(),
             registry: Registry::default(),
         };
+        registry.register(
+            "cluster_partitions_owned",
+            "Distributed mode: partitions this process correlates",
+            metrics.partitions_owned.clone(),
+        );
+        registry.register(
+            "cluster_partition_lag",
+            "Distributed mode: messages of an owned partition not applied yet",
+            metrics.partition_lag.clone(),
+        );
+        registry.register(
+            "cluster_partition_applied",
+            "Distributed mode: the last stream sequence applied of an owned partition",
+            metrics.partition_applied.clone(),
+        );
         registry.register(
             "events_received",
             "Events received by POST /events",
@@ -183,6 +209,24 @@ async fn metrics(State(state): State<AppState>, request: Request) -> ApiResult<R
             .incidents
             .get_or_create(&StatusLabel { status })
             .set(count.min(i64::MAX as u64) as i64);
+    }
+    metrics.partition_lag.clear();
+    metrics.partition_applied.clear();
+    let owned = state.node().map(|n| n.local.progress()).unwrap_or_default();
+    metrics.partitions_owned.set(owned.len() as i64);
+    for progress in owned {
+        let label = PartitionLabel {
+            partition: progress.partition.to_string(),
+        };
+        let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
+        metrics
+            .partition_lag
+            .get_or_create(&label)
+            .set(clamp(progress.lag));
+        metrics
+            .partition_applied
+            .get_or_create(&label)
+            .set(clamp(progress.applied));
     }
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &metrics.registry)

@@ -33,6 +33,10 @@ pub struct Args {
     /// Needs a PostgreSQL database shared by every process.
     #[arg(long, env = "SIREN_BUS", value_name = "URL")]
     bus: Option<String>,
+    /// Distributed mode: the cluster's name, which names its streams and buckets on the bus
+    /// (default `server.cluster`, else `siren`).
+    #[arg(long, value_name = "NAME")]
+    cluster: Option<String>,
     /// Distributed mode: this process's role (default `server.role`, else `both`).
     #[arg(long, value_enum)]
     role: Option<siren_server::cluster::Role>,
@@ -50,6 +54,9 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
     }
     if let Some(bus) = args.bus {
         server.bus = Some(bus);
+    }
+    if let Some(cluster) = args.cluster {
+        server.cluster = cluster;
     }
     if let Some(role) = args.role {
         server.role = role;
