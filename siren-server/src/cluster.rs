@@ -205,23 +205,29 @@ async fn bucket(
     if let Ok(store) = jetstream.get_key_value(name).await {
         return Ok(store);
     }
-    match jetstream
-        .create_key_value(kv::Config {
-            bucket: name.to_owned(),
-            history: 1,
+    // The bucket's stream as `create_key_value` makes it (one value per key, roll-ups,
+    // direct gets), created directly: `create_key_value` first reads the account's
+    // JetStream limits, in a form NATS servers before 2.10 do not answer in.
+    jetstream
+        .get_or_create_stream(stream::Config {
+            name: format!("KV_{name}"),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
             max_age,
             storage: stream::StorageType::File,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            num_replicas: 1,
             ..Default::default()
         })
         .await
-    {
-        Ok(store) => Ok(store),
-        // Another process created it meanwhile.
-        Err(error) => jetstream
-            .get_key_value(name)
-            .await
-            .with_context(|| format!("cannot create the bucket {name}: {error}")),
-    }
+        .with_context(|| format!("cannot create the bucket {name}"))?;
+    jetstream
+        .get_key_value(name)
+        .await
+        .with_context(|| format!("cannot open the bucket {name}"))
 }
 
 #[async_trait::async_trait]

@@ -10,6 +10,7 @@
 mod agent;
 mod api_errors;
 mod authz;
+mod cluster_stages;
 mod correlation;
 mod csv_injection;
 mod dashboard;

@@ -4,6 +4,7 @@
 //! OpenAPI document, TLS.
 
 mod accounts;
+mod cluster;
 mod ingest;
 mod operations;
 mod replicas;
