@@ -103,7 +103,11 @@ async fn partition_workers_raise_exactly_what_one_pipeline_raises() {
 
     // One node.
     let (single, single_db) = sqlite(dir.path(), "single.db").await;
-    let pipeline = Pipeline::new(single.clone(), Some(rules.clone()), PipelineOptions::default());
+    let pipeline = Pipeline::new(
+        single.clone(),
+        Some(rules.clone()),
+        PipelineOptions::default(),
+    );
     for batch in &input {
         let items = batch.iter().cloned().map(Ok).collect();
         pipeline.ingest_json(&tenant, items).await.unwrap();
@@ -117,8 +121,12 @@ async fn partition_workers_raise_exactly_what_one_pipeline_raises() {
     let log = Arc::new(Log::default());
     let front_ends: Vec<Pipeline> = (0..2)
         .map(|_| {
-            Pipeline::new(cluster.clone(), Some(rules.clone()), PipelineOptions::default())
-                .with_bus(log.clone(), PARTITIONS)
+            Pipeline::new(
+                cluster.clone(),
+                Some(rules.clone()),
+                PipelineOptions::default(),
+            )
+            .with_bus(log.clone(), PARTITIONS)
         })
         .collect();
     for (i, batch) in input.iter().enumerate() {

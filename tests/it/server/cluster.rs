@@ -107,7 +107,12 @@ fn failed_logon(host: &str, user: &str, record: i64, at: chrono::DateTime<chrono
 }
 
 /// Posts `batch` to `base` until it is acknowledged (as the agent does), up to 2 minutes.
-async fn post_until_acknowledged(http: &reqwest::Client, bases: &[&str], token: &str, batch: &Value) {
+async fn post_until_acknowledged(
+    http: &reqwest::Client,
+    bases: &[&str],
+    token: &str,
+    batch: &Value,
+) {
     let until = Instant::now() + Duration::from_secs(120);
     let mut attempt = 0;
     loop {
@@ -183,8 +188,16 @@ async fn settled(url: &str, expected: &(Vec<String>, Vec<String>)) -> (Vec<Strin
 }
 
 fn assert_equal(what: &str, got: &[String], expected: &[String]) {
-    let missing: Vec<_> = expected.iter().filter(|a| !got.contains(a)).take(5).collect();
-    let extra: Vec<_> = got.iter().filter(|a| !expected.contains(a)).take(5).collect();
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|a| !got.contains(a))
+        .take(5)
+        .collect();
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|a| !expected.contains(a))
+        .take(5)
+        .collect();
     assert!(
         got == expected,
         "{what}: {} in the cluster, {} on one node; missing {missing:#?}, extra {extra:#?}",
@@ -214,7 +227,12 @@ fn corpus_batches(evtx: &Path, size: usize) -> Vec<Value> {
         let Ok(mut parser) = evtx::EvtxParser::from_path(&file) else {
             continue;
         };
-        records.extend(parser.records_json_value().filter_map(|r| r.ok()).map(|r| r.data));
+        records.extend(
+            parser
+                .records_json_value()
+                .filter_map(|r| r.ok())
+                .map(|r| r.data),
+        );
     }
     records
         .chunks(size)
@@ -324,15 +342,31 @@ async fn three_front_ends_and_two_workers_raise_what_one_node_raises() {
             .await
             .unwrap()
     };
-    assert_eq!(count(cluster_db.clone()).await, count(single_db.clone()).await);
+    assert_eq!(
+        count(cluster_db.clone()).await,
+        count(single_db.clone()).await
+    );
 
     // `siren cluster status` names the two workers as the owners of every partition.
     let output = Command::new(crate::support::siren_bin())
-        .args(["--format", "json", "cluster", "status", "--bus", &bus, "--cluster", &name])
+        .args([
+            "--format",
+            "json",
+            "cluster",
+            "status",
+            "--bus",
+            &bus,
+            "--cluster",
+            &name,
+        ])
         .env_remove("SIREN_CONFIG")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let status: Value = serde_json::from_slice(&output.stdout).unwrap();
     let owners: std::collections::BTreeSet<&str> = status["partitions"]
         .as_array()
@@ -340,7 +374,11 @@ async fn three_front_ends_and_two_workers_raise_what_one_node_raises() {
         .iter()
         .filter_map(|p| p["owner"].as_str())
         .collect();
-    assert_eq!(status["partitions"].as_array().unwrap().len(), 16, "{status}");
+    assert_eq!(
+        status["partitions"].as_array().unwrap().len(),
+        16,
+        "{status}"
+    );
     assert!(
         owners.iter().all(|o| ["w0", "w1"].contains(o)) && !owners.is_empty(),
         "{status}"
