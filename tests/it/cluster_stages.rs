@@ -20,8 +20,11 @@ use crate::ingest_crash::{assert_same, read_outcome};
 /// at 1, with JetStream's de-duplication by message id.
 #[derive(Default)]
 struct Log {
-    messages: Mutex<(Vec<(u32, Vec<u8>)>, HashSet<String>)>,
+    messages: Mutex<Published>,
 }
+
+/// The messages kept, in order, and the ids seen.
+type Published = (Vec<(u32, Vec<u8>)>, HashSet<String>);
 
 #[async_trait::async_trait]
 impl Publisher for Log {

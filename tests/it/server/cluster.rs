@@ -271,7 +271,11 @@ async fn three_front_ends_and_two_workers_raise_what_one_node_raises() {
         .collect();
     let port = free_port();
     let single_base = format!("http://127.0.0.1:{port}");
-    let mut single = spawn_server_binary(&single_db, port);
+    let mut single = Node {
+        child: spawn_server_binary(&single_db, port),
+        base: format!("http://127.0.0.1:{port}"),
+        args: Vec::new(),
+    };
     for node in front_ends.iter().chain(&workers) {
         wait_healthy(&node.base).await;
     }
@@ -383,8 +387,7 @@ async fn three_front_ends_and_two_workers_raise_what_one_node_raises() {
         owners.iter().all(|o| ["w0", "w1"].contains(o)) && !owners.is_empty(),
         "{status}"
     );
-    let _ = single.kill();
-    let _ = single.wait();
+    single.kill();
     drop(front_ends);
     drop(workers);
 }
