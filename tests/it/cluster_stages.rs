@@ -1,8 +1,8 @@
 //! The distributed mode's stages without the bus: front-end pipelines publish into a log
 //! kept here (de-duplicated by message id, as JetStream does), and partition workers apply
 //! it. Their alerts and incidents equal those of one in-process pipeline fed the same
-//! batches, also when a worker is replaced part-way (a takeover from its checkpoint) and when
-//! a message is delivered twice.
+//! batches, also when each worker is replaced part-way (a takeover from its checkpoint) and
+//! when a message is delivered twice.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -52,16 +52,18 @@ impl Log {
     }
 }
 
-/// Refused logons of five users on three hosts, a few seconds apart, in `count` batches of
-/// 20, with a successful logon and now and then a cleared log.
+/// Refused logons of five users on three hosts, a second apart, in `count` batches of
+/// 20, with a successful logon and now and then a cleared log. Every eighth batch starts an
+/// hour later, so that the correlations re-arm and fire again all along the input.
 fn batches(count: usize) -> Vec<Vec<Value>> {
-    let start = chrono::Utc::now() - chrono::Duration::hours(2);
+    let base = chrono::Utc::now() - chrono::Duration::hours(12);
     (0..count)
         .map(|b| {
+            let start = base + chrono::Duration::hours((b / 8) as i64);
             let mut batch: Vec<Value> = (0..20)
                 .map(|i| {
                     let n = b * 20 + i;
-                    let at = start + chrono::Duration::seconds(n as i64 * 2);
+                    let at = start + chrono::Duration::seconds(n as i64);
                     json!({"EventID": 4625, "Channel": "Security",
                         "Provider_Name": "Microsoft-Windows-Security-Auditing",
                         "Computer": format!("ws{:02}", n % 3), "EventRecordID": n,
@@ -71,7 +73,7 @@ fn batches(count: usize) -> Vec<Vec<Value>> {
                         "TimeCreated": at.to_rfc3339()})
                 })
                 .collect();
-            let at = start + chrono::Duration::seconds(b as i64 * 40 + 39);
+            let at = start + chrono::Duration::seconds(b as i64 * 20 + 19);
             batch.push(json!({"EventID": 4624, "Channel": "Security",
                 "Provider_Name": "Microsoft-Windows-Security-Auditing", "Computer": "ws01",
                 "EventRecordID": 100_000 + b, "TargetUserName": format!("user{}", b % 5),
@@ -142,10 +144,13 @@ async fn partition_workers_raise_exactly_what_one_pipeline_raises() {
         }
     }
 
-    // One worker per partition; partition 0's worker is replaced after half its messages
-    // (having checkpointed after a quarter), and one message is delivered twice.
+    // One worker per partition. Each checkpoints after a quarter of its messages and is
+    // replaced at half-way by a new owner, which resumes after the checkpoint and replays up
+    // to there (their hits were stored by the first owner: storing them again would double
+    // them); one message is delivered twice.
     let options = PipelineOptions::default();
     let mut used = 0;
+    let mut replayed_hits = 0;
     for partition in 0..PARTITIONS {
         let messages = log.of(partition);
         used += usize::from(!messages.is_empty());
@@ -161,22 +166,23 @@ async fn partition_workers_raise_exactly_what_one_pipeline_raises() {
         let mut worker = open().await.unwrap();
         let (quarter, half) = (messages.len() / 4, messages.len() / 2);
         for (n, (seq, bytes)) in messages.iter().enumerate() {
-            if partition == 0 && n == quarter {
+            if n == quarter {
                 worker
                     .checkpoint(std::time::Duration::ZERO, true)
                     .await
                     .unwrap();
             }
-            if partition == 0 && n == half {
-                // The new owner resumes after the checkpoint and replays the rest.
+            if n == half {
                 worker = open().await.unwrap();
-                assert!(worker.applied() < *seq, "resumes before message {n}");
                 let resumed = worker.applied();
+                assert!(resumed < *seq, "resumes before message {n}");
                 for (seq, bytes) in messages.iter().filter(|(s, _)| *s > resumed) {
                     if *seq >= messages[half].0 {
                         break;
                     }
-                    worker.apply(*seq, bytes).await.unwrap();
+                    let replay = worker.apply(*seq, bytes).await.unwrap();
+                    replayed_hits += replay.hits;
+                    assert_eq!(replay.alerts.alerts, 0, "a replay stores nothing");
                 }
             }
             worker.apply(*seq, bytes).await.unwrap();
@@ -214,4 +220,8 @@ async fn partition_workers_raise_exactly_what_one_pipeline_raises() {
     assert_eq!(got.events, expected.events);
     assert_eq!(got.correlation_hits, expected.correlation_hits);
     assert_same(&got, &expected);
+    assert!(
+        replayed_hits > 0,
+        "the takeovers replayed messages with hits"
+    );
 }
