@@ -185,12 +185,7 @@ impl<S: EventStore + CorrelationState + ?Sized> BatchWriter<S> {
             alerts: AlertOutcome::default(),
         };
         if let (Some(bus), Some((rules, refs))) = (&self.bus, &self.rules) {
-            let new: HashSet<&[u8; 16]> = written.new_keys.iter().collect();
-            let fresh: Vec<(&Matched, [u8; 16])> = matched
-                .iter()
-                .map(|m| (m, rows[m.row].dedup_key))
-                .filter(|(_, key)| new.contains(key))
-                .collect();
+            let fresh = fresh_matches(rows, matched, &written.new_keys);
             let (alerts, entries) =
                 detections_for_bus(rules, refs, &bus.router, tenant, bus.partitions, fresh);
             written.alerts = batch
@@ -218,13 +213,7 @@ impl<S: EventStore + CorrelationState + ?Sized> BatchWriter<S> {
         else {
             return Ok(written);
         };
-        // Only new events raise alerts: a re-sent batch or re-read file opens nothing new.
-        let new: HashSet<&[u8; 16]> = written.new_keys.iter().collect();
-        let fresh: Vec<(&Matched, [u8; 16])> = matched
-            .iter()
-            .map(|m| (m, rows[m.row].dedup_key))
-            .filter(|(_, key)| new.contains(key))
-            .collect();
+        let fresh = fresh_matches(rows, matched, &written.new_keys);
         if fresh.is_empty() {
             return Ok(written);
         }
@@ -375,6 +364,21 @@ impl<S: EventStore + CorrelationState + ?Sized> BatchWriter<S> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         tenants.entry(tenant.clone()).or_default().clone()
     }
+}
+
+/// The matches of the events that were new (`new_keys`), each with its key: only new events
+/// raise alerts, so a re-sent batch or re-read file opens nothing new.
+fn fresh_matches<'m>(
+    rows: &[EventRow],
+    matched: &'m [Matched],
+    new_keys: &[[u8; 16]],
+) -> Vec<(&'m Matched, [u8; 16])> {
+    let new: HashSet<&[u8; 16]> = new_keys.iter().collect();
+    matched
+        .iter()
+        .map(|m| (m, rows[m.row].dedup_key))
+        .filter(|(_, key)| new.contains(key))
+        .collect()
 }
 
 /// Turns a store failure into the ingest error that says how much was stored before it.

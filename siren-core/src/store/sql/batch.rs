@@ -92,13 +92,7 @@ impl<B: Backend> BatchWrite for SqlBatch<B> {
             .bind(entry)
             .execute(&mut *self.tx)
             .await?;
-        sqlx::query(MOVE_HEAD)
-            .bind(self.tenant.as_str())
-            .bind(self.journal.as_str())
-            .bind(seq_column(seq))
-            .execute(&mut *self.tx)
-            .await?;
-        self.head = seq;
+        self.move_head(seq).await?;
         Ok(seq)
     }
 
