@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
-use crate::support::{shared_dir, siren, workspace_root};
+use crate::support::{json_differences, shared_dir, siren, workspace_root};
 
 /// A database with the whole EVTX corpus ingested (built once per test run).
 fn corpus_db() -> Option<PathBuf> {
@@ -33,16 +33,37 @@ fn corpus_db() -> Option<PathBuf> {
     .clone()
 }
 
-/// A private copy of the corpus database in `dir` (for tests that change incidents).
+/// A private copy of the corpus database in `dir` (for tests that change incidents), taken
+/// with `VACUUM INTO`: copying the files could miss what another test's process is just
+/// checkpointing from the write-ahead log into the main file.
 fn copy_db(dir: &Path) -> Option<PathBuf> {
     let db = corpus_db()?;
-    for suffix in ["", "-wal", "-shm"] {
-        let from = PathBuf::from(format!("{}{suffix}", db.display()));
-        if from.exists() {
-            std::fs::copy(&from, dir.join(format!("corpus.db{suffix}"))).unwrap();
-        }
-    }
-    Some(dir.join("corpus.db"))
+    let copy = dir.join("corpus.db");
+    let target = copy.clone();
+    // A thread of its own, so that both plain and async tests can wait for it.
+    std::thread::spawn(move || {
+        use sqlx::Connection;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&db)
+                .read_only(true);
+            let mut connection = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .unwrap();
+            sqlx::query("VACUUM INTO ?")
+                .bind(target.to_string_lossy().into_owned())
+                .execute(&mut connection)
+                .await
+                .unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+    Some(copy)
 }
 
 /// Runs `siren --db DB report export ARGS` in `dir` and returns stdout, failing on error.
@@ -806,7 +827,12 @@ async fn reports_are_the_same_on_postgresql() {
     let (on_sqlite, on_postgres) = (period(&sqlite), period(&postgres));
     validate(&schema(), &on_postgres);
     assert!(on_postgres["incidents"].as_array().unwrap().len() >= 20);
-    assert_eq!(comparable(&on_postgres), comparable(&on_sqlite));
+    let differences = json_differences(&comparable(&on_postgres), &comparable(&on_sqlite), 20);
+    assert!(
+        differences.is_empty(),
+        "the period reports differ (PostgreSQL ≠ SQLite):\n{}",
+        differences.join("\n")
+    );
 
     // The same work on the same incident (found by its title and key), then its report.
     let first = &on_sqlite["incidents"][0];
@@ -855,5 +881,10 @@ async fn reports_are_the_same_on_postgresql() {
         reports.push(comparable(&report));
     }
     assert_eq!(reports[0]["incidents"][0]["status"], "resolved");
-    assert_eq!(reports[0], reports[1]);
+    let differences = json_differences(&reports[0], &reports[1], 20);
+    assert!(
+        differences.is_empty(),
+        "the incident reports differ (SQLite ≠ PostgreSQL):\n{}",
+        differences.join("\n")
+    );
 }

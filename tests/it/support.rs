@@ -186,3 +186,50 @@ pub fn log_to_test_output() {
         .with_test_writer()
         .try_init();
 }
+
+/// The paths where two JSON documents differ, each with both values (at most `limit`), so a
+/// failed comparison of large documents names what differs instead of printing both whole.
+pub fn json_differences(
+    left: &serde_json::Value,
+    right: &serde_json::Value,
+    limit: usize,
+) -> Vec<String> {
+    use serde_json::Value;
+    fn walk(path: &str, left: &Value, right: &Value, out: &mut Vec<String>, limit: usize) {
+        if out.len() >= limit || left == right {
+            return;
+        }
+        match (left, right) {
+            (Value::Object(l), Value::Object(r)) => {
+                let mut keys: Vec<&String> = l.keys().chain(r.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for key in keys {
+                    let (a, b) = (
+                        l.get(key).unwrap_or(&Value::Null),
+                        r.get(key).unwrap_or(&Value::Null),
+                    );
+                    walk(&format!("{path}.{key}"), a, b, out, limit);
+                }
+            }
+            (Value::Array(l), Value::Array(r)) if l.len() == r.len() => {
+                for (i, (a, b)) in l.iter().zip(r).enumerate() {
+                    walk(&format!("{path}[{i}]"), a, b, out, limit);
+                }
+            }
+            _ => {
+                let short = |v: &Value| {
+                    let text = v.to_string();
+                    match text.char_indices().nth(300) {
+                        Some((cut, _)) => format!("{}…", &text[..cut]),
+                        None => text,
+                    }
+                };
+                out.push(format!("{path}: {} ≠ {}", short(left), short(right)));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk("$", left, right, &mut out, limit);
+    out
+}
