@@ -25,6 +25,7 @@
     list: null,       // the incident list on screen: {filters, incidents, cursor, tbody}
     detail: null,     // the incident on screen: {id}
     countTimer: null,
+    clusterTimer: null, // the cluster page's next refresh
   };
 
   // ---------------------------------------------------------------- DOM helpers
@@ -184,6 +185,8 @@
     $('app-view').hidden = false;
     $('whoami-name').textContent = body.user.name;
     $('whoami-meta').textContent = body.user.role + ' · ' + (body.user.tenant || 'all tenants');
+    // The cluster's state covers every tenant: the page is a global admin's.
+    $('nav-cluster').hidden = !(body.user.role === 'admin' && body.user.global);
     startStream();
     refreshOpenCount();
     route();
@@ -322,6 +325,7 @@
     state.list = null;
     state.detail = null;
     state.overview = null;
+    clearTimeout(state.clusterTimer);
     destroyCharts();
     const main = clear($('main'));
     const section = parts[0] || 'overview';
@@ -330,6 +334,7 @@
     });
     if (section === 'incidents' && parts[1]) renderIncident(main, parts[1]);
     else if (section === 'incidents') renderIncidents(main, params);
+    else if (section === 'cluster') renderCluster(main);
     else renderOverview(main);
     main.focus({ preventScroll: true });
   }
@@ -555,6 +560,78 @@
     }
     clear(box).appendChild(h('table', { class: 'latest' }, tbody));
     box.classList.add('chart-box-list');
+  }
+
+  // ---------------------------------------------------------------- cluster
+
+  function renderCluster(main) {
+    const view = state.view;
+    document.title = 'SIREN · Cluster';
+    main.append(
+      h('div', { class: 'page-head' }, h('div', null, h('h1', { text: 'Cluster' }),
+        h('div', { class: 'sub', id: 'cluster-sub', text: 'Loading…' }))),
+      h('div', { class: 'kpis', id: 'cluster-kpis' }),
+      h('div', { id: 'cluster-tables' }));
+    loadCluster(view);
+  }
+
+  async function loadCluster(view) {
+    let cluster;
+    try {
+      cluster = await api('GET', '/cluster');
+    } catch (e) {
+      if (view === state.view) $('cluster-sub').textContent = 'Could not read the cluster: ' + e.message;
+      if (view === state.view) state.clusterTimer = setTimeout(() => loadCluster(view), 5000);
+      return;
+    }
+    if (view !== state.view) return;
+    const tables = clear($('cluster-tables'));
+    const kpis = clear($('cluster-kpis'));
+    if (cluster.mode !== 'distributed') {
+      $('cluster-sub').textContent = 'Single node: this server correlates every event itself.';
+      tables.appendChild(h('section', { class: 'card card-pad', id: 'cluster-single' },
+        h('p', { text: 'To spread the work over several servers, start each one with --bus nats://HOST:4222 ' +
+          '(front-ends accept events, workers correlate); see "Distributed mode" in the README.' })));
+      document.body.dataset.cluster = 'single';
+      return;
+    }
+    const partitions = cluster.partitions || [];
+    const members = cluster.members || [];
+    const unowned = partitions.filter((p) => !p.owner).length;
+    const lag = partitions.reduce((sum, p) => sum + (p.lag || 0), 0);
+    const workers = members.filter((m) => m.role !== 'front-end').length;
+    $('cluster-sub').textContent = 'Cluster ' + cluster.cluster + ' · seen from ' + cluster.node +
+      ' · updated ' + fmtTime(new Date().toISOString());
+    kpis.append(
+      kpi('Partitions', fmtNumber(partitions.length), unowned ? unowned + ' without an owner' : 'all owned', unowned ? 'kpi-critical' : ''),
+      kpi('Workers', fmtNumber(workers), fmtNumber(members.length - workers) + ' front-end only'),
+      kpi('Waiting messages', fmtNumber(lag), 'summed over the partitions'),
+    );
+    const memberRows = h('tbody', { id: 'cluster-members' });
+    for (const m of members) {
+      memberRows.appendChild(h('tr', { dataset: { member: m.id } },
+        h('td', { text: m.id }), h('td', { text: m.role }), h('td', { class: 'muted', text: m.listen }),
+        h('td', { class: 'num', text: fmtNumber((m.partitions || []).length) }),
+        h('td', { class: 'muted nowrap' }, timeCell(m.at))));
+    }
+    const partitionRows = h('tbody', { id: 'cluster-partitions' });
+    for (const p of partitions) {
+      partitionRows.appendChild(h('tr', { dataset: { partition: p.partition, owner: p.owner || '' } },
+        h('td', { class: 'num', text: p.partition }),
+        h('td', { class: p.owner ? '' : 'muted', text: p.owner || 'no owner' }),
+        h('td', { class: 'num', text: p.applied === null || p.applied === undefined ? '—' : fmtNumber(p.applied) }),
+        h('td', { class: 'num', text: p.lag === null || p.lag === undefined ? '—' : fmtNumber(p.lag) })));
+    }
+    const head = (...names) => h('thead', null, h('tr', null, names.map((n) => h('th', { text: n }))));
+    tables.append(
+      h('section', { class: 'card' },
+        h('div', { class: 'card-head' }, h('h2', { text: 'Members' }), h('span', { class: 'muted', text: 'heard from in the last 10 s' })),
+        h('table', { class: 'incidents' }, head('Member', 'Role', 'Address', 'Partitions', 'Last seen'), memberRows)),
+      h('section', { class: 'card' },
+        h('div', { class: 'card-head' }, h('h2', { text: 'Partitions' }), h('span', { class: 'muted', text: 'owner, last stream sequence applied, messages waiting' })),
+        h('table', { class: 'incidents' }, head('Partition', 'Owner', 'Applied', 'Waiting'), partitionRows)));
+    document.body.dataset.cluster = 'rendered';
+    state.clusterTimer = setTimeout(() => { if (view === state.view) loadCluster(view); }, 5000);
   }
 
   // ---------------------------------------------------------------- incident list

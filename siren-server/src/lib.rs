@@ -8,6 +8,7 @@ pub mod admin;
 pub mod agents;
 pub mod auth;
 pub mod cluster;
+pub mod cluster_status;
 pub mod config;
 pub mod config_file;
 mod dashboard;
@@ -240,6 +241,7 @@ pub fn router(state: AppState) -> Router {
         .merge(overview::router())
         .merge(reports::router())
         .merge(agents::router())
+        .merge(cluster_status::router())
         .merge(admin::router())
         .merge(stream::router())
         .merge(dashboard::router())

@@ -186,6 +186,12 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/api/v1/cluster",
+        who: Who::GlobalAdmin,
+        ok: &[200],
+    },
+    Route {
+        method: "GET",
         path: "/api/v1/users",
         who: Who::Admin,
         ok: &[200],

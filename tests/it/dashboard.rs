@@ -133,7 +133,7 @@ impl Drop for Demo {
 }
 
 /// Headless Chromium behind a chromedriver of our own, closed when dropped.
-struct Browser {
+pub(crate) struct Browser {
     client: Option<Client>,
     driver: Child,
     _profile: tempfile::TempDir,
@@ -147,7 +147,7 @@ impl Drop for Browser {
 }
 
 /// Where Chromium and chromedriver are, or `None` (after a notice) when absent.
-fn chromium() -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn chromium() -> Option<(PathBuf, PathBuf)> {
     let find = |var: &str, names: &[&str]| -> Option<PathBuf> {
         if let Some(path) = std::env::var_os(var) {
             return Some(PathBuf::from(path));
@@ -191,7 +191,7 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
-    async fn start(chromium: &Path, chromedriver: &Path) -> Browser {
+    pub(crate) async fn start(chromium: &Path, chromedriver: &Path) -> Browser {
         let port = free_port();
         let driver = Command::new(chromedriver)
             .arg(format!("--port={port}"))
@@ -236,17 +236,17 @@ impl Browser {
         browser
     }
 
-    fn c(&self) -> &Client {
+    pub(crate) fn c(&self) -> &Client {
         self.client.as_ref().unwrap()
     }
 
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         if let Some(client) = self.client.take() {
             let _ = client.close().await;
         }
     }
 
-    async fn wait_css(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn wait_css(&self, css: &str) -> fantoccini::elements::Element {
         self.c()
             .wait()
             .at_most(WAIT)
@@ -256,7 +256,7 @@ impl Browser {
     }
 
     /// Waits until the JavaScript expression is true.
-    async fn wait_js(&self, what: &str, expression: &str) {
+    pub(crate) async fn wait_js(&self, what: &str, expression: &str) {
         let started = Instant::now();
         loop {
             let value = self
@@ -272,7 +272,7 @@ impl Browser {
         }
     }
 
-    async fn js(&self, script: &str) -> Value {
+    pub(crate) async fn js(&self, script: &str) -> Value {
         self.c().execute(script, vec![]).await.unwrap()
     }
 
@@ -307,21 +307,26 @@ impl Browser {
         }
     }
 
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let png = self.c().screenshot().await.unwrap();
         let dir = screenshot_dir();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
     async fn sign_in(&self, demo: &Demo) {
-        self.c().goto(&format!("{}/", demo.url)).await.unwrap();
+        self.sign_in_at(&demo.url, &demo.user, &demo.password).await;
+    }
+
+    /// Signs in at the dashboard of the server at `url` and waits for the overview.
+    pub(crate) async fn sign_in_at(&self, url: &str, user: &str, password: &str) {
+        self.c().goto(&format!("{url}/")).await.unwrap();
         self.wait_js(
             "the login form shows",
             "!document.getElementById('login-view').hidden",
         )
         .await;
-        self.type_into("#login-username", &demo.user).await;
-        self.type_into("#login-password", &demo.password).await;
+        self.type_into("#login-username", user).await;
+        self.type_into("#login-password", password).await;
         self.click("#login-submit").await;
         self.wait_css("body[data-overview='rendered']").await;
     }

@@ -42,7 +42,16 @@ pub async fn run(context: &Context, command: ClusterCommand) -> CommandResult {
         context.printer.format,
         crate::output::OutputFormat::Json | crate::output::OutputFormat::Jsonl
     ) {
-        let value = serde_json::to_value(&status).map_err(|e| Failure::new(Exit::Software, e))?;
+        // The document `GET /api/v1/cluster` answers, as seen from outside the cluster.
+        let view = siren_server::cluster_status::ClusterView {
+            mode: "distributed",
+            cluster: Some(cluster),
+            node: None,
+            role: None,
+            partitions: status.partitions,
+            members: status.members,
+        };
+        let value = serde_json::to_value(&view).map_err(|e| Failure::new(Exit::Software, e))?;
         context
             .printer
             .document("cluster", &value, Vec::new())

@@ -213,29 +213,43 @@ pub struct Grouping<'a> {
 }
 
 /// Decides the incidents of `tenant`'s `alerts` of one key (in time order, as
-/// [`group_alerts`] gives them): each joins the current incident of the key — at first
-/// `open`, the key's open incident in the store — when that
-/// [accepts](GroupedIncident::accepts) it, else opens a new incident at `now`, which becomes
-/// the current one.
+/// [`group_alerts`] gives them): each joins the current incident of the key when that
+/// [accepts](GroupedIncident::accepts) it, else the first of the key's stored open
+/// incidents (`open`, most recently seen first, as the store lists them) that accepts it,
+/// else it opens a new incident at `now`; the incident it joined becomes the current one.
 ///
-/// The open incident is listed even when no alert joins it (with `added` 0): the store then
-/// writes it back, with a timeline entry and a change, as an incident that grew by none.
+/// Looking through every open incident of the key, not only the most recent, makes the
+/// grouping independent of the order in which alerts arrive: an alert older than the key's
+/// latest incident still joins the earlier incident whose window it falls in.
+///
+/// Without alerts, the most recent open incident is listed with `added` 0 (the store then
+/// writes it back, with a timeline entry and a change, as an incident that grew by none).
 pub fn group<'a>(
     tenant: &str,
     key: &str,
-    open: Option<GroupedIncident>,
+    mut open: Vec<GroupedIncident>,
     alerts: &[&'a Alert],
     window: Duration,
     now: DateTime<Utc>,
 ) -> Grouping<'a> {
-    let mut current = open;
+    if alerts.is_empty() {
+        open.truncate(1);
+        return Grouping {
+            incidents: open,
+            alerts: Vec::new(),
+        };
+    }
+    let mut current: Option<GroupedIncident> = None;
     let mut incidents = Vec::new();
     let mut joined = Vec::with_capacity(alerts.len());
     for &alert in alerts {
         if !current.as_ref().is_some_and(|c| c.accepts(alert, window)) {
-            // The key's open incident, when none of the alerts joined it, stays as it was.
-            incidents.extend(current.take().filter(|c| c.added > 0));
-            current = Some(GroupedIncident::open(tenant, key, alert, now));
+            incidents.extend(current.take());
+            let stored = open.iter().position(|c| c.accepts(alert, window));
+            current = Some(match stored {
+                Some(index) => open.remove(index),
+                None => GroupedIncident::open(tenant, key, alert, now),
+            });
         }
         if let Some(incident) = current.as_mut() {
             incident.add(alert);
@@ -317,7 +331,7 @@ mod tests {
         ];
         let sorted: Vec<&Alert> = alerts.iter().collect();
         let key = "r1\u{1f}dc01";
-        let grouping = group("acme", key, None, &sorted, Duration::hours(24), at(NOW));
+        let grouping = group("acme", key, Vec::new(), &sorted, Duration::hours(24), at(NOW));
         assert_eq!(grouping.incidents.len(), 2);
         let first = &grouping.incidents[0];
         assert_eq!((first.incident.alert_count, first.added), (2, 2));
@@ -346,7 +360,7 @@ mod tests {
         let grouping = group(
             "acme",
             key,
-            Some(stored.clone()),
+            vec![stored.clone()],
             &[&later],
             window,
             at(NOW),
@@ -358,12 +372,51 @@ mod tests {
 
         let mut resolved = stored;
         resolved.incident.status = Status::Resolved;
-        let grouping = group("acme", key, Some(resolved), &[&later], window, at(NOW));
+        let grouping = group("acme", key, vec![resolved], &[&later], window, at(NOW));
         let stored: Vec<bool> = grouping.incidents.iter().map(|i| i.stored).collect();
         // A new incident opens; the resolved one, which no alert joined, is left out (it
         // is not written, and its timeline gets no "0 alerts added").
         assert_eq!(stored, [false], "a new incident opens");
         assert_eq!(grouping.alerts[0].0, 0);
+    }
+
+    /// An alert older than the key's latest incident joins the earlier open incident whose
+    /// window it falls in, as it would have had it arrived in time order.
+    #[test]
+    fn a_late_alert_joins_the_earlier_incident_whose_window_it_falls_in() {
+        let key = "r1\u{1f}dc01";
+        let stored = |id: i64, time: &str| {
+            let first = alert("r1", "dc01", time);
+            let mut incident = open(key, &first);
+            incident.incident.id = IncidentId(id);
+            incident.add(&first);
+            GroupedIncident::stored(incident.incident, key.to_owned())
+        };
+        // Most recently seen first, as the store lists them.
+        let open_incidents = vec![
+            stored(9, "2024-05-10T10:00:00Z"),
+            stored(7, "2024-05-01T10:00:00Z"),
+        ];
+        let late = alert("r1", "dc01", "2024-05-01T12:00:00Z");
+        let newer = alert("r1", "dc01", "2024-05-10T11:00:00Z");
+        let lost = alert("r1", "dc01", "2024-05-05T00:00:00Z");
+        let window = Duration::hours(24);
+        let grouping = group(
+            "acme",
+            key,
+            open_incidents,
+            &[&late, &lost, &newer],
+            window,
+            at(NOW),
+        );
+        let ids: Vec<(i64, u64)> = grouping
+            .incidents
+            .iter()
+            .map(|i| (i.incident.id.0, i.added))
+            .collect();
+        assert_eq!(ids, [(7, 1), (0, 1), (9, 1)]);
+        let joined: Vec<usize> = grouping.alerts.iter().map(|(i, _)| *i).collect();
+        assert_eq!(joined, [0, 1, 2]);
     }
 
     #[test]

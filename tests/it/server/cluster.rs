@@ -12,23 +12,93 @@ use super::operations::{free_port, spawn_server_binary, wait_healthy};
 use super::*;
 use crate::support::shared_dir;
 
-/// The NATS server the tests use (`SIREN_TEST_NATS_URL`), when one answers; a notice
-/// otherwise, or a failure where the full suite is required.
-fn nats_url() -> Option<String> {
-    let url = std::env::var("SIREN_TEST_NATS_URL").ok();
-    let reachable = url.as_deref().is_some_and(|url| {
-        let address = url.trim_start_matches("nats://");
-        std::net::TcpStream::connect(address).is_ok()
-    });
-    if reachable {
-        return url;
+/// A NATS server with JetStream of the test's own, so that the test can kill and restart
+/// it: on a free port, its store in a temporary directory. `None` (after a notice) where no
+/// `nats-server` binary is found (`SIREN_NATS_SERVER`, the `PATH`, `/usr/sbin`); a failure
+/// there where the full suite is required.
+struct Nats {
+    child: Child,
+    binary: PathBuf,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Option<Nats> {
+        let binary = std::env::var_os("SIREN_NATS_SERVER")
+            .map(PathBuf::from)
+            .or_else(|| {
+                let path = std::env::var_os("PATH").unwrap_or_default();
+                std::env::split_paths(&path)
+                    .chain([PathBuf::from("/usr/sbin")])
+                    .map(|dir| dir.join("nats-server"))
+                    .find(|candidate| candidate.is_file())
+            });
+        let Some(binary) = binary else {
+            assert!(
+                std::env::var_os("SIREN_REQUIRE_CORPUS").is_none(),
+                "nats-server is required where the full suite is (apt-get install nats-server, \
+                 or set SIREN_NATS_SERVER)"
+            );
+            eprintln!(
+                "notice: skipping the distributed mode: no nats-server (apt-get install \
+                 nats-server, or set SIREN_NATS_SERVER)"
+            );
+            return None;
+        };
+        let port = free_port();
+        let store = tempfile::tempdir().unwrap();
+        let child = Self::spawn(&binary, port, store.path());
+        let nats = Nats {
+            child,
+            binary,
+            port,
+            store,
+        };
+        nats.wait_ready();
+        Some(nats)
     }
-    assert!(
-        std::env::var_os("SIREN_REQUIRE_CORPUS").is_none(),
-        "SIREN_TEST_NATS_URL must name a running NATS server where the full suite is required"
-    );
-    eprintln!("notice: skipping the distributed mode: no NATS server (set SIREN_TEST_NATS_URL)");
-    None
+
+    fn spawn(binary: &Path, port: u16, store: &Path) -> Child {
+        Command::new(binary)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server")
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn wait_ready(&self) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < until, "nats-server did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILLs the server (its stream stays on disk).
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and store, and waits until it answers.
+    fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(&self.binary, self.port, self.store.path());
+        self.wait_ready();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// One `siren-server` process of a cluster.
@@ -244,9 +314,10 @@ use std::path::{Path, PathBuf};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_front_ends_and_two_workers_raise_what_one_node_raises() {
-    let Some(bus) = nats_url() else {
+    let Some(mut nats) = Nats::start() else {
         return;
     };
+    let bus = nats.url();
     let (Some(cluster_db), Some(single_db)) = (
         crate::support::fresh_postgres_database().await,
         crate::support::fresh_postgres_database().await,
@@ -307,7 +378,8 @@ async fn three_front_ends_and_two_workers_raise_what_one_node_raises() {
     assert_equal("brute force incidents", &got.1, &expected.1);
 
     // The EVTX corpus, batch by batch round-robin over the front-ends; while it streams, a
-    // worker and a front-end are killed with SIGKILL and started again.
+    // worker and a front-end are killed with SIGKILL and started again, and later the NATS
+    // server.
     let Some(shared) = shared_dir("the distributed mode over the EVTX corpus") else {
         return;
     };
@@ -322,6 +394,27 @@ async fn three_front_ends_and_two_workers_raise_what_one_node_raises() {
             workers[0].restart();
             front_ends[1].restart();
             wait_healthy(&front_ends[1].base).await;
+        }
+        if i == batches.len() * 2 / 3 {
+            // Without the bus a front-end refuses the batch (nothing is acknowledged that
+            // the workers would not see); once NATS is back, the same batch goes through.
+            nats.kill();
+            let refused = http
+                .post(format!("{}/api/v1/events", front_ends[i % 3].base))
+                .bearer_auth(&token)
+                .json(batch)
+                .timeout(Duration::from_secs(60))
+                .send()
+                .await;
+            if let Ok(response) = refused {
+                assert_eq!(
+                    response.status(),
+                    503,
+                    "a batch while the bus is down: {}",
+                    response.text().await.unwrap_or_default()
+                );
+            }
+            nats.restart();
         }
         let bases: Vec<&str> = (0..3)
             .map(|k| front_ends[(i + k) % 3].base.as_str())
@@ -387,6 +480,92 @@ async fn three_front_ends_and_two_workers_raise_what_one_node_raises() {
         owners.iter().all(|o| ["w0", "w1"].contains(o)) && !owners.is_empty(),
         "{status}"
     );
+
+    // One `siren ingest` of the same input (the brute force, then the corpus) on a third
+    // database raises the same alerts and incidents.
+    let Some(ingest_db) = crate::support::fresh_postgres_database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let brute_force_file = dir.path().join("brute-force.jsonl");
+    let lines: Vec<String> = (0..6)
+        .map(|i| {
+            failed_logon(
+                "ws07",
+                "carol",
+                100 + i,
+                start + chrono::Duration::seconds(i),
+            )
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&brute_force_file, lines.join("\n") + "\n").unwrap();
+    for input in [brute_force_file, shared.join("corpus/evtx")] {
+        let output = Command::new(crate::support::siren_bin())
+            .args(["--db", &ingest_db, "ingest", "--quiet", "--format", "json"])
+            .arg(&input)
+            .env_remove("SIREN_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            matches!(output.status.code(), Some(0 | 65)),
+            "siren ingest {}: {}",
+            input.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let ingested = outcome(&ingest_db).await;
+    assert_equal("alerts of siren ingest", &ingested.0, &expected.0);
+    assert_equal("incidents of siren ingest", &ingested.1, &expected.1);
+
+    // The cluster page of the dashboard, for a global admin: every partition with its owner
+    // and every member; on the single node it says there is no cluster.
+    add_user(&cluster_store, "default", "root", Role::Admin).await;
+    add_user(&single_store, "default", "root", Role::Admin).await;
+    let default = siren_core::TenantId::parse("default").unwrap();
+    for store in [&cluster_store, &single_store] {
+        store
+            .set_user_global(&default, "root", true, &actor())
+            .await
+            .unwrap();
+    }
+    if let Some((chromium, driver)) = crate::dashboard::chromium() {
+        let browser = crate::dashboard::Browser::start(&chromium, &driver).await;
+        let base = front_ends[0].base.clone();
+        browser.sign_in_at(&base, "root", PASSWORD).await;
+        browser
+            .wait_js(
+                "the Cluster link shows for a global admin",
+                "!document.getElementById('nav-cluster').hidden",
+            )
+            .await;
+        browser
+            .c()
+            .goto(&format!("{base}/#/cluster"))
+            .await
+            .unwrap();
+        browser.wait_css("body[data-cluster='rendered']").await;
+        let owners = browser
+            .js("return [...document.querySelectorAll('#cluster-partitions tr')].map(r => r.dataset.owner);")
+            .await;
+        let owners = owners.as_array().unwrap();
+        assert_eq!(owners.len(), 16, "{owners:?}");
+        assert!(owners.iter().all(|o| o == "w0" || o == "w1"), "{owners:?}");
+        let members = browser
+            .js("return [...document.querySelectorAll('#cluster-members tr')].map(r => r.dataset.member).sort();")
+            .await;
+        assert_eq!(members, json!(["fe0", "fe1", "fe2", "w0", "w1"]));
+        browser.screenshot("cluster").await;
+        browser.sign_in_at(&single_base, "root", PASSWORD).await;
+        browser
+            .c()
+            .goto(&format!("{single_base}/#/cluster"))
+            .await
+            .unwrap();
+        browser.wait_css("body[data-cluster='single']").await;
+        browser.close().await;
+    }
+
     single.kill();
     drop(front_ends);
     drop(workers);

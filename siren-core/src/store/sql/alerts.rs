@@ -30,11 +30,18 @@ const INSERT_ALERT: &str = "INSERT INTO alerts (tenant, incident_id, rule_id, ru
     event_key, ts, host, user_name, src_ip, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
     $10, $11, $12)";
 
-/// The open incident of a key, the most recently seen when there are several.
-fn open_incident() -> String {
+/// Open incidents of a key a grouping reads at most: those whose window reaches the
+/// alerts' times (more would mean alerts of one key spread over many windows in one batch).
+const OPEN_CANDIDATES: i64 = 64;
+
+/// The open incidents of a key whose window reaches the alerts' time span (`$3`, `$4`:
+/// the first alert's time less the window, the last one's plus the window), most recently
+/// seen first.
+fn open_incidents() -> String {
     format!(
         "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE tenant = $1 AND group_key = $2 \
-         AND status NOT IN ('resolved', 'closed') ORDER BY last_seen DESC, id DESC LIMIT 1"
+         AND status NOT IN ('resolved', 'closed') AND last_seen >= $3 AND first_seen <= $4 \
+         ORDER BY last_seen DESC, id DESC LIMIT {OPEN_CANDIDATES}"
     )
 }
 
@@ -79,17 +86,23 @@ pub(super) async fn record_alerts_in<B: Backend>(
     let at = now.timestamp_micros();
     let now = super::rows::time(at);
     let mut outcome = AlertOutcome::default();
-    let open_incident = open_incident();
+    let open_incidents = open_incidents();
+    let reach = window.num_microseconds().unwrap_or(i64::MAX);
     for (key, alerts) in group_alerts(alerts) {
-        let open = sqlx::query(&open_incident)
+        let (Some(first), Some(last)) = (alerts.first(), alerts.last()) else {
+            continue;
+        };
+        let rows = sqlx::query(&open_incidents)
             .bind(tenant)
             .bind(key.as_str())
-            .fetch_optional(&mut **tx)
+            .bind(first.time.timestamp_micros().saturating_sub(reach))
+            .bind(last.time.timestamp_micros().saturating_add(reach))
+            .fetch_all(&mut **tx)
             .await?;
-        let open = open
-            .as_ref()
+        let open = rows
+            .iter()
             .map(|row| decode_incident::<B>(row, tenant))
-            .transpose()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let grouping = group(tenant, &key, open, &alerts, window, now);
         let mut ids = Vec::with_capacity(grouping.incidents.len());
         for grouped in &grouping.incidents {
