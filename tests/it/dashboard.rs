@@ -609,6 +609,12 @@ async fn analyst_signs_in_works_an_incident_and_sees_a_new_one_live() {
     );
     browser.wait_css(".toast").await;
     browser.screenshot("06-live-incident").await;
+
+    // The demo's admin administers the whole installation: the Cluster page says it is one
+    // node.
+    browser.click("#nav-cluster").await;
+    browser.wait_css("body[data-cluster='single']").await;
+    browser.wait_css("#cluster-single").await;
     browser.close().await;
 
     // A signed-in first load with an empty cache: a fresh browser profile given a session.

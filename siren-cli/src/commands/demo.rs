@@ -1,5 +1,5 @@
 //! `siren demo`: a fresh SQLite database holding SIREN's rules and a built-in sample of attack
-//! events, an admin user with a random password, and the server with its dashboard.
+//! events, a global admin user with a random password, and the server with its dashboard.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -113,8 +113,13 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         name: super::os_user(),
         origin: "siren demo".to_owned(),
     };
+    // The demo's one user administers the whole installation (a global admin), so every
+    // page is there to see, the Cluster page included.
     store
         .add_user(&context.tenant, &args.user, Role::Admin, &hash, &actor)
+        .await?;
+    store
+        .set_user_global(&context.tenant, &args.user, true, &actor)
         .await?;
 
     let dashboard = format!("http://{address}/");

@@ -331,7 +331,14 @@ mod tests {
         ];
         let sorted: Vec<&Alert> = alerts.iter().collect();
         let key = "r1\u{1f}dc01";
-        let grouping = group("acme", key, Vec::new(), &sorted, Duration::hours(24), at(NOW));
+        let grouping = group(
+            "acme",
+            key,
+            Vec::new(),
+            &sorted,
+            Duration::hours(24),
+            at(NOW),
+        );
         assert_eq!(grouping.incidents.len(), 2);
         let first = &grouping.incidents[0];
         assert_eq!((first.incident.alert_count, first.added), (2, 2));
