@@ -113,6 +113,11 @@ enum Command {
     /// Export incident reports and period summaries (PDF, HTML, Markdown, CSV, JSON).
     #[command(subcommand)]
     Report(commands::report::ReportCommand),
+    /// Copy the embedded (SQLite) database while the server runs, or check a copy or a
+    /// database (`--check`).
+    Backup(commands::backup::BackupArgs),
+    /// Restore a backup into an empty database (`--db`).
+    Restore(commands::backup::RestoreArgs),
 }
 
 /// The rule cache's folder: the one given, else the user's cache folder; none when off.
@@ -267,6 +272,8 @@ fn run(cli: Cli) -> CommandResult {
             Command::Demo(args) => commands::demo::run(&context, args).await,
             Command::Notify(command) => commands::notify::run(&context, command).await,
             Command::Report(command) => commands::report::run(&context, command).await,
+            Command::Backup(args) => commands::backup::backup(&context, args).await,
+            Command::Restore(args) => commands::backup::restore(&context, args).await,
         }
     })
 }

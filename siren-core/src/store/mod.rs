@@ -16,6 +16,8 @@
 
 pub mod audit;
 pub mod auth;
+#[cfg(feature = "sqlite")]
+pub mod backup;
 mod batch;
 pub mod correlation;
 mod error;

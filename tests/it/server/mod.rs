@@ -4,6 +4,7 @@
 //! OpenAPI document, TLS.
 
 mod accounts;
+mod backup;
 mod cluster;
 mod ingest;
 mod operations;
