@@ -30,19 +30,17 @@ pub struct RestoreArgs {
 }
 
 fn failure(error: BackupError) -> Failure {
+    if let BackupError::Store(store) = error {
+        // The database's own errors keep their codes (unreachable 69, busy 75…).
+        return Failure::from(store);
+    }
     let exit = match &error {
         BackupError::Refused(_) => Exit::Usage,
         BackupError::Damaged { .. } => Exit::DataError,
         BackupError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             Exit::NoInput
         }
-        BackupError::Io { .. } => Exit::Software,
-        BackupError::Store(_) => {
-            let BackupError::Store(store) = error else {
-                unreachable!("matched above")
-            };
-            return Failure::from(store);
-        }
+        BackupError::Io { .. } | BackupError::Store(_) => Exit::Software,
     };
     Failure::new(exit, error)
 }
