@@ -36,9 +36,28 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The error and its causes on one line, `: `-separated, leaving out a cause whose text
+    /// the line already ends with (many errors repeat their source in their own message).
+    pub fn message(&self) -> String {
+        let mut line = String::new();
+        for cause in self.error.chain() {
+            let text = cause.to_string();
+            if line.ends_with(&text) {
+                continue;
+            }
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        line
+    }
+}
+
 impl fmt::Debug for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.error)
+        f.write_str(&self.message())
     }
 }
 
@@ -74,3 +93,22 @@ fn store_exit(error: &siren_core::store::StoreError) -> Exit {
 
 /// What every command returns.
 pub type CommandResult = Result<Exit, Failure>;
+
+#[cfg(test)]
+mod tests {
+    use super::{Exit, Failure};
+
+    #[test]
+    fn a_cause_the_message_already_ends_with_is_not_repeated() {
+        let inner = std::io::Error::other("connection refused");
+        let outer =
+            anyhow::Error::new(inner).context("cannot open database 'x': connection refused");
+        let failure = Failure::new(Exit::Unavailable, outer.context("siren backup"));
+        assert_eq!(
+            failure.message(),
+            "siren backup: cannot open database 'x': connection refused"
+        );
+        let plain = Failure::new(Exit::Software, anyhow::anyhow!("top").context("outer"));
+        assert_eq!(plain.message(), "outer: top");
+    }
+}

@@ -239,7 +239,7 @@ fn main() -> ExitCode {
             }
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("error: {:#}", failure.error);
+                eprintln!("error: {}", failure.message());
             }
             ExitCode::from(failure.exit.code())
         }
