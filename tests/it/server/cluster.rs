@@ -545,6 +545,15 @@ async fn three_front_ends_and_two_workers_raise_what_one_node_raises() {
             .await
             .unwrap();
         browser.wait_css("body[data-cluster='rendered']").await;
+        // The page refreshes every 5 s; a partition just handed over between the workers
+        // shows no owner for a moment.
+        browser
+            .wait_js(
+                "every partition shows an owner",
+                "document.querySelectorAll('#cluster-partitions tr').length === 16 && \
+                 [...document.querySelectorAll('#cluster-partitions tr')].every(r => r.dataset.owner)",
+            )
+            .await;
         let owners = browser
             .js("return [...document.querySelectorAll('#cluster-partitions tr')].map(r => r.dataset.owner);")
             .await;
