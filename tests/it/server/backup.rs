@@ -3,7 +3,6 @@
 //! acknowledged before the backup started. Refusals: an existing backup file, a target that
 //! is not empty, a damaged file, a PostgreSQL database.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::operations::{free_port, spawn_server_binary, wait_healthy};
@@ -145,26 +144,7 @@ async fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it()
     assert_eq!(check["integrity"], "ok");
     assert_eq!(check["events"], summary["events"], "{check} vs {summary}");
     let store = siren_core::store::open(&restored_url).await.unwrap();
-    let tenant = TenantId::parse("default").unwrap();
-    let mut stored = HashSet::new();
-    for sender in 0..2 {
-        let events = store
-            .list_events(
-                &tenant,
-                &siren_core::store::EventQuery {
-                    host: Some(format!("backup-{sender}")),
-                    limit: 10_000_000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        stored.extend(
-            events
-                .iter()
-                .map(|e| (e.host.clone().unwrap(), e.record_id.unwrap())),
-        );
-    }
+    let stored = stored_records(&store, (0..2).map(|s| format!("backup-{s}"))).await;
     let missing = before.iter().filter(|e| !stored.contains(*e)).count();
     assert_eq!(missing, 0, "{missing} of {} events missing", before.len());
 

@@ -223,3 +223,26 @@ async fn events_stored(store: &Arc<dyn Store>, tenant: &str) -> u64 {
         .await
         .unwrap()
 }
+
+/// The (host, record id) of every event the default tenant holds from `hosts`.
+pub async fn stored_records(
+    store: &Arc<dyn Store>,
+    hosts: impl IntoIterator<Item = String>,
+) -> std::collections::HashSet<(String, i64)> {
+    let tenant = TenantId::parse("default").unwrap();
+    let mut stored = std::collections::HashSet::new();
+    for host in hosts {
+        let query = siren_core::store::EventQuery {
+            host: Some(host),
+            limit: 10_000_000,
+            ..Default::default()
+        };
+        let events = store.list_events(&tenant, &query).await.unwrap();
+        stored.extend(
+            events
+                .iter()
+                .map(|e| (e.host.clone().unwrap(), e.record_id.unwrap())),
+        );
+    }
+    stored
+}

@@ -199,25 +199,7 @@ async fn sigkill_mid_stream_loses_no_acknowledged_event() {
         wait_healthy(&base).await;
         let store = siren_core::store::open(&url).await.unwrap();
         let tenant = TenantId::parse("default").unwrap();
-        let mut stored = std::collections::HashSet::new();
-        for sender in 0..4 {
-            let events = store
-                .list_events(
-                    &tenant,
-                    &siren_core::store::EventQuery {
-                        host: Some(format!("kill-{sender}")),
-                        limit: 10_000_000,
-                        ..Default::default()
-                    },
-                )
-                .await
-                .unwrap();
-            stored.extend(
-                events
-                    .iter()
-                    .map(|e| (e.host.clone().unwrap(), e.record_id.unwrap())),
-            );
-        }
+        let stored = stored_records(&store, (0..4).map(|s| format!("kill-{s}"))).await;
         let missing: Vec<_> = acknowledged
             .iter()
             .filter(|e| !stored.contains(*e))
