@@ -118,6 +118,9 @@ enum Command {
     Backup(commands::backup::BackupArgs),
     /// Restore a backup into an empty database (`--db`).
     Restore(commands::backup::RestoreArgs),
+    /// Remove what the retention policies no longer keep (every tenant, or `--tenant`);
+    /// `--dry-run` counts.
+    Purge(commands::purge::Args),
 }
 
 /// The rule cache's folder: the one given, else the user's cache folder; none when off.
@@ -140,6 +143,10 @@ pub struct Context {
     pub database_url: String,
     /// Tenant.
     pub tenant: siren_core::TenantId,
+    /// Whether a tenant was named (flag, environment or config), not the default taken.
+    pub tenant_given: bool,
+    /// The `retention:` section (nothing purged when absent).
+    pub retention: siren_core::retention::RetentionConfig,
     /// Output.
     pub printer: Printer,
     /// The configuration file's `server:` section (defaults when absent).
@@ -188,6 +195,10 @@ impl Cli {
         if let Some(warning) = config.exposure_warning() {
             printer.warn(warning);
         }
+        let retention = config.retention.unwrap_or_default();
+        retention
+            .validate()
+            .map_err(|e| Failure::new(Exit::Config, anyhow::anyhow!(e)))?;
         let notify = config.notify.unwrap_or_default();
         notify
             .validate()
@@ -195,6 +206,8 @@ impl Cli {
         Ok(Context {
             notify,
             database_url: database,
+            tenant_given: self.tenant.is_some() || config.tenant.is_some(),
+            retention,
             tenant,
             printer,
             server: config.server.unwrap_or_default(),
@@ -274,6 +287,7 @@ fn run(cli: Cli) -> CommandResult {
             Command::Report(command) => commands::report::run(&context, command).await,
             Command::Backup(args) => commands::backup::backup(&context, args).await,
             Command::Restore(args) => commands::backup::restore(&context, args).await,
+            Command::Purge(args) => commands::purge::run(&context, args).await,
         }
     })
 }

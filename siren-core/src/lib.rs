@@ -122,6 +122,8 @@ pub mod notify;
 pub mod owner_only;
 #[cfg(feature = "report")]
 pub mod report;
+#[cfg(feature = "store")]
+pub mod retention;
 pub mod rules;
 pub mod secret;
 #[cfg(feature = "store")]

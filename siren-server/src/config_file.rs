@@ -30,6 +30,8 @@ pub struct ConfigFile {
     pub notify: Option<siren_core::notify::NotifyConfig>,
     /// Report settings.
     pub report: Option<ReportConfig>,
+    /// How long each kind of data is kept (nothing is purged without it).
+    pub retention: Option<siren_core::retention::RetentionConfig>,
     /// The file it was read from.
     #[serde(skip)]
     pub path: Option<PathBuf>,

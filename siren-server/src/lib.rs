@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod overview;
 pub mod ratelimit;
 pub mod reports;
+pub mod retention;
 pub mod rules;
 pub mod stream;
 
@@ -57,6 +58,8 @@ struct Shared {
     dispatcher: std::sync::OnceLock<Dispatcher>,
     /// In the distributed mode, this process's place in the cluster.
     node: Option<Arc<cluster::Node>>,
+    /// The retention policies and the background purge's progress.
+    retention: std::sync::OnceLock<Arc<retention::Retention>>,
 }
 
 impl AppState {
@@ -136,6 +139,7 @@ impl AppState {
                 config,
                 dispatcher: std::sync::OnceLock::new(),
                 node,
+                retention: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -163,6 +167,24 @@ impl AppState {
             dispatcher = dispatcher.with_rule_tags(siren_core::notify::rule_tags_of(rules));
         }
         Ok(self.with_dispatcher(dispatcher))
+    }
+
+    /// Enforces `config`'s retention policies in the background while serving, and answers
+    /// `/api/v1/retention` with them.
+    pub fn with_retention(self, config: siren_core::retention::RetentionConfig) -> Self {
+        // Set once, before serving; a second call keeps the first.
+        let _ = self
+            .inner
+            .retention
+            .set(Arc::new(retention::Retention::new(config)));
+        self
+    }
+
+    /// The retention policies (none configured: nothing is purged).
+    pub fn retention(&self) -> &Arc<retention::Retention> {
+        self.inner
+            .retention
+            .get_or_init(|| Arc::new(retention::Retention::new(Default::default())))
     }
 
     /// The notification dispatcher, when one is configured.
@@ -242,6 +264,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reports::router())
         .merge(agents::router())
         .merge(cluster_status::router())
+        .merge(retention::router())
         .merge(admin::router())
         .merge(stream::router())
         .merge(dashboard::router())
@@ -267,6 +290,7 @@ pub async fn serve(
     let background = tokio::spawn(stream::run_change_feed(state.clone(), stop_rx.clone()));
     let sweeper = tokio::spawn(sweep_sessions(state.clone(), stop_rx.clone()));
     let checkpoints = tokio::spawn(checkpoint_correlations(state.clone(), stop_rx.clone()));
+    let purge = tokio::spawn(retention::run(state.clone(), stop_rx.clone()));
     let cluster = state.node().cloned().map(|node| {
         tokio::spawn(cluster::run(
             node,
@@ -312,6 +336,7 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     let _ = background.await;
     let _ = sweeper.await;
+    let _ = purge.await;
     // Writes the correlation state changed since the last checkpoint.
     let _ = checkpoints.await;
     if let Some(cluster) = cluster {

@@ -128,6 +128,13 @@ async fn main() -> anyhow::Result<()> {
             .context("configuration section 'notify'")?;
         tracing::info!("notifications enabled");
     }
+    if let Some(retention) = file.retention {
+        retention
+            .validate()
+            .map_err(anyhow::Error::msg)
+            .context("configuration section 'retention'")?;
+        state = state.with_retention(retention);
+    }
     tracing::info!(listen = %listener.local_addr()?, scheme, "serving");
     siren_server::serve(listener, state, siren_server::shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus (OpenMetrics) text format: events received, stored, duplicate
-//! and rejected; incidents by status; request latencies by route. Open when
+//! and rejected; incidents by status; request latencies by route; retention (rows purged,
+//! the next purge, each tenant's oldest event and events, the database's size). Open when
 //! `server.metrics_public` is set, else for global admins only (it counts every tenant).
 
 use std::time::Instant;
@@ -35,6 +36,16 @@ struct StatusLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabel {
+    table: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabel {
     partition: String,
 }
@@ -59,6 +70,11 @@ pub struct Metrics {
     partition_lag: Family<PartitionLabel, Gauge>,
     partition_applied: Family<PartitionLabel, Gauge>,
     partitions_owned: Gauge,
+    purged: Family<TableLabel, Counter>,
+    oldest_event: Family<TenantLabel, Gauge>,
+    tenant_events: Family<TenantLabel, Gauge>,
+    database_bytes: Gauge,
+    next_purge: Gauge,
 }
 
 impl Metrics {
@@ -76,6 +92,11 @@ impl Metrics {
             partition_lag: Family::default(),
             partition_applied: Family::default(),
             partitions_owned: Gauge::default(),
+            purged: Family::default(),
+            oldest_event: Family::default(),
+            tenant_events: Family::default(),
+            database_bytes: Gauge::default(),
+            next_purge: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -128,9 +149,47 @@ impl Metrics {
             "HTTP request latency by route",
             metrics.latency.clone(),
         );
+        registry.register(
+            "retention_purged_rows",
+            "Rows removed by retention purges, by table",
+            metrics.purged.clone(),
+        );
+        registry.register(
+            "retention_next_purge_timestamp_seconds",
+            "When the background purge runs next (0: not scheduled or running)",
+            metrics.next_purge.clone(),
+        );
+        registry.register(
+            "oldest_event_timestamp_seconds",
+            "The oldest stored event's time, by tenant",
+            metrics.oldest_event.clone(),
+        );
+        registry.register(
+            "tenant_events",
+            "Events stored, by tenant",
+            metrics.tenant_events.clone(),
+        );
+        registry.register(
+            "database_size_bytes",
+            "The database's size on disk",
+            metrics.database_bytes.clone(),
+        );
         Self {
             registry,
             ..metrics
+        }
+    }
+
+    /// Counts rows a purge removed.
+    pub fn purged(&self, removed: &siren_core::store::Purged) {
+        let Ok(serde_json::Value::Object(tables)) = serde_json::to_value(removed) else {
+            return;
+        };
+        for (table, n) in tables {
+            let n = n.as_u64().unwrap_or(0);
+            if n > 0 {
+                self.purged.get_or_create(&TableLabel { table }).inc_by(n);
+            }
         }
     }
 
@@ -210,6 +269,27 @@ async fn metrics(State(state): State<AppState>, request: Request) -> ApiResult<R
             .get_or_create(&StatusLabel { status })
             .set(count.min(i64::MAX as u64) as i64);
     }
+    metrics.oldest_event.clear();
+    metrics.tenant_events.clear();
+    for span in state.store().spans().await? {
+        let label = TenantLabel {
+            tenant: span.tenant,
+        };
+        if let Some(oldest) = span.oldest_event {
+            metrics
+                .oldest_event
+                .get_or_create(&label)
+                .set(oldest.timestamp());
+        }
+        let events = span.events.min(i64::MAX as u64) as i64;
+        metrics.tenant_events.get_or_create(&label).set(events);
+    }
+    let bytes = state.store().database_bytes().await?;
+    metrics
+        .database_bytes
+        .set(bytes.min(i64::MAX as u64) as i64);
+    let next = state.retention().next();
+    metrics.next_purge.set(next.map_or(0, |t| t.timestamp()));
     metrics.partition_lag.clear();
     metrics.partition_applied.clear();
     let owned = state.node().map(|n| n.local.progress()).unwrap_or_default();

@@ -26,6 +26,7 @@ mod notify;
 mod null_semantics;
 mod pipelines;
 mod report;
+mod retention;
 mod rule_pack;
 mod security;
 mod server;

@@ -8,6 +8,7 @@ pub mod hunt;
 pub mod incidents;
 pub mod ingest;
 pub mod notify;
+pub mod purge;
 pub mod report;
 pub mod rules;
 pub mod serve;

@@ -104,6 +104,7 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
     let mut state = siren_server::AppState::for_config(store, rules, server, address.to_string())
         .await
         .map_err(|e| Failure::new(Exit::Unavailable, e))?;
+    state = state.with_retention(context.retention.clone());
     if super::notify::configured(context) {
         state = state
             .with_notifications(super::notify::resolved_config(context)?)

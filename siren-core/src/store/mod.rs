@@ -8,6 +8,7 @@
 //! - [`AuditLog`], [`AuthStore`] (users, sessions, API tokens), [`CorrelationState`].
 //! - [`Outbox`] — incident changes waiting to be notified and their deliveries.
 //! - [`ReportSource`] — incidents by time range, for period reports.
+//! - [`Retention`] — purging what retention policies no longer keep.
 //! - [`ServerStore`] — agents, the change feed, alert pages and the dashboard's counts.
 //!
 //! [`Store`] is all of them, for the code that needs everything. The implementation
@@ -26,6 +27,7 @@ pub mod incidents;
 mod open;
 pub mod outbox;
 pub mod report;
+pub mod retention;
 mod row;
 pub mod server;
 mod sql;
@@ -43,5 +45,6 @@ pub use outbox::{
     NewDelivery, Outbox, OutboxChange,
 };
 pub use report::{ReportRange, ReportSource};
+pub use retention::{Cutoffs, Purged, Retention, TenantSpan};
 pub use row::EventRow;
 pub use server::ServerStore;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{
     AuditLog, AuthStore, CorrelationState, EventStore, IncidentStore, Outbox, ReportSource,
-    ServerStore, StoreError,
+    Retention, ServerStore, StoreError,
 };
 
 /// The database used when none is configured: a SQLite file in the working directory.
@@ -21,6 +21,7 @@ pub trait Store:
     + CorrelationState
     + Outbox
     + ReportSource
+    + Retention
     + ServerStore
 {
 }
@@ -33,6 +34,7 @@ impl<T> Store for T where
         + CorrelationState
         + Outbox
         + ReportSource
+        + Retention
         + ServerStore
         + ?Sized
 {

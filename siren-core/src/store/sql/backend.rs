@@ -119,9 +119,17 @@ pub(crate) trait Backend:
     /// The order of events newest first (an event without a time last).
     const NEWEST_EVENTS_FIRST: &'static str;
 
+    /// A query of the database's size on disk in bytes.
+    const DATABASE_BYTES: &'static str;
+
     /// How the `events` table keeps a time (`ts`, `ingested_at`): SQLite as microseconds
     /// since the Unix epoch, PostgreSQL as `timestamptz`.
-    type Time: for<'q> Encode<'q, Self> + for<'r> Decode<'r, Self> + Type<Self> + Send + Sync;
+    type Time: for<'q> Encode<'q, Self>
+        + for<'r> Decode<'r, Self>
+        + Type<Self>
+        + Send
+        + Sync
+        + Unpin;
 
     /// [`Self::Time`], or none (the `ts` of an event without a time).
     type MaybeTime: for<'q> Encode<'q, Self> + Type<Self> + Send + Sync;

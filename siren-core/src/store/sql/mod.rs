@@ -4,7 +4,7 @@
 //! table, whose time and fields columns differ, goes through the backend's dialect.
 //!
 //! One file per trait it implements (`events.rs`, `incidents.rs`, `audit.rs`, `auth.rs`,
-//! `correlation.rs`, `outbox.rs`, `report.rs`, `server.rs`); `alerts.rs` stores what
+//! `correlation.rs`, `outbox.rs`, `report.rs`, `retention.rs`, `server.rs`); `alerts.rs` stores what
 //! grouping alerts into incidents decided, `changes.rs` the analysts' changes, `records.rs`
 //! the timeline entries, audit records and outbox changes written with them. `statement.rs`
 //! puts statements together at run time, `pages.rs` reads lists a page at a time, and
@@ -25,6 +25,7 @@ mod pages;
 mod postgres;
 mod records;
 mod report;
+mod retention;
 mod rows;
 mod server;
 #[cfg(feature = "sqlite")]

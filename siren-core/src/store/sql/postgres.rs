@@ -26,6 +26,8 @@ impl Backend for Postgres {
     /// PostgreSQL sorts NULL last, so first when descending unless told.
     const NEWEST_EVENTS_FIRST: &'static str = "ts DESC NULLS LAST, id DESC";
 
+    const DATABASE_BYTES: &'static str = "SELECT pg_database_size(current_database())";
+
     type Time = DateTime<Utc>;
     type MaybeTime = Option<DateTime<Utc>>;
     type StoredFields = Json<Fields>;

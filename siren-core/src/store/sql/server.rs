@@ -46,7 +46,7 @@ const BY_STATUS: &str =
     "SELECT status, COUNT(*) AS n FROM incidents WHERE tenant = $1 GROUP BY status";
 const ALL_BY_STATUS: &str = "SELECT status, COUNT(*) AS n FROM incidents GROUP BY status";
 /// Events stored, from `event_counts` (counting a million events takes a while).
-const EVENTS_TOTAL: &str =
+pub(super) const EVENTS_TOTAL: &str =
     "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM event_counts WHERE tenant = $1";
 /// Events per minute of ingest from minute `$2` (since the epoch).
 const EVENTS_PER_MINUTE: &str =

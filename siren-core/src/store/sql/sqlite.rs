@@ -42,6 +42,10 @@ impl Backend for Sqlite {
     /// SQLite sorts NULL first, so last when descending.
     const NEWEST_EVENTS_FIRST: &'static str = "ts DESC, id DESC";
 
+    /// The main file's pages (the write-ahead log comes and goes with checkpoints).
+    const DATABASE_BYTES: &'static str =
+        "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()";
+
     type Time = i64;
     type MaybeTime = Option<i64>;
     type StoredFields = String;

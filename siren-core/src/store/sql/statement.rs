@@ -75,6 +75,18 @@ impl<'q, B: Backend> Statement<'q, B> {
             .await?)
     }
 
+    /// Runs the statement and returns how many rows it changed.
+    pub async fn execute<'e>(
+        self,
+        executor: impl Executor<'e, Database = B>,
+    ) -> Result<u64, StoreError> {
+        let (sql, arguments) = self.finish()?;
+        let done = sqlx::query_with(&sql, B::shorten(arguments))
+            .execute(executor)
+            .await?;
+        Ok(super::RowsAffected::rows_affected(&done))
+    }
+
     /// The text and the arguments (an error when a value could not be encoded).
     fn finish(self) -> Result<(String, <B as Database>::Arguments<'q>), StoreError> {
         match self.error {

@@ -1,0 +1,123 @@
+//! Removing what a retention policy no longer keeps ([`Retention`]): a tenant's old events,
+//! closed incidents, finished notifications, expired sessions and stale correlation state,
+//! in small transactions. The audit log is never removed.
+//!
+//! What a purge removes, and what it keeps:
+//! - **incidents** resolved or closed whose last change is older than the cutoff, with
+//!   their alerts, timeline, outbox changes and deliveries; an open incident is kept
+//!   whatever its age;
+//! - **events** whose time (their ingest time when they have none) is older than the cutoff,
+//!   except those an alert of a kept incident points to: an incident's evidence lives as
+//!   long as the incident;
+//! - **outbox** changes already dispatched and deliveries finished (`sent`, `digested`,
+//!   `cancelled`, `failed`) whose incident is gone or no longer open;
+//! - **sessions** expired before the cutoff;
+//! - **correlation** checkpoints not saved since the cutoff and with no journal after them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::StoreError;
+use crate::event::TenantId;
+
+/// The times before which each kind of data goes, for one tenant (`None`: kept).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Cutoffs {
+    /// Events.
+    pub events: Option<DateTime<Utc>>,
+    /// Closed incidents (by their last change).
+    pub incidents: Option<DateTime<Utc>>,
+    /// Dispatched outbox changes and finished deliveries.
+    pub outbox: Option<DateTime<Utc>>,
+    /// Sessions (by their expiry).
+    pub sessions: Option<DateTime<Utc>>,
+    /// Correlation checkpoints (by their last save).
+    pub correlation: Option<DateTime<Utc>>,
+}
+
+/// Rows removed (or, in a dry run, that would be), per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Purged {
+    /// Events.
+    pub events: u64,
+    /// Incidents.
+    pub incidents: u64,
+    /// Alerts (of the incidents removed).
+    pub alerts: u64,
+    /// Timeline entries (of the incidents removed).
+    pub timeline: u64,
+    /// Outbox changes.
+    pub changes: u64,
+    /// Notification deliveries.
+    pub deliveries: u64,
+    /// Sessions.
+    pub sessions: u64,
+    /// Correlation checkpoints.
+    pub correlation: u64,
+}
+
+impl Purged {
+    /// Rows in all.
+    pub fn total(&self) -> u64 {
+        self.events
+            + self.incidents
+            + self.alerts
+            + self.timeline
+            + self.changes
+            + self.deliveries
+            + self.sessions
+            + self.correlation
+    }
+}
+
+impl std::ops::AddAssign for Purged {
+    fn add_assign(&mut self, other: Self) {
+        self.events += other.events;
+        self.incidents += other.incidents;
+        self.alerts += other.alerts;
+        self.timeline += other.timeline;
+        self.changes += other.changes;
+        self.deliveries += other.deliveries;
+        self.sessions += other.sessions;
+        self.correlation += other.correlation;
+    }
+}
+
+/// What a tenant's data spans: for status pages and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TenantSpan {
+    /// Tenant.
+    pub tenant: String,
+    /// The oldest stored event's time (its ingest time when it has none).
+    pub oldest_event: Option<DateTime<Utc>>,
+    /// Events stored.
+    pub events: u64,
+}
+
+/// Purging by cutoffs, in batches.
+#[async_trait::async_trait]
+pub trait Retention: Send + Sync {
+    /// Every tenant that has data (events, incidents, users or sessions).
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError>;
+
+    /// What [`Retention::purge_batch`] would remove, until nothing is left, if nothing
+    /// else changed meanwhile.
+    async fn purge_count(&self, tenant: &TenantId, cutoffs: &Cutoffs)
+    -> Result<Purged, StoreError>;
+
+    /// Removes up to `limit` rows of each kind due under `cutoffs` (incidents first, with
+    /// their alerts and timeline), each kind in a transaction of its own; call again until
+    /// it removes nothing.
+    async fn purge_batch(
+        &self,
+        tenant: &TenantId,
+        cutoffs: &Cutoffs,
+        limit: u32,
+    ) -> Result<Purged, StoreError>;
+
+    /// Each tenant's oldest event and event count.
+    async fn spans(&self) -> Result<Vec<TenantSpan>, StoreError>;
+
+    /// The database's size on disk in bytes (every tenant).
+    async fn database_bytes(&self) -> Result<u64, StoreError>;
+}

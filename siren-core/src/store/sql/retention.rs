@@ -1,0 +1,386 @@
+//! [`Retention`] for [`SqlStore`]: each kind removed in bounded transactions of the writer
+//! pool, each beginning with the statement that writes (so SQLite takes its write lock, and
+//! PostgreSQL its row locks, before anything is read).
+//!
+//! A dry run counts with the predicates the purge deletes by: an event or outbox row due
+//! because its incident goes is counted, whether or not the incidents have gone yet.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::rows::{MINUTE, parse_tenant};
+use super::server::EVENTS_TOTAL;
+use super::statement::Statement;
+use super::{Backend, SqlStore};
+use crate::event::TenantId;
+use crate::store::StoreError;
+use crate::store::retention::{Cutoffs, Purged, Retention, TenantSpan};
+
+const TENANTS: &str = "SELECT tenant FROM event_counts UNION SELECT tenant FROM incidents \
+    UNION SELECT tenant FROM users UNION SELECT tenant FROM sessions ORDER BY tenant";
+
+/// `$1`'s incidents due under cutoff `$2` (microseconds).
+const DUE_INCIDENTS: &str = "SELECT id FROM incidents WHERE tenant = $1 \
+    AND status IN ('resolved', 'closed') AND updated_at < $2";
+
+/// Takes up to `$3` due incidents (the no-op update locks them: an incident reopened
+/// meanwhile is not due any more) and returns their ids.
+const TAKE_INCIDENTS: &str = "UPDATE incidents SET updated_at = updated_at WHERE tenant = $1 \
+    AND status IN ('resolved', 'closed') AND updated_at < $2 AND id IN (\
+    SELECT id FROM incidents WHERE tenant = $1 AND status IN ('resolved', 'closed') \
+    AND updated_at < $2 ORDER BY id LIMIT $3) RETURNING id";
+
+/// The tables whose rows belong to an incident, removed before it.
+const INCIDENT_CHILDREN: [&str; 4] = [
+    "alerts",
+    "incident_timeline",
+    "notify_deliveries",
+    "incident_changes",
+];
+
+/// An event of `$1` that no alert of a kept incident points to (`$3`: the incidents'
+/// cutoff).
+const EVENT_UNCLAIMED: &str = "e.tenant = $1 AND NOT EXISTS (SELECT 1 FROM alerts a \
+    JOIN incidents i ON i.id = a.incident_id WHERE a.tenant = e.tenant \
+    AND a.event_key = e.dedup_key \
+    AND NOT (i.status IN ('resolved', 'closed') AND i.updated_at < $3))";
+
+/// Events with a time before `$2`, and those without one ingested before `$2`.
+const EVENT_TIMED: &str = "e.ts < $2";
+const EVENT_UNTIMED: &str = "e.ts IS NULL AND e.ingested_at < $2";
+
+const UNCOUNT_EVENTS: &str = "UPDATE event_counts SET n = n - $3 WHERE tenant = $1 AND minute = $2";
+const DROP_EMPTY_COUNT: &str =
+    "DELETE FROM event_counts WHERE tenant = $1 AND minute = $2 AND n <= 0";
+
+/// `$1`'s outbox changes dispatched before `$2`.
+const CHANGES_DUE: &str = "tenant = $1 AND dispatched_at IS NOT NULL AND at < $2";
+/// `$1`'s deliveries finished before `$2` whose incident (if any) is not open.
+const DELIVERIES_DUE: &str = "tenant = $1 AND state IN ('sent', 'digested', 'cancelled', \
+    'failed') AND updated_at < $2 AND (incident_id IS NULL OR incident_id IN (\
+    SELECT id FROM incidents WHERE tenant = $1 AND status IN ('resolved', 'closed')))";
+
+const SESSIONS_DUE: &str = "tenant = $1 AND expires_at < $2";
+/// `$1`'s checkpoints saved before `$2` that cover their whole journal.
+const CORRELATION_DUE: &str = "tenant = $1 AND updated_at < $2 AND NOT EXISTS (\
+    SELECT 1 FROM correlation_heads h WHERE h.tenant = correlation_state.tenant \
+    AND h.name = correlation_state.name AND h.seq > correlation_state.seq)";
+
+const OLDEST_EVENT: &str = "SELECT MIN(ts) FROM events WHERE tenant = $1";
+
+/// A cutoff in microseconds (`i64::MIN`: nothing is before it).
+fn micros(cutoff: Option<DateTime<Utc>>) -> i64 {
+    cutoff.map_or(i64::MIN, |t| t.timestamp_micros())
+}
+
+/// A count as the database returned it.
+fn count(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+impl<B: Backend> SqlStore<B> {
+    async fn count_where(&self, sql: String, tenant: &str, cutoff: i64) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(&sql)
+            .bind(tenant)
+            .bind(cutoff)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count(n))
+    }
+
+    /// Events due under `cutoffs` (timed, then untimed), counted.
+    async fn count_events(&self, tenant: &str, cutoffs: &Cutoffs) -> Result<u64, StoreError> {
+        let Some(cutoff) = cutoffs.events else {
+            return Ok(0);
+        };
+        let mut total = 0;
+        for which in [EVENT_TIMED, EVENT_UNTIMED] {
+            let sql = format!("SELECT COUNT(*) FROM events e WHERE {EVENT_UNCLAIMED} AND {which}");
+            let n: i64 = sqlx::query_scalar(&sql)
+                .bind(tenant)
+                .bind(B::time(cutoff))
+                .bind(micros(cutoffs.incidents))
+                .fetch_one(&self.pool)
+                .await?;
+            total += count(n);
+        }
+        Ok(total)
+    }
+
+    /// Removes up to `limit` due incidents with what belongs to them.
+    async fn purge_incidents(
+        &self,
+        tenant: &str,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<Purged, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let ids: Vec<i64> = sqlx::query_scalar(TAKE_INCIDENTS)
+            .bind(tenant)
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut purged = Purged::default();
+        if ids.is_empty() {
+            return Ok(purged);
+        }
+        let mut removed = [0u64; 5];
+        for (slot, table) in removed
+            .iter_mut()
+            .zip(INCIDENT_CHILDREN.into_iter().chain(["incidents"]))
+        {
+            let column = if table == "incidents" {
+                "id"
+            } else {
+                "incident_id"
+            };
+            let mut delete = Statement::<B>::new(format!("DELETE FROM {table} WHERE tenant = "));
+            delete.push_bind(tenant).push(format!(" AND {column} IN ("));
+            for (n, id) in ids.iter().enumerate() {
+                if n > 0 {
+                    delete.push(", ");
+                }
+                delete.push_bind(*id);
+            }
+            delete.push(")");
+            *slot = delete.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        [
+            purged.alerts,
+            purged.timeline,
+            purged.deliveries,
+            purged.changes,
+            purged.incidents,
+        ] = removed;
+        Ok(purged)
+    }
+
+    /// Removes up to `limit` due events (`which`: timed or untimed), taking them off the
+    /// per-minute counts.
+    async fn purge_events(
+        &self,
+        tenant: &str,
+        (cutoff, incidents): (DateTime<Utc>, i64),
+        which: &str,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e \
+             WHERE {EVENT_UNCLAIMED} AND {which} ORDER BY e.id LIMIT $4) RETURNING ingested_at"
+        );
+        let mut tx = self.writer.begin().await?;
+        let ingested: Vec<B::Time> = sqlx::query_scalar(&sql)
+            .bind(tenant)
+            .bind(B::time(cutoff))
+            .bind(incidents)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        let removed = ingested.len() as u64;
+        let mut per_minute: BTreeMap<i64, i64> = BTreeMap::new();
+        for at in ingested {
+            let at = B::read_time(at).map_or(0, |t| t.timestamp_micros());
+            *per_minute.entry(at.div_euclid(MINUTE)).or_default() += 1;
+        }
+        for (minute, n) in per_minute {
+            for sql in [UNCOUNT_EVENTS, DROP_EMPTY_COUNT] {
+                sqlx::query(sql)
+                    .bind(tenant)
+                    .bind(minute)
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Removes up to `limit` rows of `table` matching `due` (over `$1` tenant, `$2`
+    /// cutoff), picked by `key`.
+    async fn purge_rows(
+        &self,
+        table: &str,
+        key: &str,
+        due: &str,
+        tenant: &str,
+        cutoff: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "DELETE FROM {table} WHERE tenant = $1 AND {key} IN (SELECT {key} FROM {table} \
+             WHERE {due} ORDER BY {key} LIMIT $3)"
+        );
+        let done = sqlx::query(&sql)
+            .bind(tenant)
+            .bind(cutoff)
+            .bind(i64::from(limit))
+            .execute(&self.writer)
+            .await?;
+        Ok(super::RowsAffected::rows_affected(&done))
+    }
+}
+
+#[async_trait::async_trait]
+impl<B: Backend> Retention for SqlStore<B> {
+    async fn tenants(&self) -> Result<Vec<TenantId>, StoreError> {
+        let names: Vec<String> = sqlx::query_scalar(TENANTS).fetch_all(&self.pool).await?;
+        names.iter().map(|name| parse_tenant(name)).collect()
+    }
+
+    async fn purge_count(
+        &self,
+        tenant: &TenantId,
+        cutoffs: &Cutoffs,
+    ) -> Result<Purged, StoreError> {
+        let t = tenant.as_str();
+        let incidents = micros(cutoffs.incidents);
+        let outbox = micros(cutoffs.outbox);
+        let mut purged = Purged {
+            incidents: self
+                .count_where(
+                    format!("SELECT COUNT(*) FROM ({DUE_INCIDENTS}) d"),
+                    t,
+                    incidents,
+                )
+                .await?,
+            events: self.count_events(t, cutoffs).await?,
+            sessions: self
+                .count_where(
+                    format!("SELECT COUNT(*) FROM sessions WHERE {SESSIONS_DUE}"),
+                    t,
+                    micros(cutoffs.sessions),
+                )
+                .await?,
+            correlation: self
+                .count_where(
+                    format!("SELECT COUNT(*) FROM correlation_state WHERE {CORRELATION_DUE}"),
+                    t,
+                    micros(cutoffs.correlation),
+                )
+                .await?,
+            ..Purged::default()
+        };
+        for table in ["alerts", "incident_timeline"] {
+            let n = self
+                .count_where(
+                    format!("SELECT COUNT(*) FROM {table} WHERE tenant = $1 AND incident_id IN ({DUE_INCIDENTS})"),
+                    t,
+                    incidents,
+                )
+                .await?;
+            if table == "alerts" {
+                purged.alerts = n;
+            } else {
+                purged.timeline = n;
+            }
+        }
+        // An outbox row goes with its incident, or by the outbox's own cutoff.
+        for (table, due) in [
+            ("incident_changes", CHANGES_DUE),
+            ("notify_deliveries", DELIVERIES_DUE),
+        ] {
+            let own = due.replace("$2", "$3");
+            let sql = format!(
+                "SELECT COUNT(*) FROM {table} WHERE tenant = $1 AND (incident_id IN ({DUE_INCIDENTS}) OR ({own}))"
+            );
+            let n: i64 = sqlx::query_scalar(&sql)
+                .bind(t)
+                .bind(incidents)
+                .bind(outbox)
+                .fetch_one(&self.pool)
+                .await?;
+            if table == "incident_changes" {
+                purged.changes = count(n);
+            } else {
+                purged.deliveries = count(n);
+            }
+        }
+        Ok(purged)
+    }
+
+    async fn purge_batch(
+        &self,
+        tenant: &TenantId,
+        cutoffs: &Cutoffs,
+        limit: u32,
+    ) -> Result<Purged, StoreError> {
+        let t = tenant.as_str();
+        let limit = limit.max(1);
+        let mut purged = Purged::default();
+        if cutoffs.incidents.is_some() {
+            purged += self
+                .purge_incidents(t, micros(cutoffs.incidents), limit)
+                .await?;
+        }
+        if let Some(cutoff) = cutoffs.events {
+            let due = (cutoff, micros(cutoffs.incidents));
+            purged.events += self.purge_events(t, due, EVENT_TIMED, limit).await?;
+            purged.events += self.purge_events(t, due, EVENT_UNTIMED, limit).await?;
+        }
+        if let Some(cutoff) = cutoffs.outbox {
+            let cutoff = cutoff.timestamp_micros();
+            purged.changes += self
+                .purge_rows("incident_changes", "id", CHANGES_DUE, t, cutoff, limit)
+                .await?;
+            purged.deliveries += self
+                .purge_rows("notify_deliveries", "id", DELIVERIES_DUE, t, cutoff, limit)
+                .await?;
+        }
+        if let Some(cutoff) = cutoffs.sessions {
+            purged.sessions = self
+                .purge_rows(
+                    "sessions",
+                    "id_hash",
+                    SESSIONS_DUE,
+                    t,
+                    cutoff.timestamp_micros(),
+                    limit,
+                )
+                .await?;
+        }
+        if let Some(cutoff) = cutoffs.correlation {
+            purged.correlation = self
+                .purge_rows(
+                    "correlation_state",
+                    "name",
+                    CORRELATION_DUE,
+                    t,
+                    cutoff.timestamp_micros(),
+                    limit,
+                )
+                .await?;
+        }
+        Ok(purged)
+    }
+
+    async fn spans(&self) -> Result<Vec<TenantSpan>, StoreError> {
+        let mut spans = Vec::new();
+        for tenant in self.tenants().await? {
+            let oldest: Option<B::Time> = sqlx::query_scalar(OLDEST_EVENT)
+                .bind(tenant.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+            let events: i64 = sqlx::query_scalar(EVENTS_TOTAL)
+                .bind(tenant.as_str())
+                .fetch_one(&self.pool)
+                .await?;
+            spans.push(TenantSpan {
+                tenant: tenant.as_str().to_owned(),
+                oldest_event: oldest.and_then(B::read_time),
+                events: count(events),
+            });
+        }
+        Ok(spans)
+    }
+
+    async fn database_bytes(&self) -> Result<u64, StoreError> {
+        let bytes: i64 = sqlx::query_scalar(B::DATABASE_BYTES)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(count(bytes))
+    }
+}
