@@ -375,7 +375,54 @@
       latest: chartCard('Latest open incidents', 'chart-half'),
     };
     Object.values(state.overview.boxes).forEach((b) => charts.appendChild(b.card));
+    if (state.user.role === 'admin') {
+      const retention = h('section', { class: 'card retention-card', id: 'retention-card' },
+        h('div', { class: 'card-head' }, h('h2', { text: 'Data kept' }),
+          h('span', { class: 'muted', text: 'retention policy, storage and purges' })),
+        h('div', { class: 'card-body', id: 'retention-body', text: 'Loading…' }));
+      main.insertBefore(retention, charts);
+      loadRetention(view);
+    }
     loadOverview(view);
+  }
+
+  function fmtBytes(n) {
+    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return (i ? n.toFixed(1) : String(n)) + ' ' + units[i];
+  }
+
+  // The tenant's retention: what each kind keeps, the oldest event, the database's size
+  // and the background purge (admins; GET /retention).
+  async function loadRetention(view) {
+    let r;
+    try {
+      r = await api('GET', '/retention');
+    } catch (e) {
+      if (view === state.view) $('retention-body').textContent = 'Could not load the retention: ' + e.message;
+      return;
+    }
+    if (view !== state.view) return;
+    const kinds = ['events', 'incidents', 'outbox', 'sessions', 'correlation'];
+    const policy = r.policy || {};
+    const rows = kinds.map((k) => h('tr', { 'data-kind': k },
+      h('th', { text: k }),
+      h('td', { class: 'retention-keep', text: policy[k] || 'forever' }),
+      h('td', { class: 'muted', text: r.cutoffs[k] ? 'older than ' + fmtTime(r.cutoffs[k]) + ' goes' : 'kept' })));
+    const last = r.last_run;
+    const facts = [
+      ['Oldest event', r.oldest_event ? fmtTime(r.oldest_event) : 'none stored', 'retention-oldest'],
+      ['Events stored', fmtNumber(r.events), 'retention-events'],
+      ['Database size', fmtBytes(r.database_bytes), 'retention-bytes'],
+      ['Next purge', r.interval_seconds == null ? 'none: nothing is purged' : (r.next_run ? fmtTime(r.next_run) : 'running now'), 'retention-next'],
+      ['Last purge', last ? fmtTime(last.finished_at) + ' · ' + fmtNumber(Object.values(last.removed).reduce((a, b) => a + b, 0)) + ' rows' + (last.error ? ' · failed: ' + last.error : '') : 'not yet', 'retention-last'],
+    ].map(([label, value, id]) => h('div', { class: 'retention-fact' },
+      h('div', { class: 'kpi-label', text: label }), h('div', { id, text: value })));
+    clear($('retention-body')).append(
+      h('div', { class: 'retention-facts' }, ...facts),
+      h('table', { class: 'table retention-policy' }, h('tbody', null, ...rows)));
+    document.body.dataset.retention = 'rendered';
   }
 
   let overviewTimer = null;

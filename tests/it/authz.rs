@@ -192,6 +192,18 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/api/v1/retention",
+        who: Who::Admin,
+        ok: &[200],
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/retention/purge",
+        who: Who::Admin,
+        ok: &[200],
+    },
+    Route {
+        method: "GET",
         path: "/api/v1/users",
         who: Who::Admin,
         ok: &[200],
@@ -312,6 +324,7 @@ fn body(route: &Route, n: usize) -> Option<Value> {
             Some(json!({"name": format!("new{n}"), "role": "viewer", "password": PASSWORD}))
         }
         ("POST", "/api/v1/tokens") => Some(json!({"name": "matrix", "role": "viewer"})),
+        ("POST", "/api/v1/retention/purge") => Some(json!({"dry_run": true})),
         ("POST", "/api/v1/auth/login") => {
             Some(json!({"username": "viewer", "password": PASSWORD, "tenant": "acme"}))
         }

@@ -402,6 +402,32 @@ async fn analyst_signs_in_works_an_incident_and_sees_a_new_one_live() {
     browser.wait_css("canvas[data-chart='top-hosts']").await;
     let kpis = browser.wait_css("#kpis").await.text().await.unwrap();
     assert!(kpis.contains("Open incidents"), "{kpis}");
+    // The admin sees what is kept: the demo's policy, its storage and the next purge.
+    browser.wait_css("body[data-retention='rendered']").await;
+    let keep = browser
+        .js("return [...document.querySelectorAll('#retention-card tr[data-kind]')].map((r) => r.dataset.kind + '=' + r.querySelector('.retention-keep').textContent).join(' ');")
+        .await;
+    assert_eq!(
+        keep,
+        "events=90d incidents=400d outbox=30d sessions=7d correlation=30d"
+    );
+    let bytes = browser
+        .wait_css("#retention-bytes")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(bytes.ends_with("KiB") || bytes.ends_with("MiB"), "{bytes}");
+    let oldest = browser
+        .wait_css("#retention-oldest")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !oldest.contains("none"),
+        "the demo's events are stored: {oldest}"
+    );
     browser.screenshot("02-overview").await;
 
     // A signed-in load of the overview: time until it is drawn with the server's data.

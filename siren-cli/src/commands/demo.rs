@@ -161,7 +161,8 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
     ));
 
     let state =
-        siren_server::AppState::new(store, Some(rules), siren_server::ServerConfig::default());
+        siren_server::AppState::new(store, Some(rules), siren_server::ServerConfig::default())
+            .with_retention(demo_retention(context));
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -170,6 +171,18 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         .map_err(|e| Failure::new(Exit::Software, e))?;
     Ok(Exit::Ok)
 }
+
+/// The configured retention, else a typical policy (the sample is recent: nothing is due),
+/// so the overview's "Data kept" card has something to show.
+fn demo_retention(context: &Context) -> siren_core::retention::RetentionConfig {
+    if !context.retention.is_empty() {
+        return context.retention.clone();
+    }
+    serde_yaml::from_str(DEMO_RETENTION).unwrap_or_default()
+}
+
+const DEMO_RETENTION: &str =
+    "events: 90d\nincidents: 400d\noutbox: 30d\nsessions: 7d\ncorrelation: 30d\n";
 
 /// Writes the sample with its times moved so that its last event happened a moment ago.
 fn write_sample(path: &Path, now: DateTime<Utc>) -> Result<(), Failure> {

@@ -169,7 +169,7 @@ impl<B: Backend> SqlStore<B> {
     ) -> Result<u64, StoreError> {
         let sql = format!(
             "DELETE FROM events WHERE id IN (SELECT e.id FROM events e \
-             WHERE {EVENT_UNCLAIMED} AND {which} ORDER BY e.id LIMIT $4) RETURNING ingested_at"
+             WHERE {EVENT_UNCLAIMED} AND {which} ORDER BY e.ts LIMIT $4) RETURNING ingested_at"
         );
         let mut tx = self.writer.begin().await?;
         let ingested: Vec<B::Time> = sqlx::query_scalar(&sql)
