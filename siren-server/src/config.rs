@@ -58,6 +58,11 @@ pub struct ServerConfig {
     pub partitions: u32,
     /// In the distributed mode: this process's name (default: host name and process id).
     pub node_id: Option<String>,
+    /// Warn (log, metric, an incident) when the embedded database's file system has less
+    /// than this share free, in percent.
+    pub disk_warn_percent: u8,
+    /// How often the free space is looked at (seconds).
+    pub disk_check_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +87,8 @@ impl Default for ServerConfig {
             role: crate::cluster::Role::Both,
             partitions: 16,
             node_id: None,
+            disk_warn_percent: 10,
+            disk_check_seconds: 30,
         }
     }
 }
@@ -101,6 +108,11 @@ impl ServerConfig {
         if self.body_limit == 0 || self.decompressed_limit == 0 || self.max_batch == 0 {
             return Err(
                 "server.body_limit, decompressed_limit and max_batch must be above 0".into(),
+            );
+        }
+        if self.disk_warn_percent > 99 || self.disk_check_seconds == 0 {
+            return Err(
+                "server.disk_warn_percent must be 0 to 99 and disk_check_seconds above 0".into(),
             );
         }
         if !(60..=MAX_SESSION_SECONDS).contains(&self.session_seconds) {

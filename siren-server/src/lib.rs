@@ -12,6 +12,7 @@ pub mod cluster_status;
 pub mod config;
 pub mod config_file;
 mod dashboard;
+pub mod disk;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -291,6 +292,7 @@ pub async fn serve(
     let sweeper = tokio::spawn(sweep_sessions(state.clone(), stop_rx.clone()));
     let checkpoints = tokio::spawn(checkpoint_correlations(state.clone(), stop_rx.clone()));
     let purge = tokio::spawn(retention::run(state.clone(), stop_rx.clone()));
+    let disk = tokio::spawn(disk::watch(state.clone(), stop_rx.clone()));
     let cluster = state.node().cloned().map(|node| {
         tokio::spawn(cluster::run(
             node,
@@ -337,6 +339,7 @@ pub async fn serve(
     let _ = background.await;
     let _ = sweeper.await;
     let _ = purge.await;
+    let _ = disk.await;
     // Writes the correlation state changed since the last checkpoint.
     let _ = checkpoints.await;
     if let Some(cluster) = cluster {

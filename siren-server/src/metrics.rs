@@ -75,6 +75,9 @@ pub struct Metrics {
     tenant_events: Family<TenantLabel, Gauge>,
     database_bytes: Gauge,
     next_purge: Gauge,
+    disk_free: Gauge,
+    disk_total: Gauge,
+    disk_low: Gauge,
 }
 
 impl Metrics {
@@ -97,6 +100,9 @@ impl Metrics {
             tenant_events: Family::default(),
             database_bytes: Gauge::default(),
             next_purge: Gauge::default(),
+            disk_free: Gauge::default(),
+            disk_total: Gauge::default(),
+            disk_low: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -174,10 +180,33 @@ impl Metrics {
             "The database's size on disk",
             metrics.database_bytes.clone(),
         );
+        registry.register(
+            "disk_free_bytes",
+            "Free space of the embedded database's file system",
+            metrics.disk_free.clone(),
+        );
+        registry.register(
+            "disk_size_bytes",
+            "Size of the embedded database's file system",
+            metrics.disk_total.clone(),
+        );
+        registry.register(
+            "disk_low",
+            "1 while the database's file system has less than server.disk_warn_percent free",
+            metrics.disk_low.clone(),
+        );
         Self {
             registry,
             ..metrics
         }
+    }
+
+    /// Records the database file system's free space.
+    pub fn disk(&self, free: u64, total: u64, low: bool) {
+        let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
+        self.disk_free.set(clamp(free));
+        self.disk_total.set(clamp(total));
+        self.disk_low.set(i64::from(low));
     }
 
     /// Counts rows a purge removed.

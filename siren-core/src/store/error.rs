@@ -37,6 +37,20 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database could not write for lack of disk space (SQLite's
+    /// `SQLITE_FULL`, PostgreSQL's `disk_full`): nothing of the failed write is kept, and
+    /// retrying once space is freed succeeds.
+    pub fn is_disk_full(&self) -> bool {
+        let (StoreError::Connect { source, .. } | StoreError::Query(source)) = self else {
+            return false;
+        };
+        source.as_database_error().is_some_and(|e| {
+            let code = e.code();
+            matches!(code.as_deref(), Some("13") | Some("53100"))
+                || e.message().contains("database or disk is full")
+        })
+    }
+
     /// Whether retrying later may succeed (the database was busy or unreachable).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -47,6 +61,7 @@ impl StoreError {
                 ) || source
                     .as_database_error()
                     .is_some_and(|e| e.message().contains("database is locked"))
+                    || self.is_disk_full()
             }
             StoreError::Bus(_) => true,
             _ => false,

@@ -120,4 +120,7 @@ pub trait Retention: Send + Sync {
 
     /// The database's size on disk in bytes (every tenant).
     async fn database_bytes(&self) -> Result<u64, StoreError>;
+
+    /// The database's file, when it is one on this machine (SQLite).
+    async fn database_file(&self) -> Result<Option<std::path::PathBuf>, StoreError>;
 }

@@ -6,6 +6,7 @@
 mod accounts;
 mod backup;
 mod cluster;
+mod disk;
 mod ingest;
 mod operations;
 mod replicas;

@@ -122,6 +122,9 @@ pub(crate) trait Backend:
     /// A query of the database's size on disk in bytes.
     const DATABASE_BYTES: &'static str;
 
+    /// A query of the database's file on this machine (none: a server's database).
+    const DATABASE_FILE: Option<&'static str>;
+
     /// How the `events` table keeps a time (`ts`, `ingested_at`): SQLite as microseconds
     /// since the Unix epoch, PostgreSQL as `timestamptz`.
     type Time: for<'q> Encode<'q, Self>

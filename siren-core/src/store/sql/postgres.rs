@@ -28,6 +28,8 @@ impl Backend for Postgres {
 
     const DATABASE_BYTES: &'static str = "SELECT pg_database_size(current_database())";
 
+    const DATABASE_FILE: Option<&'static str> = None;
+
     type Time = DateTime<Utc>;
     type MaybeTime = Option<DateTime<Utc>>;
     type StoredFields = Json<Fields>;

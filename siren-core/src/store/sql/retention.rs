@@ -383,4 +383,12 @@ impl<B: Backend> Retention for SqlStore<B> {
             .await?;
         Ok(count(bytes))
     }
+
+    async fn database_file(&self) -> Result<Option<std::path::PathBuf>, StoreError> {
+        let Some(query) = B::DATABASE_FILE else {
+            return Ok(None);
+        };
+        let file: Option<String> = sqlx::query_scalar(query).fetch_optional(&self.pool).await?;
+        Ok(file.filter(|f| !f.is_empty()).map(Into::into))
+    }
 }

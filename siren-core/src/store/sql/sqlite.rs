@@ -46,6 +46,9 @@ impl Backend for Sqlite {
     const DATABASE_BYTES: &'static str =
         "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()";
 
+    const DATABASE_FILE: Option<&'static str> =
+        Some("SELECT file FROM pragma_database_list WHERE name = 'main'");
+
     type Time = i64;
     type MaybeTime = Option<i64>;
     type StoredFields = String;
