@@ -121,6 +121,9 @@ enum Command {
     /// Remove what the retention policies no longer keep (every tenant, or `--tenant`);
     /// `--dry-run` counts.
     Purge(commands::purge::Args),
+    /// What the database holds and keeps: its size and free disk, and per tenant the events,
+    /// the oldest one and the retention policy.
+    Status,
 }
 
 /// The rule cache's folder: the one given, else the user's cache folder; none when off.
@@ -288,6 +291,7 @@ fn run(cli: Cli) -> CommandResult {
             Command::Backup(args) => commands::backup::backup(&context, args).await,
             Command::Restore(args) => commands::backup::restore(&context, args).await,
             Command::Purge(args) => commands::purge::run(&context, args).await,
+            Command::Status => commands::status::run(&context).await,
         }
     })
 }

@@ -54,6 +54,11 @@ impl Keep {
         })
     }
 
+    /// As written (`90d`, `forever`).
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
     /// The time before which data kept this long goes, at `now` (`None`: kept forever).
     pub fn cutoff(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let age = chrono::Duration::from_std(self.age?).ok()?;

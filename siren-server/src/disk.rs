@@ -18,9 +18,9 @@ use crate::AppState;
 /// The rule id of the incidents the server opens about its own disk.
 pub const DISK_LOW_RULE: &str = "siren-disk-low";
 
-/// Free and total bytes of the file system holding `path`.
+/// Free and total bytes of the file system holding `path` (Unix only).
 #[cfg(unix)]
-fn space(path: &Path) -> std::io::Result<(u64, u64)> {
+pub fn space(path: &Path) -> std::io::Result<(u64, u64)> {
     let stats = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
     let unit = stats.fragment_size() as u64;
     Ok((
@@ -30,7 +30,7 @@ fn space(path: &Path) -> std::io::Result<(u64, u64)> {
 }
 
 #[cfg(not(unix))]
-fn space(_path: &Path) -> std::io::Result<(u64, u64)> {
+pub fn space(_path: &Path) -> std::io::Result<(u64, u64)> {
     Err(std::io::Error::other(
         "free space is only looked at on Unix",
     ))

@@ -181,6 +181,17 @@ async fn a_clock_set_forward_purges_what_the_policy_no_longer_keeps() {
         let removed = format!("\"events\":{}", done.total.events);
         assert!(purges[0].detail.contains(&removed), "{}", purges[0].detail);
 
+        // `siren status` says what is left and what the policy keeps.
+        let (code, status) =
+            json_output(siren(dir.path()).args(["--db", &url, "status", "--format", "json"]));
+        assert_eq!(code, 0, "{backend}");
+        let default = &status["tenants"][0];
+        assert_eq!(default["tenant"], "default", "{status}");
+        assert_eq!(default["events"], kept_events, "{status}");
+        assert_eq!(default["policy"]["events"], "30d", "{status}");
+        assert!(status["database_bytes"].as_u64().unwrap() > 0, "{status}");
+        assert_eq!(status["disk"].is_object(), backend == "sqlite", "{status}");
+
         let again = retention::purge(&*store, &config, &request(true), &actor())
             .await
             .unwrap();

@@ -12,6 +12,7 @@ pub mod purge;
 pub mod report;
 pub mod rules;
 pub mod serve;
+pub mod status;
 pub mod tokens;
 pub mod users;
 
