@@ -150,6 +150,8 @@ pub struct Context {
     pub tenant_given: bool,
     /// The `retention:` section (nothing purged when absent).
     pub retention: siren_core::retention::RetentionConfig,
+    /// The `archive:` section: where events go before retention deletes them.
+    pub archive: Option<siren_core::archive::ArchiveConfig>,
     /// Output.
     pub printer: Printer,
     /// The configuration file's `server:` section (defaults when absent).
@@ -202,6 +204,14 @@ impl Cli {
         retention
             .validate()
             .map_err(|e| Failure::new(Exit::Config, anyhow::anyhow!(e)))?;
+        if retention.archives() && config.archive.is_none() {
+            return Err(Failure::new(
+                Exit::Config,
+                anyhow::anyhow!(
+                    "retention: a policy archives events (`archive: true`) and no `archive:` section says where"
+                ),
+            ));
+        }
         let notify = config.notify.unwrap_or_default();
         notify
             .validate()
@@ -211,6 +221,7 @@ impl Cli {
             database_url: database,
             tenant_given: self.tenant.is_some() || config.tenant.is_some(),
             retention,
+            archive: config.archive,
             tenant,
             printer,
             server: config.server.unwrap_or_default(),

@@ -121,6 +121,7 @@ async fn run(backend: &str, url: &str, total: u64) {
         kinds: vec![Kind::Events],
         tenant: Some(TenantId::parse("bench").unwrap()),
         dry_run: false,
+        archive: None,
     };
     let done = Arc::new(AtomicBool::new(false));
     let purging = {

@@ -108,6 +108,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod archive;
 pub mod correlation;
 pub mod csv_safe;
 pub mod event;

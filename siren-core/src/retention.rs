@@ -10,9 +10,10 @@
 //!   outbox: 30d
 //!   sessions: 7d         # after they expire
 //!   correlation: 30d
+//!   archive: true        # events go to the `archive:` section's archive before they go
 //!   tenants:
 //!     acme: { events: 365d }
-//!     lab: { events: forever }
+//!     lab: { events: forever, archive: false }
 //! ```
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::archive::{Archive, ArchivedEvent};
 use crate::event::TenantId;
 use crate::store::{AuditLog, Cutoffs, Purged, Retention, StoreError};
 use crate::user::Actor;
@@ -107,9 +109,17 @@ pub struct Policy {
     /// Correlation checkpoints not saved since.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation: Option<Keep>,
+    /// Whether events are written to the archive before they are deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<bool>,
 }
 
 impl Policy {
+    /// Whether events are archived before they go.
+    pub fn archives(&self) -> bool {
+        self.archive == Some(true)
+    }
+
     /// This policy, with `default`'s value for each kind it does not give.
     fn or(&self, default: &Policy) -> Policy {
         Policy {
@@ -121,6 +131,7 @@ impl Policy {
                 .correlation
                 .clone()
                 .or_else(|| default.correlation.clone()),
+            archive: self.archive.or(default.archive),
         }
     }
 
@@ -133,6 +144,7 @@ impl Policy {
             outbox: at(&self.outbox),
             sessions: at(&self.sessions),
             correlation: at(&self.correlation),
+            now: Some(now),
         }
     }
 }
@@ -157,6 +169,9 @@ pub struct RetentionConfig {
     /// Correlation checkpoints, by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation: Option<Keep>,
+    /// Whether events are archived before they go, by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<bool>,
     /// Per-tenant policies, each over the default.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tenants: BTreeMap<String, Policy>,
@@ -179,6 +194,7 @@ impl Default for RetentionConfig {
             outbox: None,
             sessions: None,
             correlation: None,
+            archive: None,
             tenants: BTreeMap::new(),
             interval: default_interval(),
             batch: default_batch(),
@@ -225,7 +241,28 @@ impl RetentionConfig {
             outbox: self.outbox.clone(),
             sessions: self.sessions.clone(),
             correlation: self.correlation.clone(),
+            archive: self.archive,
         }
+    }
+
+    /// The archive `config` names, opened, checking that a policy that archives has one.
+    pub fn open_archive(
+        &self,
+        config: Option<&crate::archive::ArchiveConfig>,
+    ) -> Result<Option<Archive>, String> {
+        match config {
+            Some(config) => Archive::open(config).map(Some).map_err(|e| e.to_string()),
+            None if self.archives() => Err(
+                "retention: a policy archives events (`archive: true`) and no `archive:` section says where"
+                    .to_owned(),
+            ),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether any policy archives events.
+    pub fn archives(&self) -> bool {
+        self.archive == Some(true) || self.tenants.values().any(|p| p.archive == Some(true))
     }
 
     /// The policy that applies to `tenant`.
@@ -328,6 +365,8 @@ pub struct PurgeRequest {
     pub tenant: Option<TenantId>,
     /// Count only.
     pub dry_run: bool,
+    /// Where events go before they are deleted, for the policies that archive them.
+    pub archive: Option<Archive>,
 }
 
 /// What a purge removed (or would) for one tenant.
@@ -339,6 +378,27 @@ pub struct TenantPurge {
     pub cutoffs: Cutoffs,
     /// Rows per table.
     pub removed: Purged,
+    /// What went to the archive.
+    pub archived: Archived,
+}
+
+/// What a purge wrote to the archive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Archived {
+    /// Events.
+    pub events: u64,
+    /// Parts.
+    pub parts: u64,
+    /// Bytes, compressed.
+    pub bytes: u64,
+}
+
+impl std::ops::AddAssign for Archived {
+    fn add_assign(&mut self, other: Self) {
+        self.events += other.events;
+        self.parts += other.parts;
+        self.bytes += other.bytes;
+    }
 }
 
 /// What a purge removed (or, dry run, would remove).
@@ -352,6 +412,8 @@ pub struct PurgeReport {
     pub tenants: Vec<TenantPurge>,
     /// Over all tenants.
     pub total: Purged,
+    /// Written to the archive, over all tenants.
+    pub archived: Archived,
 }
 
 impl RetentionConfig {
@@ -364,6 +426,7 @@ impl RetentionConfig {
                 outbox: Some(before),
                 sessions: Some(before),
                 correlation: Some(before),
+                now: Some(request.now),
             },
             None => self.policy(tenant).cutoffs(request.now),
         };
@@ -375,6 +438,7 @@ impl RetentionConfig {
             outbox: keep(Kind::Outbox, all.outbox),
             sessions: keep(Kind::Sessions, all.sessions),
             correlation: keep(Kind::Correlation, all.correlation),
+            now: Some(request.now),
         }
     }
 }
@@ -400,16 +464,38 @@ where
         at: request.now,
         tenants: Vec::new(),
         total: Purged::default(),
+        archived: Archived::default(),
     };
     for tenant in tenants {
         let cutoffs = config.cutoffs(&tenant, request);
-        if cutoffs == Cutoffs::default() {
+        if cutoffs.keeps_all() {
             continue;
         }
+        let archiving = config.policy(&tenant).archives() && cutoffs.events.is_some();
+        let archive = match (&request.archive, archiving) {
+            (Some(archive), true) => Some(archive),
+            (None, true) => {
+                return Err(StoreError::Refused(format!(
+                    "the retention policy of tenant '{}' archives events, and no archive is configured",
+                    tenant.as_str()
+                )));
+            }
+            (_, false) => None,
+        };
+        let mut archived = Archived::default();
         let removed = if request.dry_run {
             store.purge_count(&tenant, &cutoffs).await?
         } else {
             let mut removed = Purged::default();
+            if let Some(archive) = archive {
+                (removed.events, archived) =
+                    archive_events(store, archive, &tenant, &cutoffs, config).await?;
+            }
+            // Archiving took the due events; the batches below take the other kinds.
+            let cutoffs = Cutoffs {
+                events: cutoffs.events.filter(|_| archive.is_none()),
+                ..cutoffs
+            };
             loop {
                 let batch = store.purge_batch(&tenant, &cutoffs, config.batch).await?;
                 removed += batch;
@@ -419,7 +505,11 @@ where
                 tokio::time::sleep(config.pause).await;
             }
             if removed.total() > 0 {
-                let detail = serde_json::json!({"cutoffs": cutoffs, "removed": removed});
+                let detail = serde_json::json!({
+                    "cutoffs": cutoffs,
+                    "removed": removed,
+                    "archived": archived,
+                });
                 let object = format!("tenant:{}", tenant.as_str());
                 store
                     .record_audit(
@@ -434,13 +524,65 @@ where
             removed
         };
         report.total += removed;
+        report.archived += archived;
         report.tenants.push(TenantPurge {
             tenant: tenant.as_str().to_owned(),
             cutoffs,
             removed,
+            archived,
         });
     }
     Ok(report)
+}
+
+/// Moves `tenant`'s due events to `archive`, batch by batch: each batch is written whole
+/// (parts and manifests) before it is deleted, so an interrupted purge loses nothing (it
+/// may leave events both archived and stored, which restoring de-duplicates). Events that
+/// came from the archive are deleted without being written again.
+async fn archive_events<S>(
+    store: &S,
+    archive: &Archive,
+    tenant: &TenantId,
+    cutoffs: &Cutoffs,
+    config: &RetentionConfig,
+) -> Result<(u64, Archived), StoreError>
+where
+    S: Retention + ?Sized,
+{
+    let mut removed = 0;
+    let mut archived = Archived::default();
+    loop {
+        let due = store.due_events(tenant, cutoffs, config.batch).await?;
+        if due.is_empty() {
+            break;
+        }
+        let records: Vec<ArchivedEvent> = due
+            .iter()
+            .filter(|due| !due.restored)
+            .map(|due| ArchivedEvent {
+                key: ArchivedEvent::key_text(&due.key),
+                ingested_at: due.ingested_at,
+                event: due.event.clone(),
+            })
+            .collect();
+        for part in archive.write(tenant, &records).await? {
+            archived += Archived {
+                events: part.events,
+                parts: 1,
+                bytes: part.bytes,
+            };
+        }
+        let ids: Vec<i64> = due.iter().map(|due| due.id).collect();
+        let gone = store.remove_events(tenant, cutoffs, &ids).await?;
+        removed += gone;
+        if gone == 0 {
+            // Every one was claimed by an alert meanwhile: they stay, and so would the next
+            // batch's.
+            break;
+        }
+        tokio::time::sleep(config.pause).await;
+    }
+    Ok((removed, archived))
 }
 
 #[cfg(test)]
@@ -466,6 +608,7 @@ mod tests {
             kinds: Vec::new(),
             tenant: None,
             dry_run: false,
+            archive: None,
         };
         let cutoffs = |name: &str| config.cutoffs(&TenantId::parse(name).unwrap(), &request);
         assert_eq!(cutoffs("other").events, Some(at("2026-03-03T00:00:00Z")));

@@ -32,6 +32,9 @@ pub struct ConfigFile {
     pub report: Option<ReportConfig>,
     /// How long each kind of data is kept (nothing is purged without it).
     pub retention: Option<siren_core::retention::RetentionConfig>,
+    /// Where events go before retention deletes them, and where `siren archive` and
+    /// `siren hunt --archive` read them.
+    pub archive: Option<siren_core::archive::ArchiveConfig>,
     /// The file it was read from.
     #[serde(skip)]
     pub path: Option<PathBuf>,

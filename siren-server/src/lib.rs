@@ -170,14 +170,19 @@ impl AppState {
         Ok(self.with_dispatcher(dispatcher))
     }
 
-    /// Enforces `config`'s retention policies in the background while serving, and answers
+    /// Enforces `config`'s retention policies in the background while serving (writing
+    /// events to `archive` before they go, where a policy says so), and answers
     /// `/api/v1/retention` with them.
-    pub fn with_retention(self, config: siren_core::retention::RetentionConfig) -> Self {
+    pub fn with_retention(
+        self,
+        config: siren_core::retention::RetentionConfig,
+        archive: Option<siren_core::archive::Archive>,
+    ) -> Self {
         // Set once, before serving; a second call keeps the first.
         let _ = self
             .inner
             .retention
-            .set(Arc::new(retention::Retention::new(config)));
+            .set(Arc::new(retention::Retention::new(config, archive)));
         self
     }
 
@@ -185,7 +190,7 @@ impl AppState {
     pub fn retention(&self) -> &Arc<retention::Retention> {
         self.inner
             .retention
-            .get_or_init(|| Arc::new(retention::Retention::new(Default::default())))
+            .get_or_init(|| Arc::new(retention::Retention::new(Default::default(), None)))
     }
 
     /// The notification dispatcher, when one is configured.

@@ -128,13 +128,16 @@ async fn main() -> anyhow::Result<()> {
             .context("configuration section 'notify'")?;
         tracing::info!("notifications enabled");
     }
-    if let Some(retention) = file.retention {
-        retention
-            .validate()
-            .map_err(anyhow::Error::msg)
-            .context("configuration section 'retention'")?;
-        state = state.with_retention(retention);
-    }
+    let retention = file.retention.unwrap_or_default();
+    retention
+        .validate()
+        .map_err(anyhow::Error::msg)
+        .context("configuration section 'retention'")?;
+    let archive = retention
+        .open_archive(file.archive.as_ref())
+        .map_err(anyhow::Error::msg)
+        .context("configuration section 'archive'")?;
+    state = state.with_retention(retention, archive);
     tracing::info!(listen = %listener.local_addr()?, scheme, "serving");
     siren_server::serve(listener, state, siren_server::shutdown_signal()).await?;
     tracing::info!("stopped");

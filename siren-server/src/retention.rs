@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use siren_core::archive::{Archive, Usage};
 use siren_core::retention::{self, Kind, Policy, PurgeReport, PurgeRequest, RetentionConfig};
 use siren_core::store::{Cutoffs, Purged};
 use siren_core::user::Actor;
@@ -46,15 +47,20 @@ pub struct LastRun {
 /// The policies and what the background purge did and will do.
 pub struct Retention {
     config: RetentionConfig,
+    archive: Option<Archive>,
+    usage: Mutex<Option<Usage>>,
     last: Mutex<Option<LastRun>>,
     next: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Retention {
-    /// The policies of `config` (no background purge runs when none limits anything).
-    pub fn new(config: RetentionConfig) -> Self {
+    /// The policies of `config` (no background purge runs when none limits anything), with
+    /// the archive events go to before they are deleted, if any.
+    pub fn new(config: RetentionConfig, archive: Option<Archive>) -> Self {
         Self {
             config,
+            archive,
+            usage: Mutex::new(None),
             last: Mutex::new(None),
             next: Mutex::new(None),
         }
@@ -63,6 +69,31 @@ impl Retention {
     /// The policies.
     pub fn config(&self) -> &RetentionConfig {
         &self.config
+    }
+
+    /// The archive, if one is configured.
+    pub fn archive(&self) -> Option<&Archive> {
+        self.archive.as_ref()
+    }
+
+    /// What the archive held when last looked at (after each background run).
+    pub fn archive_usage(&self) -> Option<Usage> {
+        self.usage.lock().map(|u| *u).unwrap_or_default()
+    }
+
+    /// Looks at what the archive holds now.
+    pub async fn refresh_archive_usage(&self) {
+        let Some(archive) = &self.archive else {
+            return;
+        };
+        match archive.usage().await {
+            Ok(usage) => {
+                if let Ok(mut slot) = self.usage.lock() {
+                    *slot = Some(usage);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot list the archive"),
+        }
     }
 
     /// The last background run.
@@ -103,6 +134,7 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
             kinds: Vec::new(),
             tenant: None,
             dry_run: false,
+            archive: retention.archive.clone(),
         };
         let purge = retention::purge(&**state.store(), &retention.config, &request, &actor);
         let outcome = tokio::select! {
@@ -120,6 +152,7 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
             tracing::info!(?removed, "retention purge");
         }
         state.metrics().purged(&removed);
+        retention.refresh_archive_usage().await;
         let interval = retention.config.interval;
         if let Ok(mut last) = retention.last.lock() {
             *last = Some(LastRun {
@@ -222,6 +255,7 @@ async fn purge_now(
         kinds: body.kinds,
         tenant: Some(access.tenant.clone()),
         dry_run: body.dry_run,
+        archive: state.retention().archive.clone(),
     };
     let report = retention::purge(
         &**state.store(),

@@ -46,6 +46,7 @@ fn request(dry_run: bool) -> PurgeRequest {
         kinds: Vec::new(),
         tenant: None,
         dry_run,
+        archive: None,
     }
 }
 

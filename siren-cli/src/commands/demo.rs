@@ -122,6 +122,15 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         .set_user_global(&context.tenant, &args.user, true, &actor)
         .await?;
 
+    // Events past the policy go to an archive in the demo's folder before they are deleted.
+    let retention = demo_retention(context);
+    let archive_config = context
+        .archive
+        .clone()
+        .unwrap_or_else(|| siren_core::archive::ArchiveConfig::folder(folder.join("archive")));
+    let archive = siren_core::archive::Archive::open(&archive_config)
+        .map_err(|e| Failure::new(Exit::Config, e))?;
+
     let dashboard = format!("http://{address}/");
     let kept = if args.dir.is_some() {
         "kept"
@@ -137,6 +146,7 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         "events": summary.stored,
         "alerts": summary.alerts,
         "incidents": summary.incidents_created,
+        "archive": archive.location(),
     });
     let table = vec![
         ("dashboard".to_owned(), dashboard.clone()),
@@ -151,6 +161,17 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
                 summary.stored, summary.alerts, summary.incidents_created
             ),
         ),
+        (
+            "archive".to_owned(),
+            format!(
+                "{} (events past {} go there before they are deleted)",
+                archive.location(),
+                retention
+                    .events
+                    .as_ref()
+                    .map_or("forever", |keep| keep.as_str())
+            ),
+        ),
     ];
     context
         .printer
@@ -162,7 +183,7 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
 
     let state =
         siren_server::AppState::new(store, Some(rules), siren_server::ServerConfig::default())
-            .with_retention(demo_retention(context));
+            .with_retention(retention, Some(archive));
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -182,7 +203,7 @@ fn demo_retention(context: &Context) -> siren_core::retention::RetentionConfig {
 }
 
 const DEMO_RETENTION: &str =
-    "events: 90d\nincidents: 400d\noutbox: 30d\nsessions: 7d\ncorrelation: 30d\n";
+    "events: 90d\nincidents: 400d\noutbox: 30d\nsessions: 7d\ncorrelation: 30d\narchive: true\n";
 
 /// Writes the sample with its times moved so that its last event happened a moment ago.
 fn write_sample(path: &Path, now: DateTime<Utc>) -> Result<(), Failure> {

@@ -34,12 +34,17 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
         .map(|text| crate::time_arg::parse_time(text, now))
         .transpose()
         .map_err(|e| Failure::new(Exit::Usage, anyhow::anyhow!(e)))?;
+    let archive = context
+        .retention
+        .open_archive(context.archive.as_ref())
+        .map_err(|e| Failure::new(Exit::Config, anyhow::anyhow!(e)))?;
     let request = PurgeRequest {
         now,
         before,
         kinds: args.kind,
         tenant: context.tenant_given.then(|| context.tenant.clone()),
         dry_run: args.dry_run,
+        archive,
     };
     if before.is_none() && context.retention.is_empty() {
         context.printer.warn(
@@ -96,5 +101,11 @@ fn print(context: &Context, report: &PurgeReport) -> Result<(), Failure> {
     context
         .printer
         .note(format!("{} rows {verb}", report.total.total()));
+    if report.archived.events > 0 {
+        context.printer.note(format!(
+            "{} events archived first, in {} parts ({} bytes)",
+            report.archived.events, report.archived.parts, report.archived.bytes
+        ));
+    }
     Ok(())
 }

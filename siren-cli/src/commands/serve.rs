@@ -104,7 +104,11 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
     let mut state = siren_server::AppState::for_config(store, rules, server, address.to_string())
         .await
         .map_err(|e| Failure::new(Exit::Unavailable, e))?;
-    state = state.with_retention(context.retention.clone());
+    let archive = context
+        .retention
+        .open_archive(context.archive.as_ref())
+        .map_err(|e| Failure::new(Exit::Config, anyhow::anyhow!(e)))?;
+    state = state.with_retention(context.retention.clone(), archive);
     if super::notify::configured(context) {
         state = state
             .with_notifications(super::notify::resolved_config(context)?)

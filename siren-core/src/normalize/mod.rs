@@ -41,6 +41,8 @@ pub enum Format {
     Syslog,
     /// CSV with a header row.
     Csv,
+    /// A SIREN archive part (zstd-compressed JSON Lines, see [`crate::archive::format`]).
+    Archive,
 }
 
 impl fmt::Display for Format {
@@ -51,6 +53,7 @@ impl fmt::Display for Format {
             Format::Xml => "xml",
             Format::Syslog => "syslog",
             Format::Csv => "csv",
+            Format::Archive => "archive",
         })
     }
 }
@@ -304,6 +307,9 @@ fn not_a_log(path: &Path, file: &std::fs::File) -> Option<String> {
     if head.is_empty() {
         return Some("empty file".to_owned());
     }
+    if head.starts_with(&ZSTD_MAGIC) {
+        return None;
+    }
     let log_extension = path
         .extension()
         .and_then(|e| e.to_str())
@@ -365,6 +371,14 @@ pub fn read_stream(
     if head.is_empty() {
         return Err("empty file: no records to read".to_owned());
     }
+    if head.starts_with(&ZSTD_MAGIC) {
+        return read_compressed(
+            name,
+            std::io::Cursor::new(head).chain(stream),
+            options,
+            sink,
+        );
+    }
     let format = detect(&head, path).map_err(str::to_owned)?;
     let reader = BufReader::with_capacity(256 << 10, std::io::Cursor::new(head).chain(stream));
     match format {
@@ -373,6 +387,48 @@ pub fn read_stream(
         Format::Xml => xml::read(name, reader, options, sink),
         Format::Syslog => syslog::read(name, reader, options, sink),
         Format::Csv => csv::read(name, reader, options, sink),
+        Format::Archive => crate::archive::format::read(name, reader, options, sink),
+    }
+    .map(|()| format)
+}
+
+/// The first bytes of a zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+/// Reads a zstd-compressed stream: a SIREN archive part, or a log in any format SIREN reads
+/// (`auth.log.zst`). The EVTX reader then reads from the stream rather than seeking.
+fn read_compressed(
+    name: &str,
+    stream: impl Read,
+    options: &ReadOptions,
+    sink: &mut dyn EventSink,
+) -> Result<Format, String> {
+    let mut decoder = zstd::stream::read::Decoder::new(stream)
+        .map_err(|e| format!("cannot decompress zstd: {}", io_reason(&e)))?;
+    let mut head = Vec::with_capacity(HEAD_BYTES);
+    (&mut decoder)
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| format!("cannot decompress zstd: {}", io_reason(&e)))?;
+    if head.is_empty() {
+        return Err("empty file: a zstd frame with no records".to_owned());
+    }
+    if head.starts_with(&ZSTD_MAGIC) {
+        return Err("zstd inside zstd: decompress the file once first".to_owned());
+    }
+    let format = if head.starts_with(crate::archive::format::HEADER_START) {
+        Format::Archive
+    } else {
+        detect(&head, None).map_err(str::to_owned)?
+    };
+    let reader = BufReader::with_capacity(256 << 10, std::io::Cursor::new(head).chain(decoder));
+    match format {
+        Format::Evtx => evtx::read(name, None, reader, options, sink),
+        Format::Json => json::read(name, reader, options, sink),
+        Format::Xml => xml::read(name, reader, options, sink),
+        Format::Syslog => syslog::read(name, reader, options, sink),
+        Format::Csv => csv::read(name, reader, options, sink),
+        Format::Archive => crate::archive::format::read(name, reader, options, sink),
     }
     .map(|()| format)
 }

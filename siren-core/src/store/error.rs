@@ -34,6 +34,9 @@ pub enum StoreError {
     /// (unreachable, or it refused it); nothing of the batch is committed.
     #[error("message bus: {0}")]
     Bus(String),
+    /// The archive that events go to before they are deleted failed; nothing was deleted.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
 }
 
 impl StoreError {

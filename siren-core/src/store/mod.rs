@@ -45,6 +45,6 @@ pub use outbox::{
     NewDelivery, Outbox, OutboxChange,
 };
 pub use report::{ReportRange, ReportSource};
-pub use retention::{Cutoffs, Purged, Retention, TenantSpan};
+pub use retention::{Cutoffs, DueEvent, Purged, Retention, TenantSpan};
 pub use row::EventRow;
 pub use server::ServerStore;

@@ -13,12 +13,15 @@
 //!   `cancelled`, `failed`) whose incident is gone or no longer open;
 //! - **sessions** expired before the cutoff;
 //! - **correlation** checkpoints not saved since the cutoff and with no journal after them.
+//!
+//! Events brought back from an archive ([`Retention::restore_events`]) are kept until their
+//! hold ends, whatever their age, and are never archived again.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::StoreError;
-use crate::event::TenantId;
+use super::{EventRow, StoreError};
+use crate::event::{Event, TenantId};
 
 /// The times before which each kind of data goes, for one tenant (`None`: kept).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -33,6 +36,40 @@ pub struct Cutoffs {
     pub sessions: Option<DateTime<Utc>>,
     /// Correlation checkpoints (by their last save).
     pub correlation: Option<DateTime<Utc>>,
+    /// The time holds on restored events are compared with (`None`: the clock's).
+    #[serde(skip)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+impl Cutoffs {
+    /// Whether no kind goes.
+    pub fn keeps_all(&self) -> bool {
+        self.events.is_none()
+            && self.incidents.is_none()
+            && self.outbox.is_none()
+            && self.sessions.is_none()
+            && self.correlation.is_none()
+    }
+
+    /// The time holds are compared with, in microseconds.
+    pub fn now_micros(&self) -> i64 {
+        self.now.unwrap_or_else(Utc::now).timestamp_micros()
+    }
+}
+
+/// An event due to go, as an archive keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueEvent {
+    /// The store's id for it.
+    pub id: i64,
+    /// Its de-duplication key (see [`EventRow::dedup_key`]).
+    pub key: [u8; 16],
+    /// When it was ingested.
+    pub ingested_at: DateTime<Utc>,
+    /// Whether it came from an archive (and is there still: it is not archived again).
+    pub restored: bool,
+    /// The event.
+    pub event: Event,
 }
 
 /// Rows removed (or, in a dry run, that would be), per table.
@@ -114,6 +151,36 @@ pub trait Retention: Send + Sync {
         cutoffs: &Cutoffs,
         limit: u32,
     ) -> Result<Purged, StoreError>;
+
+    /// Up to `limit` of `tenant`'s events due under `cutoffs`, oldest first: what an archive
+    /// must keep (unless they came from it) before [`Retention::remove_events`] removes
+    /// them.
+    async fn due_events(
+        &self,
+        tenant: &TenantId,
+        cutoffs: &Cutoffs,
+        limit: u32,
+    ) -> Result<Vec<DueEvent>, StoreError>;
+
+    /// Removes the events `ids` of `tenant` (taking them off the per-minute counts), except
+    /// any an alert of an incident kept under `cutoffs` has come to point to meanwhile.
+    /// Returns how many went.
+    async fn remove_events(
+        &self,
+        tenant: &TenantId,
+        cutoffs: &Cutoffs,
+        ids: &[i64],
+    ) -> Result<u64, StoreError>;
+
+    /// Stores events brought back from an archive (de-duplicated by their keys, which the
+    /// rows carry), in one transaction, and holds them, and any already stored with the same
+    /// keys, until `until`. Returns how many were not stored already.
+    async fn restore_events(
+        &self,
+        tenant: &TenantId,
+        rows: &[EventRow],
+        until: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 
     /// Each tenant's oldest event and event count.
     async fn spans(&self) -> Result<Vec<TenantSpan>, StoreError>;

@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::events::{EVENT_COLUMNS_OF_E, decode_event, insert_rows};
 use super::rows::{MINUTE, parse_tenant};
 use super::server::EVENTS_TOTAL;
 use super::statement::Statement;
 use super::{Backend, SqlStore};
 use crate::event::TenantId;
-use crate::store::StoreError;
-use crate::store::retention::{Cutoffs, Purged, Retention, TenantSpan};
+use crate::store::retention::{Cutoffs, DueEvent, Purged, Retention, TenantSpan};
+use crate::store::{EventRow, StoreError};
 
 const TENANTS: &str = "SELECT tenant FROM event_counts UNION SELECT tenant FROM incidents \
     UNION SELECT tenant FROM users UNION SELECT tenant FROM sessions ORDER BY tenant";
@@ -49,6 +50,11 @@ const EVENT_UNCLAIMED: &str = "e.tenant = $1 AND NOT EXISTS (SELECT 1 FROM alert
 /// Events with a time before `$2`, and those without one ingested before `$2`.
 const EVENT_TIMED: &str = "e.ts < $2";
 const EVENT_UNTIMED: &str = "e.ts IS NULL AND e.ingested_at < $2";
+
+/// An event not held (restored from an archive and kept until after `$n`).
+fn not_held(n: u8) -> String {
+    format!("(e.restored_until IS NULL OR e.restored_until < ${n})")
+}
 
 const UNCOUNT_EVENTS: &str = "UPDATE event_counts SET n = n - $3 WHERE tenant = $1 AND minute = $2";
 const DROP_EMPTY_COUNT: &str =
@@ -96,11 +102,15 @@ impl<B: Backend> SqlStore<B> {
         };
         let mut total = 0;
         for which in [EVENT_TIMED, EVENT_UNTIMED] {
-            let sql = format!("SELECT COUNT(*) FROM events e WHERE {EVENT_UNCLAIMED} AND {which}");
+            let sql = format!(
+                "SELECT COUNT(*) FROM events e WHERE {EVENT_UNCLAIMED} AND {which} AND {}",
+                not_held(4)
+            );
             let n: i64 = sqlx::query_scalar(&sql)
                 .bind(tenant)
                 .bind(B::time(cutoff))
                 .bind(micros(cutoffs.incidents))
+                .bind(cutoffs.now_micros())
                 .fetch_one(&self.pool)
                 .await?;
             total += count(n);
@@ -163,13 +173,15 @@ impl<B: Backend> SqlStore<B> {
     async fn purge_events(
         &self,
         tenant: &str,
-        (cutoff, incidents): (DateTime<Utc>, i64),
+        (cutoff, incidents, now): (DateTime<Utc>, i64, i64),
         which: &str,
         limit: u32,
     ) -> Result<u64, StoreError> {
         let sql = format!(
             "DELETE FROM events WHERE id IN (SELECT e.id FROM events e \
-             WHERE {EVENT_UNCLAIMED} AND {which} ORDER BY e.ts LIMIT $4) RETURNING ingested_at"
+             WHERE {EVENT_UNCLAIMED} AND {which} AND {} ORDER BY e.ts LIMIT $4) \
+             RETURNING ingested_at",
+            not_held(5)
         );
         let mut tx = self.writer.begin().await?;
         let ingested: Vec<B::Time> = sqlx::query_scalar(&sql)
@@ -177,24 +189,11 @@ impl<B: Backend> SqlStore<B> {
             .bind(B::time(cutoff))
             .bind(incidents)
             .bind(i64::from(limit))
+            .bind(now)
             .fetch_all(&mut *tx)
             .await?;
         let removed = ingested.len() as u64;
-        let mut per_minute: BTreeMap<i64, i64> = BTreeMap::new();
-        for at in ingested {
-            let at = B::read_time(at).map_or(0, |t| t.timestamp_micros());
-            *per_minute.entry(at.div_euclid(MINUTE)).or_default() += 1;
-        }
-        for (minute, n) in per_minute {
-            for sql in [UNCOUNT_EVENTS, DROP_EMPTY_COUNT] {
-                sqlx::query(sql)
-                    .bind(tenant)
-                    .bind(minute)
-                    .bind(n)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
+        uncount::<B>(&mut tx, tenant, ingested).await?;
         tx.commit().await?;
         Ok(removed)
     }
@@ -222,6 +221,47 @@ impl<B: Backend> SqlStore<B> {
             .await?;
         Ok(super::RowsAffected::rows_affected(&done))
     }
+}
+
+/// Takes events removed in `tx` (their ingest times) off `tenant`'s per-minute counts.
+async fn uncount<B: Backend>(
+    tx: &mut sqlx::Transaction<'_, B>,
+    tenant: &str,
+    ingested: Vec<B::Time>,
+) -> Result<(), StoreError> {
+    let mut per_minute: BTreeMap<i64, i64> = BTreeMap::new();
+    for at in ingested {
+        let at = B::read_time(at).map_or(0, |t| t.timestamp_micros());
+        *per_minute.entry(at.div_euclid(MINUTE)).or_default() += 1;
+    }
+    for (minute, n) in per_minute {
+        for sql in [UNCOUNT_EVENTS, DROP_EMPTY_COUNT] {
+            sqlx::query(sql)
+                .bind(tenant)
+                .bind(minute)
+                .bind(n)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Pushes `(a, b, …)` binding `values`.
+fn push_list<'q, B: Backend, T>(
+    statement: &mut Statement<'q, B>,
+    values: impl IntoIterator<Item = T>,
+) where
+    T: 'q + sqlx::Encode<'q, B> + sqlx::Type<B>,
+{
+    statement.push("(");
+    for (n, value) in values.into_iter().enumerate() {
+        if n > 0 {
+            statement.push(", ");
+        }
+        statement.push_bind(value);
+    }
+    statement.push(")");
 }
 
 #[async_trait::async_trait]
@@ -317,7 +357,7 @@ impl<B: Backend> Retention for SqlStore<B> {
                 .await?;
         }
         if let Some(cutoff) = cutoffs.events {
-            let due = (cutoff, micros(cutoffs.incidents));
+            let due = (cutoff, micros(cutoffs.incidents), cutoffs.now_micros());
             purged.events += self.purge_events(t, due, EVENT_TIMED, limit).await?;
             purged.events += self.purge_events(t, due, EVENT_UNTIMED, limit).await?;
         }
@@ -355,6 +395,122 @@ impl<B: Backend> Retention for SqlStore<B> {
                 .await?;
         }
         Ok(purged)
+    }
+
+    async fn due_events(
+        &self,
+        tenant: &TenantId,
+        cutoffs: &Cutoffs,
+        limit: u32,
+    ) -> Result<Vec<DueEvent>, StoreError> {
+        let Some(cutoff) = cutoffs.events else {
+            return Ok(Vec::new());
+        };
+        let mut due = Vec::new();
+        for which in [EVENT_TIMED, EVENT_UNTIMED] {
+            let left = i64::from(limit.max(1)) - due.len() as i64;
+            if left <= 0 {
+                break;
+            }
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS_OF_E}, e.dedup_key, e.ingested_at, e.restored_until \
+                 FROM events e WHERE {EVENT_UNCLAIMED} AND {which} AND {} \
+                 ORDER BY e.ts, e.id LIMIT $4",
+                not_held(5)
+            );
+            let rows: Vec<B::Row> = sqlx::query(&sql)
+                .bind(tenant.as_str())
+                .bind(B::time(cutoff))
+                .bind(micros(cutoffs.incidents))
+                .bind(left)
+                .bind(cutoffs.now_micros())
+                .fetch_all(&self.pool)
+                .await?;
+            for row in &rows {
+                use sqlx::Row as _;
+                let stored = decode_event::<B>(row)?;
+                let key: Vec<u8> = row.try_get("dedup_key")?;
+                let ingested: B::Time = row.try_get("ingested_at")?;
+                let restored: Option<i64> = row.try_get("restored_until")?;
+                due.push(DueEvent {
+                    id: stored.id,
+                    key: key.as_slice().try_into().map_err(|_| {
+                        StoreError::Corrupt(format!(
+                            "event {}: a key of {} bytes",
+                            stored.id,
+                            key.len()
+                        ))
+                    })?,
+                    ingested_at: B::read_time(ingested).unwrap_or_default(),
+                    restored: restored.is_some(),
+                    event: stored.event,
+                });
+            }
+        }
+        Ok(due)
+    }
+
+    async fn remove_events(
+        &self,
+        tenant: &TenantId,
+        cutoffs: &Cutoffs,
+        ids: &[i64],
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut delete = Statement::<B>::new(
+            "DELETE FROM events WHERE id IN (SELECT e.id FROM events e WHERE e.tenant = ",
+        );
+        delete.push_bind(tenant.as_str()).push(" AND e.id IN ");
+        push_list(&mut delete, ids.iter().copied());
+        delete.push(
+            " AND NOT EXISTS (SELECT 1 FROM alerts a JOIN incidents i ON i.id = a.incident_id \
+             WHERE a.tenant = e.tenant AND a.event_key = e.dedup_key \
+             AND NOT (i.status IN ('resolved', 'closed') AND i.updated_at < ",
+        );
+        delete
+            .push_bind(micros(cutoffs.incidents))
+            .push("))) RETURNING ingested_at");
+        let mut tx = self.writer.begin().await?;
+        let rows = delete.fetch_all(&mut *tx).await?;
+        let mut ingested = Vec::with_capacity(rows.len());
+        for row in &rows {
+            use sqlx::Row as _;
+            ingested.push(row.try_get::<B::Time, _>("ingested_at")?);
+        }
+        let removed = ingested.len() as u64;
+        uncount::<B>(&mut tx, tenant.as_str(), ingested).await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    async fn restore_events(
+        &self,
+        tenant: &TenantId,
+        rows: &[EventRow],
+        until: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        if let Some(row) = rows.iter().find(|row| row.tenant != *tenant) {
+            return Err(StoreError::Refused(format!(
+                "restoring into tenant '{}' an event of tenant '{}'",
+                tenant.as_str(),
+                row.tenant.as_str()
+            )));
+        }
+        let mut tx = self.writer.begin().await?;
+        let new = insert_rows(&mut tx, rows).await?;
+        for chunk in rows.chunks(500) {
+            let mut hold = Statement::<B>::new("UPDATE events SET restored_until = ");
+            hold.push_bind(until.timestamp_micros())
+                .push(" WHERE tenant = ")
+                .push_bind(tenant.as_str())
+                .push(" AND dedup_key IN ");
+            push_list(&mut hold, chunk.iter().map(|row| &row.dedup_key[..]));
+            hold.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(new.len() as u64)
     }
 
     async fn spans(&self) -> Result<Vec<TenantSpan>, StoreError> {
