@@ -118,6 +118,9 @@ enum Command {
     Backup(commands::backup::BackupArgs),
     /// Restore a backup into an empty database (`--db`).
     Restore(commands::backup::RestoreArgs),
+    /// The archive of events past retention: list its parts, restore a range of days.
+    #[command(subcommand)]
+    Archive(commands::archive::ArchiveCommand),
     /// Remove what the retention policies no longer keep (every tenant, or `--tenant`);
     /// `--dry-run` counts.
     Purge(commands::purge::Args),
@@ -302,6 +305,7 @@ fn run(cli: Cli) -> CommandResult {
             Command::Backup(args) => commands::backup::backup(&context, args).await,
             Command::Restore(args) => commands::backup::restore(&context, args).await,
             Command::Purge(args) => commands::purge::run(&context, args).await,
+            Command::Archive(command) => commands::archive::run(&context, command).await,
             Command::Status => commands::status::run(&context).await,
         }
     })

@@ -24,8 +24,15 @@ use crate::write_behind::WriteBehind;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Files or folders to scan (folders recursively); `-` reads stdin.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(required_unless_present = "archive", value_name = "PATH")]
     paths: Vec<PathBuf>,
+    /// Also scan the archive (the `archive:` section, or `--archive-url`): the parts of the
+    /// days `--from`..`--to`, every tenant's or `--tenant`'s, each checked against its
+    /// manifest first.
+    #[arg(long)]
+    archive: bool,
+    #[command(flatten)]
+    range: super::archive::Range,
     #[command(flatten)]
     rules: RuleSource,
     /// Report only rules of at least this level.
@@ -44,6 +51,53 @@ pub struct Args {
     /// those that correlations use as building blocks (`generate: false`).
     #[arg(long)]
     no_correlations: bool,
+}
+
+/// The archive's parts to scan, as inputs: checked against their manifests, read in place
+/// from a folder, else fetched into the temporary folder returned.
+async fn archive_inputs(
+    context: &Context,
+    range: &super::archive::Range,
+) -> Result<(Vec<normalize::Input>, Option<tempfile::TempDir>), Failure> {
+    let archive = range.open(context)?;
+    let parts = range.parts(context, &archive).await?;
+    if parts.is_empty() {
+        context
+            .printer
+            .warn("no archived part in that range (see siren archive list)");
+    }
+    let mut inputs = Vec::new();
+    let mut fetched: Option<tempfile::TempDir> = None;
+    for part in &parts {
+        let bytes = match archive.fetch(part).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                context.printer.warn(format!("skipped: {error}"));
+                continue;
+            }
+        };
+        if let Some(file) = archive.local_file(part) {
+            inputs.push(normalize::Input::Named(file));
+            continue;
+        }
+        let folder = match &fetched {
+            Some(folder) => folder,
+            None => {
+                fetched.insert(tempfile::tempdir().map_err(|e| Failure::new(Exit::Software, e))?)
+            }
+        };
+        let file = part
+            .object
+            .split('/')
+            .fold(folder.path().to_owned(), |path, p| path.join(p));
+        let written = file
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&file, &bytes));
+        written.map_err(|e| Failure::new(Exit::Software, e))?;
+        inputs.push(normalize::Input::Named(file));
+    }
+    Ok((inputs, fetched))
 }
 
 fn parse_level(text: &str) -> Result<Level, String> {
@@ -77,10 +131,18 @@ pub async fn run(context: &Context, args: Args) -> CommandResult {
     let load_started = std::time::Instant::now();
     let (rules, rule_problems) = load_rules(context, &args.rules)?;
     let load_time = load_started.elapsed();
-    let (inputs, problems) = normalize::expand_inputs(&args.paths);
+    let (mut inputs, problems) = normalize::expand_inputs(&args.paths);
     for problem in &problems {
         printer.warn(format!("cannot read {problem}"));
     }
+    // Parts of a bucket are fetched into a temporary folder, removed when the hunt ends.
+    let _fetched = if args.archive {
+        let (parts, folder) = archive_inputs(context, &args.range).await?;
+        inputs.extend(parts);
+        folder
+    } else {
+        None
+    };
     if inputs.is_empty() {
         return Err(Failure::new(
             Exit::NoInput,

@@ -1,5 +1,6 @@
 //! One module per `siren` subcommand: parse → validated settings → library call → printer.
 
+pub mod archive;
 pub mod backup;
 pub mod cluster;
 pub mod demo;

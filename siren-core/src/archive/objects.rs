@@ -137,6 +137,8 @@ pub struct Archive {
     root: ObjectPath,
     location: String,
     level: i32,
+    /// The folder, for an archive on this machine.
+    folder: Option<std::path::PathBuf>,
 }
 
 impl Archive {
@@ -150,6 +152,7 @@ impl Archive {
                 config.level
             )));
         }
+        let mut local = None;
         let (objects, root): (Arc<dyn ObjectStore>, String) = if let Some(rest) =
             url.strip_prefix("s3://")
         {
@@ -201,6 +204,7 @@ impl Archive {
             })?;
             let store = object_store::local::LocalFileSystem::new_with_prefix(folder)
                 .map_err(|e| ArchiveError::Config(format!("{folder}: {e}")))?;
+            local = Some(std::path::PathBuf::from(folder));
             (Arc::new(store), String::new())
         };
         Ok(Self {
@@ -208,7 +212,18 @@ impl Archive {
             root: ObjectPath::from(root),
             location: url.trim_end_matches('/').to_owned(),
             level: config.level,
+            folder: local,
         })
+    }
+
+    /// Where a part is on this machine, for an archive in a folder.
+    pub fn local_file(&self, part: &PartManifest) -> Option<std::path::PathBuf> {
+        let folder = self.folder.as_ref()?;
+        Some(
+            part.object
+                .split('/')
+                .fold(folder.clone(), |path, p| path.join(p)),
+        )
     }
 
     /// Where the archive is, as configured (no secret is ever part of it).
