@@ -9,6 +9,7 @@
 
 mod agent;
 mod api_errors;
+mod archive;
 mod authz;
 mod cluster_stages;
 mod correlation;
