@@ -215,6 +215,12 @@ impl Cli {
                 ),
             ));
         }
+        let mut archive = config.archive;
+        if let Some(archive) = archive.as_mut() {
+            archive
+                .resolve_secrets(|name| std::env::var(name).ok())
+                .map_err(|e| Failure::new(Exit::Config, anyhow::anyhow!(e)))?;
+        }
         let notify = config.notify.unwrap_or_default();
         notify
             .validate()
@@ -224,7 +230,7 @@ impl Cli {
             database_url: database,
             tenant_given: self.tenant.is_some() || config.tenant.is_some(),
             retention,
-            archive: config.archive,
+            archive,
             tenant,
             printer,
             server: config.server.unwrap_or_default(),

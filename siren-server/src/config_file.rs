@@ -80,6 +80,9 @@ impl ConfigFile {
         if let Some(notify) = &self.notify {
             found.extend(notify.literal_secrets());
         }
+        if let Some(archive) = &self.archive {
+            found.extend(archive.literal_secrets());
+        }
         found
     }
 

@@ -133,8 +133,14 @@ async fn main() -> anyhow::Result<()> {
         .validate()
         .map_err(anyhow::Error::msg)
         .context("configuration section 'retention'")?;
+    let mut archive_config = file.archive;
+    if let Some(config) = archive_config.as_mut() {
+        config
+            .resolve_secrets(|name| std::env::var(name).ok())
+            .map_err(anyhow::Error::msg)?;
+    }
     let archive = retention
-        .open_archive(file.archive.as_ref())
+        .open_archive(archive_config.as_ref())
         .map_err(anyhow::Error::msg)
         .context("configuration section 'archive'")?;
     state = state.with_retention(retention, archive);

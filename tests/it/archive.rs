@@ -319,3 +319,108 @@ fn first_file(folder: &Path) -> std::path::PathBuf {
         first
     }
 }
+
+/// A real S3-compatible server (moto's, from PyPI) on a free loopback port, stopped on drop.
+struct S3Server {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the S3 server, or says why it cannot (moto is not installed).
+fn start_s3() -> Option<S3Server> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(error) => {
+            let message = format!(
+                "notice: skipping the S3 archive test: cannot run moto_server ({error}); \
+                 pip install 'moto[server]'"
+            );
+            assert!(
+                std::env::var_os("SIREN_REQUIRE_CORPUS").is_none(),
+                "{message}"
+            );
+            println!("{message}");
+            return None;
+        }
+    };
+    let server = S3Server {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(server);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("moto_server did not listen on port {port} within 30 s");
+}
+
+#[tokio::test]
+async fn an_archive_in_an_s3_bucket_round_trips_the_same() {
+    let Some(server) = tokio::task::spawn_blocking(start_s3).await.unwrap() else {
+        return;
+    };
+    let endpoint = server.endpoint.clone();
+    let bucket = format!("{endpoint}/siren-archive");
+    let created = tokio::task::spawn_blocking(move || {
+        reqwest::blocking::Client::new()
+            .put(&bucket)
+            .send()
+            .map(|r| r.status())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(created.is_success(), "creating the bucket: {created}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("events.jsonl"), events()).unwrap();
+    std::fs::write(dir.path().join("s3-secret"), "testing\n").unwrap();
+    let secret = format!("file:{}", dir.path().join("s3-secret").display());
+    let yaml = format!(
+        "  url: s3://siren-archive/prod\n  endpoint: {endpoint}\n  allow_http: true\n  \
+         access_key_id: testing\n  secret_access_key: {secret}\n"
+    );
+    let mut config: ArchiveConfig = serde_yaml::from_str(
+        &yaml
+            .lines()
+            .map(|l| format!("{}\n", l.trim()))
+            .collect::<String>(),
+    )
+    .unwrap();
+    config.resolve_secrets(|_| None).unwrap();
+    let url = format!("sqlite://{}", dir.path().join("s3.db").display());
+    round_trip(dir.path(), &url, &yaml, &config).await;
+    // The parts are in the bucket, under the prefix.
+    let listing = reqwest::get(format!(
+        "{endpoint}/siren-archive?prefix=prod/events/default/"
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        listing.contains("prod/events/default/2024-03-05/"),
+        "{listing}"
+    );
+    drop(server);
+}

@@ -32,16 +32,16 @@ pub struct ArchiveConfig {
     /// The S3 endpoint, for a service other than AWS (`http://127.0.0.1:9000`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    /// The S3 region (default: `AWS_REGION`, else `us-east-1`).
+    /// The S3 region (default `us-east-1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    /// The S3 access key id (default: `AWS_ACCESS_KEY_ID`).
+    /// The S3 access key id: literal, `env:NAME` or `file:PATH`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_key_id: Option<String>,
-    /// The environment variable holding the S3 secret key (default:
-    /// `AWS_SECRET_ACCESS_KEY`): the secret itself is never in the configuration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_access_key_env: Option<String>,
+    /// The S3 secret key: `env:NAME` or `file:PATH` (or literal, in a file only its owner
+    /// reads). Never logged.
+    #[serde(default, skip_serializing)]
+    pub secret_access_key: Option<String>,
     /// Allows an `http://` endpoint (a bucket on the same host or network).
     #[serde(default)]
     pub allow_http: bool,
@@ -55,6 +55,33 @@ fn default_level() -> i32 {
 }
 
 impl ArchiveConfig {
+    /// Resolves the `env:NAME` and `file:PATH` references of the S3 keys, reading the
+    /// environment through `lookup_env`.
+    pub fn resolve_secrets(
+        &mut self,
+        lookup_env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
+        for (name, value) in [
+            ("access_key_id", &mut self.access_key_id),
+            ("secret_access_key", &mut self.secret_access_key),
+        ] {
+            if let Some(spec) = value.as_mut() {
+                *spec = crate::secret::resolve(spec, &lookup_env)
+                    .map_err(|e| format!("archive.{name}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys written literally rather than as `env:NAME` / `file:PATH`.
+    pub fn literal_secrets(&self) -> Vec<String> {
+        self.secret_access_key
+            .as_deref()
+            .filter(|s| !crate::secret::is_reference(s))
+            .map(|_| vec!["archive.secret_access_key".to_owned()])
+            .unwrap_or_default()
+    }
+
     /// An archive in the folder `path`.
     pub fn folder(path: impl AsRef<std::path::Path>) -> Self {
         Self {
@@ -62,7 +89,7 @@ impl ArchiveConfig {
             endpoint: None,
             region: None,
             access_key_id: None,
-            secret_access_key_env: None,
+            secret_access_key: None,
             allow_http: false,
             level: default_level(),
         }
@@ -162,27 +189,25 @@ impl Archive {
                     "'{url}' names no bucket: use s3://BUCKET/PREFIX"
                 )));
             }
-            let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            let mut builder = object_store::aws::AmazonS3Builder::new()
                 .with_bucket_name(bucket)
-                .with_allow_http(config.allow_http);
+                .with_allow_http(config.allow_http)
+                .with_region(config.region.as_deref().unwrap_or("us-east-1"));
             if let Some(endpoint) = &config.endpoint {
                 builder = builder.with_endpoint(endpoint);
             }
-            let region = config
-                .region
-                .clone()
-                .or_else(|| std::env::var("AWS_REGION").ok())
-                .unwrap_or_else(|| "us-east-1".to_owned());
-            builder = builder.with_region(region);
+            for secret in [&config.access_key_id, &config.secret_access_key] {
+                if secret.as_deref().is_some_and(crate::secret::is_reference) {
+                    return Err(ArchiveError::Config(
+                        "the S3 keys are not resolved (see ArchiveConfig::resolve_secrets)"
+                            .to_owned(),
+                    ));
+                }
+            }
             if let Some(id) = &config.access_key_id {
                 builder = builder.with_access_key_id(id);
             }
-            if let Some(variable) = &config.secret_access_key_env {
-                let secret = std::env::var(variable).map_err(|_| {
-                    ArchiveError::Config(format!(
-                        "secret_access_key_env names '{variable}', which is not set"
-                    ))
-                })?;
+            if let Some(secret) = &config.secret_access_key {
                 builder = builder.with_secret_access_key(secret);
             }
             let store = builder
