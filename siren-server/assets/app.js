@@ -393,6 +393,14 @@
     return (i ? n.toFixed(1) : String(n)) + ' ' + units[i];
   }
 
+  // Where events go before they are deleted, and how much of the tenant's is there.
+  function archiveText(archive) {
+    if (!archive) return 'none: events past the policy are deleted';
+    if (archive.error) return archive.location + ' · cannot list: ' + archive.error;
+    return archive.location + ' · ' + fmtNumber(archive.parts) + ' parts, ' + fmtBytes(archive.bytes) +
+      (archive.archives_events ? '' : ' · this tenant\'s policy does not archive');
+  }
+
   // The tenant's retention: what each kind keeps, the oldest event, the database's size
   // and the background purge (admins; GET /retention).
   async function loadRetention(view) {
@@ -417,6 +425,7 @@
       ['Database size', fmtBytes(r.database_bytes), 'retention-bytes'],
       ['Next purge', r.interval_seconds == null ? 'none: nothing is purged' : (r.next_run ? fmtTime(r.next_run) : 'running now'), 'retention-next'],
       ['Last purge', last ? fmtTime(last.finished_at) + ' · ' + fmtNumber(Object.values(last.removed).reduce((a, b) => a + b, 0)) + ' rows' + (last.error ? ' · failed: ' + last.error : '') : 'not yet', 'retention-last'],
+      ['Archive', archiveText(r.archive), 'retention-archive'],
     ].map(([label, value, id]) => h('div', { class: 'retention-fact' },
       h('div', { class: 'kpi-label', text: label }), h('div', { id, text: value })));
     clear($('retention-body')).append(

@@ -74,6 +74,8 @@ pub struct Metrics {
     oldest_event: Family<TenantLabel, Gauge>,
     tenant_events: Family<TenantLabel, Gauge>,
     database_bytes: Gauge,
+    archive_bytes: Gauge,
+    archive_parts: Gauge,
     next_purge: Gauge,
     disk_free: Gauge,
     disk_total: Gauge,
@@ -99,6 +101,8 @@ impl Metrics {
             oldest_event: Family::default(),
             tenant_events: Family::default(),
             database_bytes: Gauge::default(),
+            archive_bytes: Gauge::default(),
+            archive_parts: Gauge::default(),
             next_purge: Gauge::default(),
             disk_free: Gauge::default(),
             disk_total: Gauge::default(),
@@ -179,6 +183,16 @@ impl Metrics {
             "database_size_bytes",
             "The database's size on disk",
             metrics.database_bytes.clone(),
+        );
+        registry.register(
+            "archive_size_bytes",
+            "The archive's parts' bytes, every tenant's (as of the last purge run)",
+            metrics.archive_bytes.clone(),
+        );
+        registry.register(
+            "archive_parts",
+            "The archive's parts, every tenant's (as of the last purge run)",
+            metrics.archive_parts.clone(),
         );
         registry.register(
             "disk_free_bytes",
@@ -317,6 +331,11 @@ async fn metrics(State(state): State<AppState>, request: Request) -> ApiResult<R
     metrics
         .database_bytes
         .set(bytes.min(i64::MAX as u64) as i64);
+    if let Some(usage) = state.retention().archive_usage() {
+        let clamp = |n: u64| n.min(i64::MAX as u64) as i64;
+        metrics.archive_bytes.set(clamp(usage.bytes));
+        metrics.archive_parts.set(clamp(usage.parts));
+    }
     let next = state.retention().next();
     metrics.next_purge.set(next.map_or(0, |t| t.timestamp()));
     metrics.partition_lag.clear();

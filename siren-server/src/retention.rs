@@ -86,7 +86,7 @@ impl Retention {
         let Some(archive) = &self.archive else {
             return;
         };
-        match archive.usage().await {
+        match archive.usage(None).await {
             Ok(usage) => {
                 if let Ok(mut slot) = self.usage.lock() {
                     *slot = Some(usage);
@@ -119,6 +119,7 @@ fn siren_actor() -> Actor {
 /// progress when the server stops is abandoned between batches (each batch commits whole).
 pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let retention = state.retention().clone();
+    retention.refresh_archive_usage().await;
     if retention.config.is_empty() {
         return;
     }
@@ -195,6 +196,23 @@ pub struct RetentionView {
     pub last_run: Option<LastRun>,
     /// The next background purge.
     pub next_run: Option<DateTime<Utc>>,
+    /// The archive events go to before they are deleted, if one is configured.
+    pub archive: Option<ArchiveView>,
+}
+
+/// The archive, as `GET /api/v1/retention` shows it.
+#[derive(Debug, Serialize)]
+pub struct ArchiveView {
+    /// Where it is (`s3://BUCKET/PREFIX` or a folder).
+    pub location: String,
+    /// Whether the tenant's policy archives events before deleting them.
+    pub archives_events: bool,
+    /// The tenant's parts.
+    pub parts: u64,
+    /// Their bytes, compressed.
+    pub bytes: u64,
+    /// Why the archive could not be listed, if it could not.
+    pub error: Option<String>,
 }
 
 async fn status(
@@ -211,8 +229,25 @@ async fn status(
         .into_iter()
         .find(|s| s.tenant == access.tenant.as_str())
         .unwrap_or_default();
+    let archive = match retention.archive() {
+        Some(archive) => {
+            let (usage, error) = match archive.usage(Some(&access.tenant)).await {
+                Ok(usage) => (usage, None),
+                Err(error) => (Usage::default(), Some(error.to_string())),
+            };
+            Some(ArchiveView {
+                location: archive.location().to_owned(),
+                archives_events: policy.archives(),
+                parts: usage.parts,
+                bytes: usage.bytes,
+                error,
+            })
+        }
+        None => None,
+    };
     Ok(Json(RetentionView {
         tenant: access.tenant.as_str().to_owned(),
+        archive,
         cutoffs: policy.cutoffs(Utc::now()),
         policy,
         oldest_event: span.oldest_event,

@@ -418,6 +418,17 @@ async fn analyst_signs_in_works_an_incident_and_sees_a_new_one_live() {
         .await
         .unwrap();
     assert!(bytes.ends_with("KiB") || bytes.ends_with("MiB"), "{bytes}");
+    // The demo archives events past its policy in its folder; nothing is there yet.
+    let archive = browser
+        .wait_css("#retention-archive")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        archive.contains("archive") && archive.contains("0 parts"),
+        "{archive}"
+    );
     let oldest = browser
         .wait_css("#retention-oldest")
         .await

@@ -37,7 +37,16 @@ struct Status {
     backend: &'static str,
     database_bytes: u64,
     disk: Option<Disk>,
+    archive: Option<ArchiveStatus>,
     tenants: Vec<TenantStatus>,
+}
+
+/// The archive's place and size.
+#[derive(Debug, Serialize)]
+struct ArchiveStatus {
+    location: String,
+    parts: u64,
+    bytes: u64,
 }
 
 /// Runs `siren status`.
@@ -75,7 +84,25 @@ pub async fn run(context: &Context) -> CommandResult {
             }
         })
         .collect();
+    let archive = match &context.archive {
+        Some(config) => {
+            let archive = siren_core::archive::Archive::open(config)
+                .map_err(|e| Failure::new(Exit::Config, e))?;
+            let tenant = context.tenant_given.then_some(&context.tenant);
+            let usage = archive
+                .usage(tenant)
+                .await
+                .map_err(|e| Failure::new(Exit::Unavailable, e))?;
+            Some(ArchiveStatus {
+                location: archive.location().to_owned(),
+                parts: usage.parts,
+                bytes: usage.bytes,
+            })
+        }
+        None => None,
+    };
     let status = Status {
+        archive,
         database: redact_url(&context.database_url),
         backend: store.backend(),
         database_bytes: store.database_bytes().await?,
@@ -137,6 +164,14 @@ fn print(context: &Context, status: &Status) -> Result<(), Failure> {
             mib(disk.free_bytes),
             mib(disk.size_bytes),
             disk.folder
+        ));
+    }
+    if let Some(archive) = &status.archive {
+        line.push_str(&format!(
+            "; archive {}: {} parts, {:.1} MiB",
+            archive.location,
+            archive.parts,
+            mib(archive.bytes)
         ));
     }
     context.printer.note(line);

@@ -396,15 +396,19 @@ impl Archive {
         Ok(manifests)
     }
 
-    /// The parts stored (complete or not) and their bytes, from one listing (no part is
-    /// read).
-    pub async fn usage(&self) -> Result<Usage, ArchiveError> {
+    /// The parts stored (complete or not) and their bytes, `tenant`'s or every tenant's,
+    /// from a listing (no part is read).
+    pub async fn usage(&self, tenant: Option<&TenantId>) -> Result<Usage, ArchiveError> {
+        let prefix = match tenant {
+            Some(tenant) => format!("events/{}", tenant.as_str()),
+            None => "events".to_owned(),
+        };
         let listed: Vec<_> = self
             .objects
-            .list(Some(&self.path("events")))
+            .list(Some(&self.path(&prefix)))
             .try_collect()
             .await
-            .map_err(|e| self.store_error("events", e))?;
+            .map_err(|e| self.store_error(&prefix, e))?;
         Ok(Usage {
             parts: listed.len() as u64,
             bytes: listed.iter().map(|meta| meta.size).sum(),

@@ -54,7 +54,8 @@ impl StoreError {
         })
     }
 
-    /// Whether retrying later may succeed (the database was busy or unreachable).
+    /// Whether retrying later may succeed (the database or the archive was busy or
+    /// unreachable).
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Connect { source, .. } | StoreError::Query(source) => {
@@ -67,6 +68,9 @@ impl StoreError {
                     || self.is_disk_full()
             }
             StoreError::Bus(_) => true,
+            // The archive's store could not be reached or refused the write: nothing was
+            // deleted, and the next run tries again.
+            StoreError::Archive(crate::archive::ArchiveError::Store { .. }) => true,
             _ => false,
         }
     }
