@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod agents;
+pub mod archive;
 pub mod auth;
 pub mod cluster;
 pub mod cluster_status;
@@ -271,6 +272,7 @@ pub fn router(state: AppState) -> Router {
         .merge(agents::router())
         .merge(cluster_status::router())
         .merge(retention::router())
+        .merge(archive::router())
         .merge(admin::router())
         .merge(stream::router())
         .merge(dashboard::router())

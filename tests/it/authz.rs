@@ -204,6 +204,19 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "GET",
+        path: "/api/v1/archive",
+        who: Who::Admin,
+        ok: &[200],
+    },
+    Route {
+        method: "POST",
+        path: "/api/v1/archive/restore",
+        who: Who::Admin,
+        // The matrix's server has no archive.
+        ok: &[422],
+    },
+    Route {
+        method: "GET",
         path: "/api/v1/users",
         who: Who::Admin,
         ok: &[200],
@@ -325,6 +338,7 @@ fn body(route: &Route, n: usize) -> Option<Value> {
         }
         ("POST", "/api/v1/tokens") => Some(json!({"name": "matrix", "role": "viewer"})),
         ("POST", "/api/v1/retention/purge") => Some(json!({"dry_run": true})),
+        ("POST", "/api/v1/archive/restore") => Some(json!({"from": "2024-03-04"})),
         ("POST", "/api/v1/auth/login") => {
             Some(json!({"username": "viewer", "password": PASSWORD, "tenant": "acme"}))
         }

@@ -3,10 +3,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
-use siren_core::TenantId;
-use siren_core::archive::{Archive, ArchiveConfig, PartManifest};
+use siren_core::archive::{Archive, ArchiveConfig, PartManifest, RestoreRequest};
 use siren_core::retention::Keep;
-use siren_core::store::EventRow;
+use siren_core::store::StoreError;
 
 use crate::Context;
 use crate::exit::{CommandResult, Exit, Failure};
@@ -185,120 +184,54 @@ async fn list(context: &Context, args: ListArgs) -> CommandResult {
     Ok(Exit::Ok)
 }
 
-/// What a restore did for one tenant.
-#[derive(Debug, Default, serde::Serialize)]
-struct Restored {
-    tenant: String,
-    parts: u64,
-    events: u64,
-    new: u64,
-    failed_parts: Vec<String>,
-}
-
 async fn restore(context: &Context, args: RestoreArgs) -> CommandResult {
-    if args.range.from.is_none() {
-        return Err(Failure::new(
-            Exit::Usage,
-            anyhow::anyhow!("give the first day to restore with --from"),
-        ));
-    }
     let range = Range {
         to: args.range.to.clone().or_else(|| args.range.from.clone()),
         ..args.range
     };
+    let (Some(from), Some(to)) = range.days()? else {
+        return Err(Failure::new(
+            Exit::Usage,
+            anyhow::anyhow!("give the first day to restore with --from"),
+        ));
+    };
     let archive = range.open(context)?;
-    let parts = range.parts(context, &archive).await?;
     let now = Utc::now();
-    let until: DateTime<Utc> = args
-        .keep
-        .cutoff(now)
-        .map_or(DateTime::<Utc>::MAX_UTC, |cutoff| now + (now - cutoff));
+    let request = RestoreRequest {
+        tenant: context.tenant_given.then(|| context.tenant.clone()),
+        from,
+        to,
+        until: args
+            .keep
+            .cutoff(now)
+            .and_then(|cutoff| now.checked_add_signed(now - cutoff))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    };
     let store = siren_core::store::open(&context.database_url).await?;
-    let mut done: Vec<Restored> = Vec::new();
-    for part in &parts {
-        let tenant = TenantId::parse(&part.tenant).map_err(|e| {
-            Failure::new(
-                Exit::DataError,
-                anyhow::anyhow!("{}: invalid tenant: {e}", part.object),
-            )
+    let report = siren_core::archive::restore(&*store, &archive, &request, &super::cli_actor())
+        .await
+        .map_err(|e| match e {
+            StoreError::Archive(_) => Failure::new(Exit::Unavailable, e),
+            e => Failure::from(e),
         })?;
-        if done.last().is_none_or(|d| d.tenant != part.tenant) {
-            done.push(Restored {
-                tenant: part.tenant.clone(),
-                ..Restored::default()
-            });
-        }
-        let Some(entry) = done.last_mut() else {
-            continue;
-        };
-        let events = match archive.read(part).await {
-            Ok(events) => events,
-            Err(error) => {
-                context.printer.warn(format!("skipped: {error}"));
-                entry.failed_parts.push(part.object.clone());
-                continue;
-            }
-        };
-        let mut rows = Vec::with_capacity(events.len());
-        for archived in &events {
-            let mut event = archived.event.clone();
-            event.tenant = tenant.clone();
-            let mut row = EventRow::from_event(&event);
-            match archived.key_bytes() {
-                Ok(key) => row.dedup_key = key,
-                Err(reason) => {
-                    context.printer.warn(format!(
-                        "{}: {reason}: its key is computed anew",
-                        part.object
-                    ));
-                }
-            }
-            rows.push(row);
-        }
-        for chunk in rows.chunks(1000) {
-            entry.new += store.restore_events(&tenant, chunk, until).await?;
-        }
-        entry.parts += 1;
-        entry.events += events.len() as u64;
+    for failure in report.tenants.iter().flat_map(|t| &t.failed) {
+        context.printer.warn(format!("skipped: {failure}"));
     }
-    let actor = super::cli_actor();
-    for entry in &done {
-        let tenant = TenantId::parse(&entry.tenant)
-            .map_err(|e| Failure::new(Exit::DataError, anyhow::anyhow!(e)))?;
-        let detail = json!({
-            "archive": archive.location(),
-            "from": range.from,
-            "to": range.to,
-            "parts": entry.parts,
-            "events": entry.events,
-            "new": entry.new,
-            "kept_until": until,
-        });
-        store
-            .record_audit(
-                &tenant,
-                &actor,
-                "archive.restore",
-                &format!("tenant:{}", entry.tenant),
-                &detail.to_string(),
-            )
-            .await?;
-    }
-    let failed: usize = done.iter().map(|d| d.failed_parts.len()).sum();
     let io = |e: std::io::Error| Failure::new(Exit::Software, e);
     if matches!(
         context.printer.format,
         OutputFormat::Json | OutputFormat::Jsonl
     ) {
-        let value = json!({"kept_until": until, "tenants": done});
+        let value = serde_json::to_value(&report).map_err(|e| Failure::new(Exit::Software, e))?;
         context
             .printer
             .document("restore", &value, Vec::new())
             .map_err(io)?;
     } else {
-        let rows = done
+        let rows = report
+            .tenants
             .iter()
-            .map(|d| serde_json::to_value(d).unwrap_or_default())
+            .map(|t| serde_json::to_value(t).unwrap_or_default())
             .collect();
         context
             .printer
@@ -307,15 +240,17 @@ async fn restore(context: &Context, args: RestoreArgs) -> CommandResult {
                 rows,
             })
             .map_err(io)?;
-        let events: u64 = done.iter().map(|d| d.events).sum();
-        let new: u64 = done.iter().map(|d| d.new).sum();
+        let parts: u64 = report.tenants.iter().map(|t| t.parts).sum();
+        let events: u64 = report.tenants.iter().map(|t| t.events).sum();
+        let new: u64 = report.tenants.iter().map(|t| t.new).sum();
         context.printer.note(format!(
-            "{events} events read from {} parts, {new} stored again ({} were still stored), kept until {until}",
-            parts.len() - failed,
-            events - new
+            "{events} events read from {parts} parts, {new} stored again ({} were still stored), kept until {}",
+            events - new,
+            report.kept_until
         ));
     }
-    if parts.is_empty() {
+    let failed = report.failed();
+    if report.tenants.is_empty() {
         context
             .printer
             .warn("no archived part in that range (see siren archive list)");

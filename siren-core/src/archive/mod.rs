@@ -6,7 +6,11 @@
 pub mod format;
 #[cfg(feature = "store")]
 mod objects;
+#[cfg(feature = "store")]
+mod restore;
 
 pub use format::{ArchivedEvent, Header};
 #[cfg(feature = "store")]
 pub use objects::{Archive, ArchiveConfig, ArchiveError, PartManifest, Usage};
+#[cfg(feature = "store")]
+pub use restore::{RestoreReport, RestoreRequest, TenantRestore, restore};
