@@ -356,7 +356,7 @@ fn start_s3() -> Option<S3Server> {
                 std::env::var_os("SIREN_REQUIRE_CORPUS").is_none(),
                 "{message}"
             );
-            println!("{message}");
+            eprintln!("{message}");
             return None;
         }
     };
