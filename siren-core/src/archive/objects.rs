@@ -124,7 +124,7 @@ pub enum ArchiveError {
 /// What a part holds, written beside it once it is complete.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartManifest {
-    /// The format ([`super::FORMAT`]).
+    /// The format ([`super::format::FORMAT`]).
     pub format: String,
     /// The format version.
     pub version: u32,
