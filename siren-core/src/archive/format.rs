@@ -172,6 +172,71 @@ mod tests {
         assert!(bad.key_bytes().unwrap_err().contains("32 hexadecimal"));
     }
 
+    /// Keeps what a reader produced.
+    #[derive(Default)]
+    struct Collect(Vec<Event>, Vec<Diagnostic>);
+    impl EventSink for Collect {
+        fn event(&mut self, event: Event) -> std::ops::ControlFlow<()> {
+            self.0.push(event);
+            std::ops::ControlFlow::Continue(())
+        }
+        fn diagnostic(&mut self, diagnostic: Diagnostic) -> std::ops::ControlFlow<()> {
+            self.1.push(diagnostic);
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+
+    #[test]
+    fn compressed_logs_and_parts_are_read_and_a_bad_line_is_named() {
+        use crate::normalize::{Format, read_stream};
+        let options = ReadOptions::default();
+        let syslog = "<38>1 2024-03-04T08:15:02Z bastion01 sshd 21960 - - Failed password\n";
+        let packed = zstd::stream::encode_all(syslog.as_bytes(), 3).unwrap();
+        let mut sink = Collect::default();
+        let format = read_stream("auth.log.zst", None, &packed[..], &options, &mut sink);
+        assert_eq!(format, Ok(Format::Syslog));
+        assert_eq!(sink.0[0].host.as_deref(), Some("bastion01"));
+
+        let day = NaiveDate::from_ymd_opt(2024, 3, 4).unwrap();
+        let event = ArchivedEvent {
+            key: ArchivedEvent::key_text(&[7; 16]),
+            ingested_at: Utc::now(),
+            event: sink.0[0].clone(),
+        };
+        let part = format!(
+            "{}\n{}\nnot an event\n",
+            serde_json::to_string(&Header::new("acme", day)).unwrap(),
+            serde_json::to_string(&event).unwrap()
+        );
+        let packed = zstd::stream::encode_all(part.as_bytes(), 3).unwrap();
+        let mut sink = Collect::default();
+        let format = read_stream("part.jsonl.zst", None, &packed[..], &options, &mut sink);
+        assert_eq!(format, Ok(Format::Archive));
+        assert_eq!(sink.0.len(), 1);
+        assert_eq!(sink.0[0].fields, event.event.fields);
+        assert_eq!(
+            sink.1[0].to_string(),
+            "part.jsonl.zst: line 3: not an archived event: expected ident at line 1 column 2"
+        );
+
+        let twice = zstd::stream::encode_all(&packed[..], 3).unwrap();
+        let error = read_stream(
+            "twice.zst",
+            None,
+            &twice[..],
+            &options,
+            &mut Collect::default(),
+        );
+        assert!(error.unwrap_err().contains("zstd inside zstd"));
+        let truncated = &packed[..packed.len() / 2];
+        let mut sink = Collect::default();
+        let result = read_stream("cut.zst", None, truncated, &options, &mut sink);
+        assert!(
+            result.is_err() || !sink.1.is_empty(),
+            "a truncated part is reported"
+        );
+    }
+
     #[test]
     fn headers_of_other_formats_and_later_versions_are_refused() {
         let day = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
