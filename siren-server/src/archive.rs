@@ -5,7 +5,7 @@
 //! - `POST /api/v1/archive/restore` — brings the tenant's events of `from`..`to` back into
 //!   the store, de-duplicated, held for `keep` (audited, `archive.restore`).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -17,7 +17,7 @@ use siren_core::store::StoreError;
 use crate::AppState;
 use crate::auth::{Access, Administer};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonBody;
+use crate::extract::{JsonBody, QueryParams};
 
 /// `/api/v1/archive…`.
 pub fn router() -> Router<AppState> {
@@ -54,7 +54,7 @@ fn archive_error(error: siren_core::archive::ArchiveError) -> ApiError {
 async fn list(
     State(state): State<AppState>,
     access: Access<Administer>,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> ApiResult<Json<ArchiveListing>> {
     let Some(archive) = state.retention().archive() else {
         return Ok(Json(ArchiveListing {
