@@ -186,6 +186,27 @@ async fn round_trip(dir: &Path, url: &str, archive_yaml: &str, archive: &Archive
     assert_eq!(archived, stored, "{backend}");
     assert!(parts.iter().all(|p| p["verified"] == true), "{listed}");
 
+    // The archive can be listed like the store.
+    let (code, quiet) = json_output(siren(dir).arg("--config").arg(&config).args([
+        "events",
+        "list",
+        "--archive",
+        "--event-id",
+        "1000",
+        "--since",
+        "2024-03-05",
+        "--limit",
+        "1000",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(code, 0, "{quiet}");
+    assert_eq!(
+        quiet.as_array().unwrap().len(),
+        100,
+        "{backend}: days 5 and 6"
+    );
+
     // Hunting the archive finds what hunting the logs finds.
     let from_logs = hunt(dir, &config, &["events.jsonl"]);
     assert!(!from_logs.is_empty());

@@ -1,7 +1,7 @@
 //! `siren events`: look at stored events.
 
 use serde_json::json;
-use siren_core::store::EventQuery;
+use siren_core::store::{EventQuery, StoredEvent};
 
 use crate::Context;
 use crate::exit::{CommandResult, Exit, Failure};
@@ -36,6 +36,14 @@ pub struct ListArgs {
     /// At most this many events.
     #[arg(long, default_value_t = 50)]
     limit: u32,
+    /// Read the archive instead of the store (the `archive:` section, or `--archive-url`):
+    /// the tenant's parts of the days `--since`..`--until` cover, each checked against its
+    /// manifest first.
+    #[arg(long)]
+    archive: bool,
+    /// The archive (`s3://BUCKET/PREFIX`, `file:///FOLDER` or a folder), with `--archive`.
+    #[arg(long, value_name = "URL", requires = "archive")]
+    archive_url: Option<String>,
 }
 
 /// Runs `siren events …`.
@@ -56,8 +64,12 @@ pub async fn run(context: &Context, command: EventsCommand) -> CommandResult {
         until: time(&args.until)?,
         limit: args.limit,
     };
-    let store = super::open_store(context).await?;
-    let events = store.list_events(&context.tenant, &query).await?;
+    let events = if args.archive {
+        archived_events(context, &query, args.archive_url).await?
+    } else {
+        let store = super::open_store(context).await?;
+        store.list_events(&context.tenant, &query).await?
+    };
     let rows = events
         .into_iter()
         .map(|e| {
@@ -85,4 +97,64 @@ pub async fn run(context: &Context, command: EventsCommand) -> CommandResult {
         .rows(&Rows { columns, rows })
         .map_err(|e| Failure::new(Exit::Software, e))?;
     Ok(Exit::Ok)
+}
+
+/// The tenant's archived events matching `query`, newest first (their `id` is 0: they are
+/// not in the store).
+async fn archived_events(
+    context: &Context,
+    query: &EventQuery,
+    archive_url: Option<String>,
+) -> Result<Vec<StoredEvent>, Failure> {
+    let range = super::archive::Range {
+        archive_url,
+        from: None,
+        to: None,
+    };
+    let archive = range.open(context)?;
+    let parts = archive
+        .list(
+            Some(&context.tenant),
+            query.since.map(|t| t.date_naive()),
+            query.until.map(|t| t.date_naive()),
+        )
+        .await
+        .map_err(|e| Failure::new(Exit::Unavailable, e))?;
+    let same = |wanted: &Option<String>, value: &Option<String>| {
+        wanted.as_ref().is_none_or(|w| {
+            value
+                .as_ref()
+                .is_some_and(|v| v.to_lowercase() == w.to_lowercase())
+        })
+    };
+    let mut found = Vec::new();
+    for part in &parts {
+        let events = match archive.read(part).await {
+            Ok(events) => events,
+            Err(error) => {
+                context.printer.warn(format!("skipped: {error}"));
+                continue;
+            }
+        };
+        found.extend(
+            events
+                .into_iter()
+                .map(|archived| archived.event)
+                .filter(|e| {
+                    same(&query.host, &e.host)
+                        && same(&query.source, &e.source)
+                        && query.event_id.is_none_or(|id| e.event_id == Some(id))
+                        && query
+                            .since
+                            .is_none_or(|since| e.timestamp.is_some_and(|t| t >= since))
+                        && query
+                            .until
+                            .is_none_or(|until| e.timestamp.is_some_and(|t| t < until))
+                })
+                .map(|event| StoredEvent { id: 0, event }),
+        );
+    }
+    found.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
+    found.truncate(query.limit as usize);
+    Ok(found)
 }
