@@ -61,6 +61,14 @@ impl Keep {
         &self.text
     }
 
+    /// Until when something taken at `now` is kept this long (the end of time for
+    /// `forever`, or an age past it).
+    pub fn until(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        self.cutoff(now)
+            .and_then(|cutoff| now.checked_add_signed(now - cutoff))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
     /// The time before which data kept this long goes, at `now` (`None`: kept forever).
     pub fn cutoff(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let age = chrono::Duration::from_std(self.age?).ok()?;

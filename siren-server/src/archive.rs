@@ -8,7 +8,7 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use siren_core::archive::{PartManifest, RestoreReport, RestoreRequest};
 use siren_core::retention::Keep;
@@ -103,16 +103,11 @@ async fn restore(
     }
     let keep = Keep::parse(body.keep.as_deref().unwrap_or("30d"))
         .map_err(|e| ApiError::BadRequest(format!("keep: {e}")))?;
-    let now = Utc::now();
-    let until = keep
-        .cutoff(now)
-        .and_then(|cutoff| now.checked_add_signed(now - cutoff))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     let request = RestoreRequest {
         tenant: Some(access.tenant.clone()),
         from: body.from,
         to,
-        until,
+        until: keep.until(Utc::now()),
     };
     let report =
         siren_core::archive::restore(&**state.store(), archive, &request, &access.actor()).await?;

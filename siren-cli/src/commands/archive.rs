@@ -1,7 +1,7 @@
 //! `siren archive list|restore`: the parts retention wrote before deleting events, and
 //! bringing a range of days back into the store (`siren_core::archive`).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use serde_json::json;
 use siren_core::archive::{Archive, ArchiveConfig, PartManifest, RestoreRequest};
 use siren_core::retention::Keep;
@@ -201,11 +201,7 @@ async fn restore(context: &Context, args: RestoreArgs) -> CommandResult {
         tenant: context.tenant_given.then(|| context.tenant.clone()),
         from,
         to,
-        until: args
-            .keep
-            .cutoff(now)
-            .and_then(|cutoff| now.checked_add_signed(now - cutoff))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        until: args.keep.until(now),
     };
     let store = siren_core::store::open(&context.database_url).await?;
     let report = siren_core::archive::restore(&*store, &archive, &request, &super::cli_actor())

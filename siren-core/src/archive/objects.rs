@@ -347,16 +347,7 @@ impl Archive {
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
     ) -> Result<Vec<PartManifest>, ArchiveError> {
-        let prefix = match tenant {
-            Some(tenant) => format!("manifests/{}", tenant.as_str()),
-            None => "manifests".to_owned(),
-        };
-        let listed: Vec<_> = self
-            .objects
-            .list(Some(&self.path(&prefix)))
-            .try_collect()
-            .await
-            .map_err(|e| self.store_error(&prefix, e))?;
+        let listed = self.objects_under("manifests", tenant).await?;
         let root = self.root.as_ref();
         let mut manifests = Vec::new();
         for meta in listed {
@@ -399,20 +390,28 @@ impl Archive {
     /// The parts stored (complete or not) and their bytes, `tenant`'s or every tenant's,
     /// from a listing (no part is read).
     pub async fn usage(&self, tenant: Option<&TenantId>) -> Result<Usage, ArchiveError> {
-        let prefix = match tenant {
-            Some(tenant) => format!("events/{}", tenant.as_str()),
-            None => "events".to_owned(),
-        };
-        let listed: Vec<_> = self
-            .objects
-            .list(Some(&self.path(&prefix)))
-            .try_collect()
-            .await
-            .map_err(|e| self.store_error(&prefix, e))?;
+        let listed = self.objects_under("events", tenant).await?;
         Ok(Usage {
             parts: listed.len() as u64,
             bytes: listed.iter().map(|meta| meta.size).sum(),
         })
+    }
+
+    /// Every object under `folder` (`events`, `manifests`), or under its `tenant` subfolder.
+    async fn objects_under(
+        &self,
+        folder: &str,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<object_store::ObjectMeta>, ArchiveError> {
+        let prefix = match tenant {
+            Some(tenant) => format!("{folder}/{}", tenant.as_str()),
+            None => folder.to_owned(),
+        };
+        self.objects
+            .list(Some(&self.path(&prefix)))
+            .try_collect()
+            .await
+            .map_err(|e| self.store_error(&prefix, e))
     }
 
     async fn get(&self, object: &str) -> Result<Vec<u8>, ArchiveError> {
